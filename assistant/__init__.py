@@ -1,0 +1,1 @@
+"""keyart's language side: chat models, prompting techniques and the workflows that meet imagegen."""
