@@ -1,0 +1,61 @@
+"""Test settings: offline hub, one torch thread, styles from the package only."""
+
+import os
+
+# Nothing may download weights in tests: a slip fails loudly instead of hanging on the network.
+os.environ["HF_HUB_OFFLINE"] = "1"
+os.environ["TRANSFORMERS_OFFLINE"] = "1"
+os.environ.pop("KEYART_SDXL_MODEL", None)
+os.environ.pop("KEYART_SDXL_REFINER", None)
+os.environ.pop("KEYART_STYLES", None)
+
+import pytest
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _one_torch_thread():
+    """Tiny renders are 10-50x slower when torch's threads fight another process for 2 cores."""
+    import sys
+
+    if "torch" in sys.modules:
+        sys.modules["torch"].set_num_threads(1)
+    yield
+
+
+@pytest.fixture(scope="session")
+def tiny_pipes(tmp_path_factory):
+    """In-memory tiny SDXL (base, refiner), sharing text_encoder_2 and the VAE."""
+    import torch
+
+    torch.set_num_threads(1)
+    from imagegen.tiny import tiny_sdxl
+
+    return tiny_sdxl(tmp_path_factory.mktemp("tiny-tokenizer"))
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dirs(tmp_path_factory):
+    """Tiny base and refiner saved as diffusers folders, as KEYART_SDXL_MODEL would name them."""
+    import torch
+
+    torch.set_num_threads(1)
+    from imagegen.tiny import save_tiny_sdxl
+
+    return save_tiny_sdxl(tmp_path_factory.mktemp("tiny-models"))
+
+
+@pytest.fixture(scope="session")
+def engine(tiny_pipes):
+    """The SDXL engine over the tiny base and refiner (refiner used when a request says so)."""
+    from imagegen.engines.sdxl import SDXLEngine
+
+    base, refiner = tiny_pipes
+    return SDXLEngine(base, refiner, model_name="tiny-sdxl-base", refiner_name="tiny-sdxl-refiner")
+
+
+@pytest.fixture
+def tiny_request():
+    """A 2-step 64x64 request: about a tenth of a second on one CPU thread."""
+    from imagegen import RenderRequest
+
+    return RenderRequest("a lighthouse keeper in a storm", num_inference_steps=2, width=64, height=64, seed=42, refiner="off")
