@@ -1,0 +1,308 @@
+"""A1111 "parameters" infotext and the keyart lineage JSON: written into PNGs and read back.
+
+The infotext follows AUTOMATIC1111's layout exactly, so A1111, Forge and Civitai read our images
+and we read theirs; the lineage chunk carries the whole request, so a re-render is exact.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import re
+from functools import lru_cache
+import secrets
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from importlib import metadata as _metadata
+from pathlib import Path
+from typing import Any
+
+from .errors import InvalidRequest, MetadataError, UnknownStyle
+from .request import RenderedImage, RenderRequest
+
+log = logging.getLogger(__name__)
+
+PARAMETERS_KEY = "parameters"  # A1111's PNG text chunk
+LINEAGE_KEY = "keyart"  # our JSON chunk
+NEGATIVE_PREFIX = "Negative prompt:"
+# A1111's `re_param`: one `Key: value` pair, the value either JSON-quoted or up to the next comma.
+RE_PARAM = re.compile(r'\s*(\w[\w \-/]+):\s*("(?:\\.|[^\\"])+"|[^,]*)(?:,|$)')
+RE_SIZE = re.compile(r"^(\d+)x(\d+)$")
+RE_NUMBER = re.compile(r"(\d+)(?=[-.]|$)")  # A1111's sequence number: the 00007 of 00007-1234.png
+REQUIRED = ("Steps", "Seed", "Size")
+# A1111's names for the request's fields (Size and Refiner are translated by hand).
+TEXT_FIELDS = {"Sampler": "sampler", "Schedule type": "schedule_type"}
+NUMBER_FIELDS = {"Steps": "num_inference_steps", "CFG scale": "guidance_scale", "Seed": "seed", "Refiner switch at": "refiner_switch_at"}
+VERSIONED = ("torch", "diffusers", "transformers", "pillow", "keyart")
+EXAMPLE = "Steps: 30, Sampler: DPM++ 2M, Schedule type: Karras, CFG scale: 7, Seed: 1234, Size: 1024x1024"
+
+
+@dataclass(frozen=True)
+class PngMetadata:
+    """What a PNG carries: A1111's parameters text and keyart's lineage, either may be absent."""
+
+    infotext: str | None
+    lineage: dict[str, Any] | None
+
+
+# -- the A1111 infotext -----------------------------------------------------------------------
+
+
+def _quote(value: object) -> str:
+    """A1111's `quote()`: JSON-quote a value that would otherwise break the `Key: value, ...` line."""
+    text = f"{value:g}" if isinstance(value, float) else str(value)
+    # A1111 quotes on "," "\n" ":"; a leading quote is added so such a value cannot be mis-read.
+    if any(c in text for c in ",\n:") or text.startswith('"'):
+        return json.dumps(text, ensure_ascii=False)
+    return text
+
+
+def format_infotext(prompt: str, negative_prompt: str, fields: dict[str, object]) -> str:
+    """A1111's "parameters": the prompt, `Negative prompt: ...` (if any), then `Key: value, ...`."""
+    params = ", ".join(f"{key}: {_quote(value)}" for key, value in fields.items() if value is not None)
+    negative = f"\n{NEGATIVE_PREFIX} {negative_prompt}" if negative_prompt else ""
+    return f"{prompt}{negative}\n{params}".strip()
+
+
+def parse_infotext(text: str) -> tuple[str, str, dict[str, str]]:
+    """(prompt, negative prompt, fields) from an infotext, as A1111's `parse_generation_parameters`."""
+    *lines, last = text.strip().split("\n")
+    if len(RE_PARAM.findall(last)) < 3:  # not a parameters line: A1111 reads it as prompt
+        lines.append(last)
+        last = ""
+    prompt = negative = ""
+    in_negative = False
+    for line in lines:
+        line = line.strip()
+        if line.startswith(NEGATIVE_PREFIX):
+            in_negative = True
+            line = line[len(NEGATIVE_PREFIX) :].strip()
+        if in_negative:
+            negative += ("\n" if negative else "") + line
+        else:
+            prompt += ("\n" if prompt else "") + line
+    fields: dict[str, str] = {}
+    for key, value in RE_PARAM.findall(last):
+        if len(value) > 1 and value[0] == value[-1] == '"':
+            try:
+                value = json.loads(value)
+            except json.JSONDecodeError:
+                pass  # A1111's `unquote` keeps such a value as written
+        fields[key] = value
+    return prompt, negative, fields
+
+
+def infotext_for(
+    request: RenderRequest, *, seed: int, model: str, index: int = 0, extra: dict[str, object] | None = None
+) -> str:
+    """The infotext of one image of a seed-resolved request: the styled prompt the model saw."""
+    prompt, negative = request.styled
+    fields: dict[str, object] = {
+        "Steps": request.num_inference_steps,
+        "Sampler": request.sampler,
+        "Schedule type": request.schedule,
+        "CFG scale": request.guidance_scale,
+        "Seed": seed,
+        "Size": f"{request.width}x{request.height}",
+        "Model": model,
+    }
+    if request.batch_size > 1:
+        fields |= {"Batch size": request.batch_size, "Batch pos": index % request.batch_size}
+    fields |= extra or {}
+    fields["Version"] = f"keyart {_keyart_version()}"
+    return format_infotext(prompt, negative, fields)
+
+
+def request_from_infotext(text: str) -> RenderRequest:
+    """A request that renders the image an infotext describes: batch 1, on the image's own seed."""
+    prompt, negative, fields = parse_infotext(text)
+    missing = [key for key in REQUIRED if key not in fields]
+    if missing:
+        raise MetadataError(f"the A1111 parameters lack {', '.join(missing)}; expected a last line such as {EXAMPLE!r}")
+    size = RE_SIZE.match(fields["Size"].strip())
+    if size is None:
+        raise InvalidRequest(f"Size must be WIDTHxHEIGHT such as 1024x1024 (got {fields['Size']!r})")
+    options: dict[str, Any] = {name: fields[key] for key, name in TEXT_FIELDS.items() if key in fields}
+    options |= {name: _number(fields[key]) for key, name in NUMBER_FIELDS.items() if key in fields}
+    return RenderRequest(
+        prompt=prompt,
+        negative_prompt=negative,
+        style=None,  # the prompt already has the style applied
+        width=int(size.group(1)),
+        height=int(size.group(2)),
+        refiner="on" if "Refiner" in fields else "off",
+        **options,
+    )
+
+
+def _number(text: str) -> int | float | str:
+    """A number from infotext; anything else passes through for RenderRequest's own error."""
+    for kind in (int, float):
+        try:
+            return kind(text)
+        except ValueError:
+            pass
+    return text
+
+
+# -- the keyart lineage -----------------------------------------------------------------------
+
+
+def _keyart_version() -> str:
+    from . import __version__  # late: safe even if the package ever imports this module first
+
+    return __version__
+
+
+@lru_cache(maxsize=None)  # installed versions do not change while a process runs
+def _version(name: str) -> str | None:
+    try:
+        return _metadata.version(name)
+    except _metadata.PackageNotFoundError:
+        return None
+
+
+def lineage_for(
+    request: RenderRequest,
+    *,
+    seed: int,
+    index: int,
+    engine: str,
+    model: str,
+    extra: dict[str, Any] | None = None,
+    lineage: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """The keyart JSON of one image: the whole request, where it came from, and what rendered it."""
+    data: dict[str, Any] = {
+        "keyart": _keyart_version(),
+        "engine": engine,
+        "model": model,
+        "request": request.to_dict(),
+        "seed": seed,
+        "index": index,
+        "lineage": dict(lineage or {}),
+        # Read from the installed distributions: importing torch here would cost seconds.
+        "versions": {name: v for name in VERSIONED if (v := _version(name)) is not None},
+        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+    }
+    clash = set(extra or {}) & set(data)
+    if clash:
+        raise MetadataError(f"extra lineage keys {sorted(clash)} would overwrite keyart's own")
+    return data | (extra or {})
+
+
+# -- PNG files --------------------------------------------------------------------------------
+
+
+def _next_number(directory: Path) -> int:
+    """One more than the highest A1111-style sequence number in `directory` (0 when none)."""
+    numbers = [int(m.group(1)) for name in os.listdir(directory) if (m := RE_NUMBER.match(name))]
+    return max(numbers, default=-1) + 1
+
+
+def save_png(rendered: RenderedImage, directory: str | Path) -> Path:
+    """Write `{n:05d}-{seed}.png` with its parameters and lineage; never overwrites, never half-written."""
+    from PIL.PngImagePlugin import PngInfo
+
+    # 1. The chunks, checked before anything touches the disk.
+    info = PngInfo()
+    if rendered.infotext:
+        info.add_text(PARAMETERS_KEY, rendered.infotext)  # tEXt for latin-1, iTXt otherwise
+    if rendered.lineage:
+        try:
+            info.add_itxt(LINEAGE_KEY, json.dumps(rendered.lineage, ensure_ascii=False))
+        except (TypeError, ValueError) as exc:
+            raise MetadataError(f"the keyart lineage must be JSON (text, numbers, lists, dicts): {exc}") from exc
+    # 2. Write a hidden temp file in the same folder (os.open honours the umask, unlike mkstemp).
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    tmp = directory / f".keyart-{secrets.token_hex(8)}.tmp"
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            rendered.image.save(f, format="PNG", pnginfo=info)
+            f.flush()
+            os.fsync(f.fileno())
+        # 3. Publish under the next free number: link() fails if the name exists, so a concurrent
+        # writer that took it makes us move on instead of overwriting its image.
+        number = _next_number(directory)
+        while True:
+            final = directory / f"{number:05d}-{rendered.seed}.png"
+            try:
+                os.link(tmp, final)
+                return final
+            except FileExistsError:
+                number = max(number + 1, _next_number(directory))
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def read_png(path: str | Path) -> PngMetadata:
+    """The A1111 parameters and keyart lineage stored in a PNG."""
+    from PIL import Image, UnidentifiedImageError
+
+    expected = f"expected a PNG with an A1111 {PARAMETERS_KEY!r} or a {LINEAGE_KEY!r} text chunk"
+    try:
+        with Image.open(path) as im:
+            if im.format != "PNG":
+                raise MetadataError(f"{path} is a {im.format} image; {expected}")
+            text = {key: str(value) for key, value in im.text.items()}
+    except (UnidentifiedImageError, SyntaxError) as exc:
+        raise MetadataError(f"{path} is not a readable image; {expected}") from exc
+    except (OSError, ValueError) as exc:
+        raise MetadataError(f"cannot read {path} ({exc}); {expected}") from exc
+    infotext, lineage = text.get(PARAMETERS_KEY), text.get(LINEAGE_KEY)
+    if infotext is None and lineage is None:
+        raise MetadataError(f"{path} carries no generation metadata; {expected}")
+    if lineage is not None:
+        try:
+            lineage = json.loads(lineage)
+        except json.JSONDecodeError as exc:
+            raise MetadataError(f"{path}: the {LINEAGE_KEY!r} chunk is not valid JSON ({exc})") from exc
+        if not isinstance(lineage, dict):
+            raise MetadataError(f"{path}: the {LINEAGE_KEY!r} chunk must be a JSON object")
+    return PngMetadata(infotext=infotext, lineage=lineage)
+
+
+def request_from_png(path: str | Path) -> tuple[RenderRequest, int]:
+    """The request and image index that reproduce a PNG: keyart's whole batch, else A1111's one image."""
+    meta = read_png(path)
+    if meta.lineage is not None and "request" in meta.lineage:
+        # 1. keyart lineage: the original request, so the batch (and thus the maths) is the same.
+        data, index = meta.lineage["request"], meta.lineage.get("index", 0)
+        if not isinstance(data, dict):
+            raise MetadataError(f"{path}: the keyart 'request' must be a JSON object")
+        request = _request_seen(data, meta.infotext)
+        total = request.batch_size * request.batch_count
+        if request.seed == -1 or not isinstance(index, int) or isinstance(index, bool) or not 0 <= index < total:
+            raise MetadataError(
+                f"{path}: the keyart lineage needs a resolved seed and an index below {total} "
+                f"(got seed {request.seed}, index {index!r})"
+            )
+        return request, index
+    if meta.infotext is None:
+        raise MetadataError(f"{path}: the keyart chunk has no 'request' and there are no A1111 parameters")
+    # 2. A1111 parameters only: one image on its own seed.
+    return request_from_infotext(meta.infotext), 0
+
+
+def _request_seen(data: dict[str, Any], infotext: str | None) -> RenderRequest:
+    """The lineage's request; with the recorded prompt instead of its style if the style here no longer gives it.
+
+    Styles are data that can change or be missing on this machine; the infotext holds the styled prompt.
+    """
+    try:
+        request = RenderRequest.from_dict(data)
+    except UnknownStyle:
+        if infotext is None:
+            raise
+        request = None
+    if infotext is None:
+        return request
+    seen = parse_infotext(infotext)[:2]
+    # Compared with whitespace collapsed, as CLIP's tokenizer collapses it: such prompts render the same.
+    if request is not None and [" ".join(t.split()) for t in request.styled] == [" ".join(t.split()) for t in seen]:
+        return request
+    log.warning("style %r does not give this image's recorded prompt here; rendering the recorded prompt", data.get("style"))
+    return RenderRequest.from_dict({**data, "style": None, "prompt": seen[0], "negative_prompt": seen[1]})
