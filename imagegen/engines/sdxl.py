@@ -1,0 +1,173 @@
+"""The local SDXL engine: diffusers' base pipeline plus an optional refiner (ensemble of experts).
+
+The base denoises the first `refiner_switch_at` of the schedule and hands its latents to the
+refiner, which shares text_encoder_2 and the VAE. Components are injected (`SDXLEngine(base,
+refiner)`); `from_pretrained` and `from_env` load them.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from typing import Any
+
+from .. import samplers
+from ..errors import InvalidRequest, ModelNotFound, RenderFailed
+from ..metadata import infotext_for, lineage_for
+from ..request import RenderedImage, RenderRequest
+from . import MODEL_ENV, REFINER_ENV, Progress
+from .sdxl_load import keep_vae_safe, load_pipelines, pick_device, pick_dtype, place
+
+log = logging.getLogger(__name__)
+
+
+class SDXLEngine:
+    name = "sdxl"
+
+    def __init__(self, base, refiner=None, *, model_name: str = "sdxl", refiner_name: str | None = None, memory: str = "normal"):
+        self.base = base
+        self.refiner = refiner
+        self.model_name = model_name
+        self.refiner_name = refiner_name or ("refiner" if refiner is not None else None)
+        self.memory = memory
+        # Pristine scheduler configs: every sampler is built from these, never from the last one used.
+        self._scheduler_config = dict(base.scheduler.config)
+        self._refiner_scheduler_config = dict(refiner.scheduler.config) if refiner is not None else None
+        for pipe in self._pipes:
+            pipe.set_progress_bar_config(disable=True)
+
+    @property
+    def _pipes(self) -> list:
+        return [p for p in (self.base, self.refiner) if p is not None]
+
+    @property
+    def device(self) -> str:
+        return str(self.base._execution_device)
+
+    @property
+    def dtype(self) -> str:
+        return str(self.base.unet.dtype).removeprefix("torch.")
+
+    # -- loading ------------------------------------------------------------------------------
+
+    @classmethod
+    def from_pretrained(
+        cls, model: str, refiner: str | None = None, *, device: str | None = None, dtype: str | None = None, memory: str | None = None
+    ) -> SDXLEngine:
+        """Load SDXL (and a refiner) from folders, .safetensors files or hub ids onto a device."""
+        # 1. Where and in which precision.
+        device = pick_device(device)
+        torch_dtype = pick_dtype(device, dtype)
+        memory = memory or os.environ.get("KEYART_MEMORY") or "normal"
+        if device == "cpu":
+            log.warning("rendering SDXL on the CPU in fp32: expect minutes per image; a CUDA GPU takes seconds")
+        # 2. Load, keep the VAE safe in fp16, then place the models.
+        base, refiner_pipe, name, refiner_name = load_pipelines(model, refiner, torch_dtype)
+        pipes = [p for p in (base, refiner_pipe) if p is not None]
+        keep_vae_safe(pipes, torch_dtype)
+        place(pipes, device, memory)
+        return cls(base, refiner_pipe, model_name=name, refiner_name=refiner_name, memory=memory)
+
+    @classmethod
+    def from_env(cls, **options: Any) -> SDXLEngine:
+        """Load the model named by KEYART_SDXL_MODEL (and KEYART_SDXL_REFINER when set)."""
+        unknown = set(options) - {"device", "dtype", "memory"}
+        if unknown:
+            raise InvalidRequest(f"unknown sdxl engine options {sorted(unknown)}; known: device, dtype, memory")
+        model = os.environ.get(MODEL_ENV, "").strip()
+        if not model:
+            raise ModelNotFound(f"set {MODEL_ENV} to an SDXL folder, .safetensors file or hub id")
+        return cls.from_pretrained(model, os.environ.get(REFINER_ENV, "").strip() or None, **options)
+
+    # -- rendering ----------------------------------------------------------------------------
+
+    def render(
+        self, request: RenderRequest, *, lineage: dict[str, Any] | None = None, progress: Progress | None = None
+    ) -> list[RenderedImage]:
+        """Render every image of `request`: batch_count batches of batch_size, image i on seed+i."""
+        import torch
+
+        # 1. Resolve the seed and the refiner; build the sampler from the pristine configs.
+        request = request.with_seed()
+        use_refiner = self._use_refiner(request)
+        self.base.scheduler = samplers.make_scheduler(request.sampler, request.schedule_type, self._scheduler_config)
+        if use_refiner:
+            self.refiner.scheduler = samplers.make_scheduler(request.sampler, request.schedule_type, self._refiner_scheduler_config)
+        prompt, negative = request.styled
+        seeds = request.seeds()
+        steps = request.num_inference_steps
+        total = request.batch_count * steps
+        results: list[RenderedImage] = []
+        for batch in range(request.batch_count):
+            batch_seeds = seeds[batch * request.batch_size : (batch + 1) * request.batch_size]
+            # 2. One CPU generator per image: the same seed gives the same image on any device.
+            generators = [torch.Generator("cpu").manual_seed(s) for s in batch_seeds]
+            common = dict(
+                prompt=prompt,
+                negative_prompt=negative or None,
+                num_inference_steps=steps,
+                guidance_scale=request.guidance_scale,
+                num_images_per_prompt=request.batch_size,
+                generator=generators,
+            )
+            # 3. Base, then the refiner on the base's latents from `refiner_switch_at` on.
+            switch = request.refiner_switch_at if use_refiner else 1.0
+            images = self.base(
+                **common,
+                width=request.width,
+                height=request.height,
+                denoising_end=switch if use_refiner else None,
+                output_type="latent" if use_refiner else "np",
+                callback_on_step_end=_reporter(progress, batch * steps, 0.0, switch, steps, total),
+            ).images
+            if use_refiner:
+                images = self.refiner(
+                    **common,
+                    image=images,
+                    denoising_start=switch,
+                    output_type="np",
+                    callback_on_step_end=_reporter(progress, batch * steps, switch, 1.0, steps, total),
+                ).images
+            # 4. A NaN decode is a black image: say so rather than save it.
+            if not torch.isfinite(torch.as_tensor(images)).all():
+                raise RenderFailed(
+                    "the VAE decoded NaNs (the image would be black); run in bf16 (KEYART_DTYPE=bf16) "
+                    "or fp32, or use an fp16-safe VAE such as madebyollin/sdxl-vae-fp16-fix"
+                )
+            for offset, (image, seed) in enumerate(zip(self.base.image_processor.numpy_to_pil(images), batch_seeds)):
+                index = batch * request.batch_size + offset
+                results.append(self._rendered(request, image, seed, index, use_refiner, lineage))
+        return results
+
+    def _use_refiner(self, request: RenderRequest) -> bool:
+        if request.refiner == "on" and self.refiner is None:
+            raise ModelNotFound(f"the refiner was asked for, but none is loaded; set {REFINER_ENV} to an SDXL refiner folder, file or hub id")
+        return self.refiner is not None and request.refiner != "off"
+
+    def _rendered(self, request, image, seed, index, use_refiner, lineage) -> RenderedImage:
+        extra: dict[str, Any] = {}
+        if use_refiner:
+            extra = {"Refiner": self.refiner_name, "Refiner switch at": request.refiner_switch_at}
+        details = {"device": self.device, "dtype": self.dtype, "memory": self.memory, "refiner": self.refiner_name if use_refiner else None}
+        return RenderedImage(
+            image=image,
+            request=request,
+            seed=seed,
+            index=index,
+            infotext=infotext_for(request, seed=seed, model=self.model_name, index=index, extra=extra),
+            lineage=lineage_for(request, seed=seed, index=index, engine=self.name, model=self.model_name, extra=details, lineage=lineage),
+        )
+
+
+def _reporter(progress: Progress | None, offset: int, start: float, end: float, steps: int, total: int):
+    """A diffusers step callback that reports progress across base, refiner and batches."""
+    if progress is None:
+        return None
+
+    def on_step_end(pipe, i, t, callback_kwargs):
+        fraction = start + (end - start) * (i + 1) / max(pipe.num_timesteps, 1)
+        progress(offset + round(fraction * steps), total)
+        return callback_kwargs
+
+    return on_step_end
+

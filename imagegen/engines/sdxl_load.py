@@ -1,0 +1,156 @@
+"""Loading SDXL for the engine: where the model is, which device and precision, which memory mode.
+
+A model is a diffusers folder, a single .safetensors/.ckpt file, or a hub id. Anything missing is
+a `ModelNotFound` that says what to set. torch and diffusers are imported only inside functions.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ..errors import InvalidRequest, ModelNotFound
+
+log = logging.getLogger(__name__)
+
+MEMORY_MODES = ("normal", "medvram", "lowvram")  # A1111's names for the two offload levels
+DTYPES = ("auto", "fp16", "bf16", "fp32")
+SINGLE_FILE_SUFFIXES = (".safetensors", ".ckpt")
+
+
+@dataclass(frozen=True)
+class ModelSource:
+    kind: str  # "folder" | "file" | "hub"
+    location: str
+    name: str  # what A1111's "Model:" field shows
+
+
+def locate(model: str, *, variable: str = "KEYART_SDXL_MODEL") -> ModelSource:
+    """Classify a model reference, failing early with a message that says what to set."""
+    model = model.strip()
+    path = Path(model).expanduser()
+    if path.is_dir():
+        index = path / "model_index.json"
+        if not index.is_file():
+            raise ModelNotFound(f"{path} is not a diffusers model folder (no model_index.json); point {variable} at one, or at a .safetensors file")
+        pipeline = json.loads(index.read_text(encoding="utf-8")).get("_class_name", "")
+        if "StableDiffusionXL" not in pipeline:
+            raise ModelNotFound(f"{path} holds a {pipeline or 'unknown'} model, not SDXL; point {variable} at an SDXL folder")
+        return ModelSource("folder", str(path), path.name)
+    if path.suffix.lower() in SINGLE_FILE_SUFFIXES:
+        if not path.is_file():
+            raise ModelNotFound(f"{variable}={model}: no such file; download an SDXL checkpoint there or fix the path")
+        return ModelSource("file", str(path), path.stem)
+    parts = model.split("/")
+    if len(parts) == 2 and all(parts) and not model.startswith((".", "~")):
+        return ModelSource("hub", model, parts[1])
+    raise ModelNotFound(
+        f"{variable}={model!r} is neither a folder, a .safetensors file nor a hub id (owner/name); "
+        "set it to e.g. /models/sdxl-base or stabilityai/stable-diffusion-xl-base-1.0"
+    )
+
+
+def pick_device(device: str | None = None) -> str:
+    """`device`, else KEYART_DEVICE, else CUDA when available, else Apple's MPS, else the CPU."""
+    import torch
+
+    device = device or os.environ.get("KEYART_DEVICE") or ""
+    if device:
+        if device.startswith("cuda") and not torch.cuda.is_available():
+            raise InvalidRequest(f"device {device!r} was asked for, but torch sees no CUDA GPU (torch {torch.__version__})")
+        return device
+    if torch.cuda.is_available():
+        return "cuda"
+    if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
+        return "mps"
+    return "cpu"
+
+
+def pick_dtype(device: str, dtype: str | None = None):
+    """fp16 on GPUs (SDXL's own variant), fp32 on the CPU, where half precision is slow or missing."""
+    import torch
+
+    dtype = dtype or os.environ.get("KEYART_DTYPE") or "auto"
+    if dtype not in DTYPES:
+        raise InvalidRequest(f"dtype must be one of {', '.join(DTYPES)} (got {dtype!r})")
+    if dtype == "auto":
+        dtype = "fp32" if device == "cpu" else "fp16"
+    return {"fp16": torch.float16, "bf16": torch.bfloat16, "fp32": torch.float32}[dtype]
+
+
+def _from_source(cls, source: ModelSource, dtype, **components: Any):
+    kwargs: dict[str, Any] = {"torch_dtype": dtype, **components}
+    try:
+        if source.kind == "file":
+            config = os.environ.get("KEYART_SDXL_CONFIG")  # a diffusers folder to read configs from offline
+            return cls.from_single_file(source.location, config=config, **kwargs) if config else cls.from_single_file(source.location, **kwargs)
+        if source.kind == "folder" and dtype is not _fp32() and any(Path(source.location).glob("unet/*.fp16.safetensors")):
+            kwargs["variant"] = "fp16"  # half-size files, when the folder has them
+        return cls.from_pretrained(source.location, **kwargs)
+    except OSError as exc:  # what diffusers and huggingface_hub raise for missing files and hub misses
+        offline = os.environ.get("HF_HUB_OFFLINE", "") not in ("", "0")
+        hint = " HF_HUB_OFFLINE is set, so only the local cache is searched." if offline else ""
+        raise ModelNotFound(f"cannot load SDXL model {source.location!r}: {exc}.{hint} Download it first, or point KEYART_SDXL_MODEL at a local folder or file") from exc
+
+
+def _fp32():
+    import torch
+
+    return torch.float32
+
+
+def load_pipelines(model: str, refiner: str | None, dtype):
+    """Load the base pipeline and, when asked, a refiner sharing its text_encoder_2 and VAE."""
+    from diffusers import StableDiffusionXLImg2ImgPipeline, StableDiffusionXLPipeline
+
+    base_source = locate(model)
+    refiner_source = locate(refiner, variable="KEYART_SDXL_REFINER") if refiner else None
+    base = _from_source(StableDiffusionXLPipeline, base_source, dtype)
+    refiner_pipe = None
+    if refiner_source:
+        refiner_pipe = _from_source(
+            StableDiffusionXLImg2ImgPipeline, refiner_source, dtype, text_encoder_2=base.text_encoder_2, vae=base.vae
+        )
+    return base, refiner_pipe, base_source.name, refiner_source.name if refiner_source else None
+
+
+def place(pipes: list, device: str, memory: str = "normal") -> None:
+    """Put the pipelines on `device` in one of A1111's memory modes.
+
+    normal: everything on the device. medvram: each model moves to the GPU only while it runs
+    (diffusers' model offload) and the VAE decodes in slices and tiles. lowvram: layer by layer
+    (sequential offload): slowest, fits in a few GB.
+    """
+    if memory not in MEMORY_MODES:
+        raise InvalidRequest(f"memory must be one of {', '.join(MEMORY_MODES)} (got {memory!r})")
+    if memory != "normal" and not device.startswith("cuda"):
+        raise InvalidRequest(f"memory mode {memory!r} offloads from a CUDA GPU to the CPU; on {device} use 'normal'")
+    for pipe in pipes:
+        if memory == "normal":
+            pipe.to(device)
+        elif memory == "medvram":
+            pipe.enable_model_cpu_offload(device=device)
+        else:
+            pipe.enable_sequential_cpu_offload(device=device)
+        if memory != "normal":
+            pipe.vae.enable_slicing()
+            pipe.vae.enable_tiling()
+
+
+def keep_vae_safe(pipes: list, dtype) -> None:
+    """In fp16 the SDXL VAE overflows and decodes to black: keep it in fp32 unless it is fp16-safe.
+
+    A VAE whose config says `force_upcast: false` (such as sdxl-vae-fp16-fix) stays in fp16;
+    bf16 has fp32's range and needs nothing.
+    """
+    import torch
+
+    if dtype is not torch.float16:
+        return
+    for pipe in pipes:
+        if getattr(pipe.vae.config, "force_upcast", True):
+            pipe.vae.to(torch.float32)

@@ -1,0 +1,143 @@
+"""Tiny random-init SDXL pipelines (base and refiner) built from configs, for tests and benchmarks.
+
+No weights are downloaded: the CLIP tokenizer is written from a byte-level vocabulary, and every
+model is the real diffusers/transformers class at a few thousand parameters.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+# SDXL conditions the UNet on 6 size/crop numbers (base) or 5 with the aesthetic score (refiner),
+# each embedded in `_TIME_DIM` channels, next to the pooled text embedding (`_HIDDEN` wide).
+_TIME_DIM = 8
+_HIDDEN = 32
+
+
+def _bytes_to_unicode() -> dict[int, str]:
+    """GPT-2/CLIP's reversible byte -> printable-character table."""
+    printable = [*range(ord("!"), ord("~") + 1), *range(ord("¡"), ord("¬") + 1), *range(ord("®"), ord("ÿ") + 1)]
+    chars = printable[:]
+    extra = 0
+    for b in range(256):
+        if b not in printable:
+            printable.append(b)
+            chars.append(256 + extra)
+            extra += 1
+    return dict(zip(printable, map(chr, chars)))
+
+
+def write_tokenizer(directory: str | Path) -> Path:
+    """Write a CLIP BPE tokenizer (every byte, a few merges, special tokens last) to `directory`."""
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    chars = list(_bytes_to_unicode().values())
+    merges = ["t h", "th e</w>", "a n", "i n", "o n</w>", "e r", "h o", "s e"]
+    tokens = chars + [c + "</w>" for c in chars] + [m.replace(" ", "") for m in merges]
+    tokens += ["<|startoftext|>", "<|endoftext|>"]  # special tokens at the highest ids, as in CLIP
+    (directory / "vocab.json").write_text(json.dumps({t: i for i, t in enumerate(tokens)}), encoding="utf-8")
+    (directory / "merges.txt").write_text("#version: 0.2\n" + "\n".join(merges) + "\n", encoding="utf-8")
+    config = {
+        "tokenizer_class": "CLIPTokenizer",
+        "model_max_length": 77,  # without it the tokenizer's default overflows an int
+        "bos_token": "<|startoftext|>",
+        "eos_token": "<|endoftext|>",
+        "unk_token": "<|endoftext|>",
+        "pad_token": "<|endoftext|>",
+    }
+    (directory / "tokenizer_config.json").write_text(json.dumps(config), encoding="utf-8")
+    return directory
+
+
+def _unet(cross_attention_dim: int, time_ids: int):
+    from diffusers import UNet2DConditionModel
+
+    return UNet2DConditionModel(
+        block_out_channels=(32, 64),
+        layers_per_block=2,
+        sample_size=32,
+        in_channels=4,
+        out_channels=4,
+        down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"),
+        up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"),
+        attention_head_dim=(2, 4),
+        use_linear_projection=True,
+        addition_embed_type="text_time",
+        addition_time_embed_dim=_TIME_DIM,
+        transformer_layers_per_block=(1, 2),
+        projection_class_embeddings_input_dim=time_ids * _TIME_DIM + _HIDDEN,
+        cross_attention_dim=cross_attention_dim,
+        norm_num_groups=1,
+    )
+
+
+def tiny_sdxl(directory: str | Path, *, seed: int = 0, refiner: bool = True):
+    """Build (base, refiner) tiny SDXL pipelines; the refiner shares text_encoder_2 and the VAE.
+
+    `directory` receives the tokenizer files. Returns `(base, None)` when `refiner` is False.
+    """
+    import torch
+    from diffusers import AutoencoderKL, EulerDiscreteScheduler, StableDiffusionXLImg2ImgPipeline, StableDiffusionXLPipeline
+    from transformers import CLIPTextConfig, CLIPTextModel, CLIPTextModelWithProjection, CLIPTokenizer
+
+    tokenizer = CLIPTokenizer.from_pretrained(write_tokenizer(Path(directory) / "tokenizer"))
+    vocab = tokenizer.get_vocab()
+    text_config = CLIPTextConfig(
+        bos_token_id=vocab["<|startoftext|>"],
+        eos_token_id=vocab["<|endoftext|>"],  # pooling finds this id, so it must be the real one
+        pad_token_id=vocab["<|endoftext|>"],
+        hidden_size=_HIDDEN,
+        intermediate_size=37,
+        num_attention_heads=4,
+        num_hidden_layers=2,
+        vocab_size=len(vocab),
+        projection_dim=_HIDDEN,
+        max_position_embeddings=77,
+    )
+    torch.manual_seed(seed)
+    text_encoder, text_encoder_2 = CLIPTextModel(text_config), CLIPTextModelWithProjection(text_config)
+    vae = AutoencoderKL(
+        block_out_channels=[32, 64],
+        in_channels=3,
+        out_channels=3,
+        down_block_types=["DownEncoderBlock2D"] * 2,
+        up_block_types=["UpDecoderBlock2D"] * 2,
+        latent_channels=4,
+        sample_size=128,
+    )
+    # SDXL's own scheduler config: Euler, scaled-linear betas, "leading" spacing.
+    scheduler = EulerDiscreteScheduler(
+        beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear", steps_offset=1, timestep_spacing="leading"
+    )
+    base = StableDiffusionXLPipeline(
+        vae=vae,
+        text_encoder=text_encoder,
+        text_encoder_2=text_encoder_2,
+        tokenizer=tokenizer,
+        tokenizer_2=tokenizer,
+        unet=_unet(2 * _HIDDEN, time_ids=6),
+        scheduler=scheduler,
+    )
+    if not refiner:
+        return base, None
+    refiner_pipe = StableDiffusionXLImg2ImgPipeline(
+        vae=vae,
+        text_encoder=None,
+        text_encoder_2=text_encoder_2,
+        tokenizer=None,
+        tokenizer_2=tokenizer,
+        unet=_unet(_HIDDEN, time_ids=5),
+        scheduler=EulerDiscreteScheduler.from_config(scheduler.config),
+        requires_aesthetics_score=True,
+    )
+    return base, refiner_pipe
+
+
+def save_tiny_sdxl(directory: str | Path, *, seed: int = 0) -> tuple[Path, Path]:
+    """Write tiny base and refiner model folders, as `from_pretrained` reads them."""
+    directory = Path(directory)
+    base, refiner = tiny_sdxl(directory, seed=seed)
+    base.save_pretrained(directory / "tiny-sdxl-base")
+    refiner.save_pretrained(directory / "tiny-sdxl-refiner")
+    return directory / "tiny-sdxl-base", directory / "tiny-sdxl-refiner"
