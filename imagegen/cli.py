@@ -1,0 +1,175 @@
+"""The imagegen command line: `render` a prompt with A1111-named options, `info` on a PNG.
+
+Errors a user can fix exit with code 2 and one line that says how; nothing is written for them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from pathlib import Path
+from typing import Any
+
+from . import samplers, styles
+from .errors import KeyartError
+from .request import SDXL_SIZES, RenderRequest
+
+DEFAULT_OUTPUT = Path("data/outputs")
+
+# CLI option -> RenderRequest field (diffusers' names inside, A1111's names at the edge).
+FIELDS = {
+    "negative_prompt": "negative_prompt",
+    "sampler": "sampler",
+    "schedule_type": "schedule_type",
+    "steps": "num_inference_steps",
+    "cfg_scale": "guidance_scale",
+    "width": "width",
+    "height": "height",
+    "seed": "seed",
+    "batch_size": "batch_size",
+    "batch_count": "batch_count",
+    "style": "style",
+    "refiner_switch_at": "refiner_switch_at",
+}
+
+
+def echo(text: str = "", *, err: bool = False) -> None:
+    (sys.stderr if err else sys.stdout).write(text + "\n")
+
+
+def _catalog_help() -> str:
+    width = max(len(s.name) for s in styles.catalog().values())
+    style_lines = "\n".join(f"  {s.name:<{width}}  {s.description}" for s in styles.catalog().values())
+    return (
+        f"samplers:\n  {', '.join(samplers.SAMPLERS)}\n"
+        f"  (legacy combined names work too: {', '.join(samplers.legacy_names()[:4])}, ...)\n"
+        f"schedule types:\n  {', '.join(samplers.SCHEDULE_TYPES)}\n"
+        f"styles:\n{style_lines}\n  none{' ' * (width - 2)}  the prompt as written\n"
+        f"SDXL sizes (WxH):\n  {', '.join(f'{w}x{h}' for w, h in SDXL_SIZES)}\n"
+        "engines:\n  auto (sdxl when KEYART_SDXL_MODEL is set, else preview), sdxl, preview (offline labelled card)\n"
+        "environment:\n  KEYART_SDXL_MODEL, KEYART_SDXL_REFINER  SDXL folder, .safetensors file or hub id\n"
+        "  KEYART_DEVICE, KEYART_DTYPE, KEYART_MEMORY  override --device, --dtype, --memory\n"
+        "  KEYART_STYLES  extra style JSON files (os.pathsep-separated)"
+    )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m imagegen", description="keyart's image engine: SDXL renders with A1111's controls.")
+    parser.add_argument("-v", "--verbose", action="count", default=0, help="more logging (-vv for debug)")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="{render,info}")
+
+    r = sub.add_parser(
+        "render",
+        help="render a prompt (or reproduce a PNG with --from)",
+        description="Render PROMPT to PNGs that carry A1111 parameters and keyart lineage.",
+        epilog=_catalog_help(),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    r.add_argument("prompt", nargs="?", help="what to draw (optional with --from)")
+    r.add_argument("--negative-prompt", help="what to keep out of the image")
+    r.add_argument("--style", help="style preset (see below); 'none' for the prompt as written")
+    r.add_argument("--sampler", help="A1111 sampler name, e.g. 'DPM++ 2M' or 'Euler a' (default DPM++ 2M)")
+    r.add_argument("--schedule-type", help="Automatic, Karras, Exponential, SGM Uniform... (default Automatic)")
+    r.add_argument("--steps", type=int, help="sampling steps (default 30)")
+    r.add_argument("--cfg-scale", type=float, help="classifier-free guidance scale (default 7)")
+    r.add_argument("--width", type=int, help="multiple of 8 (default 1024)")
+    r.add_argument("--height", type=int, help="multiple of 8 (default 1024)")
+    r.add_argument("--seed", type=int, help="-1 for random (default); image i of a batch uses seed+i")
+    r.add_argument("--batch-size", type=int, help="images per batch (default 1)")
+    r.add_argument("--batch-count", type=int, help="batches, one after another (default 1)")
+    r.add_argument("--refiner", action=argparse.BooleanOptionalAction, help="use the SDXL refiner (default: when KEYART_SDXL_REFINER is set)")
+    r.add_argument("--refiner-switch-at", type=float, help="fraction of the steps the base runs before the refiner (default 0.8)")
+    r.add_argument("--engine", default="auto", help="auto, sdxl or preview (default auto)")
+    r.add_argument("--device", help="cuda, cuda:1, mps or cpu (default: the best available)")
+    r.add_argument("--dtype", help="auto, fp16, bf16 or fp32 (default: fp16 on GPUs, fp32 on the CPU)")
+    r.add_argument("--memory", help="normal, medvram (model offload) or lowvram (sequential offload) for small GPUs")
+    r.add_argument("--output", type=Path, default=DEFAULT_OUTPUT, help=f"folder for the PNGs (default {DEFAULT_OUTPUT})")
+    r.add_argument("--from", dest="from_png", type=Path, metavar="PNG", help="reproduce this PNG from its own metadata; other options override")
+
+    i = sub.add_parser("info", help="print a PNG's A1111 parameters and keyart lineage")
+    i.add_argument("file", type=Path)
+    i.add_argument("--json", action="store_true", help="one JSON object instead of text")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=(logging.WARNING, logging.INFO, logging.DEBUG)[min(args.verbose, 2)], format="%(levelname)s %(name)s: %(message)s")
+    try:
+        return _info(args) if args.command == "info" else _render(args)
+    except KeyartError as exc:
+        echo(f"error: {exc}", err=True)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        echo("interrupted: images already saved are kept", err=True)
+        return 130
+
+
+def _info(args: argparse.Namespace) -> int:
+    from .metadata import read_png
+
+    meta = read_png(args.file)
+    if args.json:
+        echo(json.dumps({"parameters": meta.infotext, "keyart": meta.lineage}, indent=2, ensure_ascii=False))
+        return 0
+    echo("parameters:")
+    echo(meta.infotext if meta.infotext is not None else "(none)")
+    echo()
+    echo("keyart:")
+    echo(json.dumps(meta.lineage, indent=2, ensure_ascii=False) if meta.lineage is not None else "(none)")
+    return 0
+
+
+def _request(args: argparse.Namespace) -> tuple[RenderRequest, int | None]:
+    """The request to render and, when reproducing a batch exactly, which of its images to keep."""
+    overrides: dict[str, Any] = {field: getattr(args, option) for option, field in FIELDS.items() if getattr(args, option) is not None}
+    if args.prompt is not None:
+        overrides["prompt"] = args.prompt
+    if args.refiner is not None:
+        overrides["refiner"] = "on" if args.refiner else "off"
+    if args.from_png is None:
+        if "prompt" not in overrides:
+            raise KeyartError("give a PROMPT to render, or --from PNG to reproduce an image")
+        return RenderRequest(**overrides), None
+    from .metadata import request_from_png
+
+    original, index = request_from_png(args.from_png)
+    seed = original.seeds()[index]
+    if overrides:  # a variation on that one image: its own seed, one image, the new settings
+        return original.replace(seed=seed, batch_size=1, batch_count=1).replace(**overrides), None
+    # An exact reproduction re-runs the image's own batch: batched maths is only bit-identical
+    # for the same batch shape.
+    batch_start = original.seeds()[index - index % original.batch_size]
+    return original.replace(seed=batch_start, batch_count=1), index % original.batch_size
+
+
+def _render(args: argparse.Namespace) -> int:
+    from .engines import choose, create_engine
+    from .metadata import save_png
+
+    # 1. Validate everything before loading a model or writing a file.
+    request, keep = _request(args)
+    choice = choose(args.engine)
+    echo(f"engine: {choice.name} ({choice.reason})", err=True)
+    options = {k: v for k, v in (("device", args.device), ("dtype", args.dtype), ("memory", args.memory)) if v}
+    if options and choice.name != "sdxl":
+        raise KeyartError(f"--device, --dtype and --memory apply to the sdxl engine, not {choice.name}")
+    # 2. Load the engine and render with a progress bar.
+    engine = create_engine(choice.name, **options)
+    from tqdm import tqdm
+
+    # Preview cards take milliseconds; a step bar is for SDXL, where a CPU render takes minutes.
+    with tqdm(desc="render", unit="step", file=sys.stderr, leave=False, disable=choice.name != "sdxl") as bar:
+
+        def progress(done: int, total: int) -> None:
+            bar.total = total
+            bar.update(done - bar.n)
+
+        images = engine.render(request, progress=progress)
+    # 3. Save: one atomic PNG per image, with its parameters and lineage.
+    for image in images if keep is None else [images[keep]]:
+        path = save_png(image, args.output)
+        echo(f"{path}  seed {image.seed}")
+    return 0

@@ -1,0 +1,43 @@
+"""Importing keyart stays light: no torch, diffusers or transformers until an engine needs them."""
+
+import subprocess
+import sys
+
+HEAVY = ("torch", "diffusers", "transformers")
+
+
+def run(code: str) -> str:
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    return done.stdout
+
+
+def test_packages_and_cli_import_without_heavy_libraries():
+    out = run(
+        "import sys, imagegen, imagegen.engines, imagegen.cli, imagegen.metadata, imagegen.engines.preview, assistant\n"
+        "from imagegen import RenderRequest\n"
+        "RenderRequest('x', sampler='DPM++ 2M Karras', style='anime')\n"
+        f"print(sorted(m for m in {HEAVY!r} if m in sys.modules))"
+    )
+    assert out.strip() == "[]"
+
+
+def test_help_and_a_preview_render_stay_light(tmp_path):
+    out = run(
+        "import sys\n"
+        "from imagegen.cli import main\n"
+        f"main(['render', 'a quay at dawn', '--engine', 'preview', '--width', '64', '--height', '64', '--output', {str(tmp_path)!r}])\n"
+        f"print(sorted(m for m in {HEAVY!r} if m in sys.modules))"
+    )
+    assert out.strip().splitlines()[-1] == "[]"
+    assert len(list(tmp_path.glob("*.png"))) == 1
+
+
+def test_imagegen_is_a_leaf():
+    import pathlib
+
+    root = pathlib.Path(__file__).resolve().parents[1] / "imagegen"
+    for path in root.rglob("*.py"):
+        text = path.read_text(encoding="utf-8")
+        for other in ("assistant", "streamlit", "langchain", "dataprep", "dashboard"):
+            assert f"import {other}" not in text and f"from {other}" not in text, f"{path} imports {other}"
