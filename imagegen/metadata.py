@@ -10,10 +10,10 @@ import json
 import logging
 import os
 import re
-from functools import lru_cache
 import secrets
 from dataclasses import dataclass
 from datetime import datetime, timezone
+from functools import lru_cache
 from importlib import metadata as _metadata
 from pathlib import Path
 from typing import Any
@@ -94,7 +94,13 @@ def parse_infotext(text: str) -> tuple[str, str, dict[str, str]]:
 
 
 def infotext_for(
-    request: RenderRequest, *, seed: int, model: str, index: int = 0, extra: dict[str, object] | None = None
+    request: RenderRequest,
+    *,
+    seed: int,
+    model: str,
+    index: int = 0,
+    extra: dict[str, object] | None = None,
+    model_hash: str | None = None,
 ) -> str:
     """The infotext of one image of a seed-resolved request: the styled prompt the model saw."""
     prompt, negative = request.styled
@@ -105,6 +111,7 @@ def infotext_for(
         "CFG scale": request.guidance_scale,
         "Seed": seed,
         "Size": f"{request.width}x{request.height}",
+        "Model hash": model_hash,  # A1111 writes it before the name; skipped when None
         "Model": model,
     }
     if request.batch_size > 1:

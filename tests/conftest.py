@@ -1,6 +1,7 @@
 """Test settings: offline hub, one torch thread, styles from the package only."""
 
 import os
+import tempfile
 
 # Nothing may download weights in tests: a slip fails loudly instead of hanging on the network.
 os.environ["HF_HUB_OFFLINE"] = "1"
@@ -8,6 +9,7 @@ os.environ["TRANSFORMERS_OFFLINE"] = "1"
 os.environ.pop("KEYART_SDXL_MODEL", None)
 os.environ.pop("KEYART_SDXL_REFINER", None)
 os.environ.pop("KEYART_STYLES", None)
+os.environ["KEYART_CACHE"] = tempfile.mkdtemp(prefix="keyart-cache-")  # never the user's ~/.cache
 
 import pytest
 

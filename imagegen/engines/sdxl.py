@@ -24,11 +24,23 @@ log = logging.getLogger(__name__)
 class SDXLEngine:
     name = "sdxl"
 
-    def __init__(self, base, refiner=None, *, model_name: str = "sdxl", refiner_name: str | None = None, memory: str = "normal"):
+    def __init__(
+        self,
+        base,
+        refiner=None,
+        *,
+        model_name: str = "sdxl",
+        refiner_name: str | None = None,
+        model_hash: str | None = None,
+        refiner_hash: str | None = None,
+        memory: str = "normal",
+    ):
         self.base = base
         self.refiner = refiner
         self.model_name = model_name
         self.refiner_name = refiner_name or ("refiner" if refiner is not None else None)
+        self.model_hash = model_hash  # A1111's short SHA-256 of a checkpoint file, when there is one
+        self.refiner_hash = refiner_hash
         self.memory = memory
         # Pristine scheduler configs: every sampler is built from these, never from the last one used.
         self._scheduler_config = dict(base.scheduler.config)
@@ -62,11 +74,19 @@ class SDXLEngine:
         if device == "cpu":
             log.warning("rendering SDXL on the CPU in fp32: expect minutes per image; a CUDA GPU takes seconds")
         # 2. Load, keep the VAE safe in fp16, then place the models.
-        base, refiner_pipe, name, refiner_name = load_pipelines(model, refiner, torch_dtype)
+        base, refiner_pipe, source, refiner_source = load_pipelines(model, refiner, torch_dtype)
         pipes = [p for p in (base, refiner_pipe) if p is not None]
         keep_vae_safe(pipes, torch_dtype)
         place(pipes, device, memory)
-        return cls(base, refiner_pipe, model_name=name, refiner_name=refiner_name, memory=memory)
+        return cls(
+            base,
+            refiner_pipe,
+            model_name=source.name,
+            model_hash=source.hash,
+            refiner_name=refiner_source.name if refiner_source else None,
+            refiner_hash=refiner_source.hash if refiner_source else None,
+            memory=memory,
+        )
 
     @classmethod
     def from_env(cls, **options: Any) -> SDXLEngine:
@@ -147,14 +167,22 @@ class SDXLEngine:
     def _rendered(self, request, image, seed, index, use_refiner, lineage) -> RenderedImage:
         extra: dict[str, Any] = {}
         if use_refiner:
-            extra = {"Refiner": self.refiner_name, "Refiner switch at": request.refiner_switch_at}
-        details = {"device": self.device, "dtype": self.dtype, "memory": self.memory, "refiner": self.refiner_name if use_refiner else None}
+            # A1111 writes the refiner as "name [hash]".
+            refiner = f"{self.refiner_name} [{self.refiner_hash}]" if self.refiner_hash else self.refiner_name
+            extra = {"Refiner": refiner, "Refiner switch at": request.refiner_switch_at}
+        details = {
+            "device": self.device,
+            "dtype": self.dtype,
+            "memory": self.memory,
+            "model_hash": self.model_hash,
+            "refiner": self.refiner_name if use_refiner else None,
+        }
         return RenderedImage(
             image=image,
             request=request,
             seed=seed,
             index=index,
-            infotext=infotext_for(request, seed=seed, model=self.model_name, index=index, extra=extra),
+            infotext=infotext_for(request, seed=seed, model=self.model_name, index=index, extra=extra, model_hash=self.model_hash),
             lineage=lineage_for(request, seed=seed, index=index, engine=self.name, model=self.model_name, extra=details, lineage=lineage),
         )
 

@@ -28,6 +28,15 @@ class ModelSource:
     location: str
     name: str  # what A1111's "Model:" field shows
 
+    @property
+    def hash(self) -> str | None:
+        """A1111's short hash for checkpoint files (folders and hub ids have none)."""
+        if self.kind != "file":
+            return None
+        from ..hashes import model_hash
+
+        return model_hash(self.location)
+
 
 def locate(model: str, *, variable: str = "KEYART_SDXL_MODEL") -> ModelSource:
     """Classify a model reference, failing early with a message that says what to set."""
@@ -115,7 +124,7 @@ def load_pipelines(model: str, refiner: str | None, dtype):
         refiner_pipe = _from_source(
             StableDiffusionXLImg2ImgPipeline, refiner_source, dtype, text_encoder_2=base.text_encoder_2, vae=base.vae
         )
-    return base, refiner_pipe, base_source.name, refiner_source.name if refiner_source else None
+    return base, refiner_pipe, base_source, refiner_source
 
 
 def place(pipes: list, device: str, memory: str = "normal") -> None:

@@ -1,0 +1,51 @@
+"""A1111's model hash: the first 10 hex digits of a checkpoint file's SHA-256.
+
+Civitai links an image to its checkpoint by this hash. Hashing a 7 GB file takes a while, so
+results are cached (by path, size and modification time) in KEYART_CACHE (default ~/.cache/keyart).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+from pathlib import Path
+
+log = logging.getLogger(__name__)
+
+SHORT = 10  # A1111's "shorthash" length
+CHUNK = 1 << 20
+
+
+def cache_dir() -> Path:
+    explicit = os.environ.get("KEYART_CACHE")
+    if explicit:
+        return Path(explicit)
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "keyart"
+
+
+def model_hash(path: str | Path) -> str:
+    """The short SHA-256 of a checkpoint file, from the cache when the file has not changed."""
+    path = Path(path).resolve()
+    stat = path.stat()
+    key = f"{path}|{stat.st_size}|{stat.st_mtime_ns}"
+    store = cache_dir() / "model-hashes.json"
+    try:
+        cached = json.loads(store.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError):
+        cached = {}
+    if key in cached:
+        return cached[key]
+    log.warning("hashing %s for A1111's Model hash (once per file)", path.name)
+    digest = hashlib.sha256()
+    with path.open("rb") as f:
+        while block := f.read(CHUNK):
+            digest.update(block)
+    short = digest.hexdigest()[:SHORT]
+    # Atomic update: a crash mid-write leaves the old cache, never a truncated one.
+    store.parent.mkdir(parents=True, exist_ok=True)
+    tmp = store.with_name(f".{store.name}.{os.getpid()}.tmp")
+    tmp.write_text(json.dumps({**cached, key: short}, indent=1), encoding="utf-8")
+    os.replace(tmp, store)
+    return short
