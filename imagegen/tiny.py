@@ -50,7 +50,7 @@ def write_tokenizer(directory: str | Path) -> Path:
     return directory
 
 
-def _unet(cross_attention_dim: int, time_ids: int):
+def _unet(cross_attention_dim: int, time_ids: int, pooled: int):
     from diffusers import UNet2DConditionModel
 
     return UNet2DConditionModel(
@@ -66,16 +66,19 @@ def _unet(cross_attention_dim: int, time_ids: int):
         addition_embed_type="text_time",
         addition_time_embed_dim=_TIME_DIM,
         transformer_layers_per_block=(1, 2),
-        projection_class_embeddings_input_dim=time_ids * _TIME_DIM + _HIDDEN,
+        projection_class_embeddings_input_dim=time_ids * _TIME_DIM + pooled,
         cross_attention_dim=cross_attention_dim,
         norm_num_groups=1,
     )
 
 
-def tiny_sdxl(directory: str | Path, *, seed: int = 0, refiner: bool = True):
+def tiny_sdxl(
+    directory: str | Path, *, seed: int = 0, refiner: bool = True, encoder_2: tuple[int, int, int] = (_HIDDEN, 2, _HIDDEN)
+):
     """Build (base, refiner) tiny SDXL pipelines; the refiner shares text_encoder_2 and the VAE.
 
     `directory` receives the tokenizer files. Returns `(base, None)` when `refiner` is False.
+    `encoder_2` is text_encoder_2's (width, layers, projection); by default it is shaped like text_encoder.
     """
     import torch
     from diffusers import AutoencoderKL, EulerDiscreteScheduler, StableDiffusionXLImg2ImgPipeline, StableDiffusionXLPipeline
@@ -83,20 +86,24 @@ def tiny_sdxl(directory: str | Path, *, seed: int = 0, refiner: bool = True):
 
     tokenizer = CLIPTokenizer.from_pretrained(write_tokenizer(Path(directory) / "tokenizer"))
     vocab = tokenizer.get_vocab()
-    text_config = CLIPTextConfig(
-        bos_token_id=vocab["<|startoftext|>"],
-        eos_token_id=vocab["<|endoftext|>"],  # pooling finds this id, so it must be the real one
-        pad_token_id=vocab["<|endoftext|>"],
-        hidden_size=_HIDDEN,
-        intermediate_size=37,
-        num_attention_heads=4,
-        num_hidden_layers=2,
-        vocab_size=len(vocab),
-        projection_dim=_HIDDEN,
-        max_position_embeddings=77,
-    )
+
+    def text_config(width: int, layers: int, projection: int):
+        return CLIPTextConfig(
+            bos_token_id=vocab["<|startoftext|>"],
+            eos_token_id=vocab["<|endoftext|>"],  # pooling finds this id, so it must be the real one
+            pad_token_id=vocab["<|endoftext|>"],
+            hidden_size=width,
+            intermediate_size=37,
+            num_attention_heads=4,
+            num_hidden_layers=layers,
+            vocab_size=len(vocab),
+            projection_dim=projection,
+            max_position_embeddings=77,
+        )
+
+    width_2, _, pooled = encoder_2
     torch.manual_seed(seed)
-    text_encoder, text_encoder_2 = CLIPTextModel(text_config), CLIPTextModelWithProjection(text_config)
+    text_encoder, text_encoder_2 = CLIPTextModel(text_config(_HIDDEN, 2, _HIDDEN)), CLIPTextModelWithProjection(text_config(*encoder_2))
     vae = AutoencoderKL(
         block_out_channels=[32, 64],
         in_channels=3,
@@ -116,7 +123,7 @@ def tiny_sdxl(directory: str | Path, *, seed: int = 0, refiner: bool = True):
         text_encoder_2=text_encoder_2,
         tokenizer=tokenizer,
         tokenizer_2=tokenizer,
-        unet=_unet(2 * _HIDDEN, time_ids=6),
+        unet=_unet(_HIDDEN + width_2, time_ids=6, pooled=pooled),
         scheduler=scheduler,
     )
     if not refiner:
@@ -127,7 +134,7 @@ def tiny_sdxl(directory: str | Path, *, seed: int = 0, refiner: bool = True):
         text_encoder_2=text_encoder_2,
         tokenizer=None,
         tokenizer_2=tokenizer,
-        unet=_unet(_HIDDEN, time_ids=5),
+        unet=_unet(width_2, time_ids=5, pooled=pooled),
         scheduler=EulerDiscreteScheduler.from_config(scheduler.config),
         requires_aesthetics_score=True,
     )
@@ -141,3 +148,24 @@ def save_tiny_sdxl(directory: str | Path, *, seed: int = 0) -> tuple[Path, Path]
     base.save_pretrained(directory / "tiny-sdxl-base")
     refiner.save_pretrained(directory / "tiny-sdxl-refiner")
     return directory / "tiny-sdxl-base", directory / "tiny-sdxl-refiner"
+
+
+def save_tiny_single_file(directory: str | Path, *, seed: int = 0) -> tuple[Path, Path]:
+    """Write the tiny base as one A1111/Civitai-style `tiny-sdxl.safetensors` (Stability's original
+    key layout) and as a diffusers folder, the offline `config=` for it (KEYART_SDXL_CONFIG).
+
+    Returns `(file, config_folder)`; both hold the same weights.
+    """
+    from safetensors.torch import save_file
+
+    from .tiny_single_file import to_original_sdxl
+
+    directory = Path(directory)
+    # text_encoder_2 shaped a little more like OpenCLIP bigG: 10 layers, so diffusers' SDXL
+    # detection key (`...resblocks.9.mlp.c_proj.bias`) exists, and a width unlike CLIP-L's, which
+    # is how diffusers tells the two encoders apart in one file (it compares position-embedding widths).
+    base, _ = tiny_sdxl(directory, seed=seed, refiner=False, encoder_2=(48, 10, 40))
+    config_folder, file = directory / "tiny-sdxl-config", directory / "tiny-sdxl.safetensors"
+    base.save_pretrained(config_folder)
+    save_file(to_original_sdxl(base), str(file), metadata={"format": "pt"})
+    return file, config_folder

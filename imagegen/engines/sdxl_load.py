@@ -103,6 +103,13 @@ def _from_source(cls, source: ModelSource, dtype, **components: Any):
     except OSError as exc:  # what diffusers and huggingface_hub raise for missing files and hub misses
         offline = os.environ.get("HF_HUB_OFFLINE", "") not in ("", "0")
         hint = " HF_HUB_OFFLINE is set, so only the local cache is searched." if offline else ""
+        if source.kind == "file" and not os.environ.get("KEYART_SDXL_CONFIG"):
+            # A single file holds weights only; diffusers fetches the pipeline's configs from the hub.
+            hint += (
+                " A single checkpoint file needs the SDXL pipeline configs: offline, set KEYART_SDXL_CONFIG to a "
+                "diffusers SDXL folder (stabilityai/stable-diffusion-xl-base-1.0 without its weights is enough)."
+            )
+            raise ModelNotFound(f"cannot load SDXL checkpoint {source.location!r}: {exc}.{hint}") from exc
         raise ModelNotFound(f"cannot load SDXL model {source.location!r}: {exc}.{hint} Download it first, or point KEYART_SDXL_MODEL at a local folder or file") from exc
 
 
