@@ -1,0 +1,21 @@
+"""Errors of the language side that speak to the user; kin of imagegen's `KeyartError`."""
+
+from __future__ import annotations
+
+from imagegen.errors import KeyartError
+
+
+class LLMNotConfigured(KeyartError):
+    """A language model was asked for but is not set up (missing key, model name or folder)."""
+
+
+class LLMUnavailable(KeyartError):
+    """The language model could not be reached or kept failing after the allowed retries."""
+
+
+class ReplyInvalid(KeyartError):
+    """A reply that stayed unusable (not JSON, wrong shape) after the repair round."""
+
+
+class CatalogError(KeyartError):
+    """A catalog file that cannot be read, or a season/episode that is not in it."""
