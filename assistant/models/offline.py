@@ -1,0 +1,356 @@
+"""The offline model: keyart's default writer, and its fallback when an LLM's reply is unusable.
+
+Deterministic rules fill the same structures a language model fills (SceneBrief, StylePrompt,
+FollowUp), from the summaries' own names, actions, places, light and weather (see `offline_rules`).
+"""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from ..schemas import (
+    Episode,
+    FollowUp,
+    SceneBrief,
+    SceneReply,
+    Season,
+    StylePrompt,
+    StyleSpec,
+)
+from . import offline_actions as actions
+from . import offline_rules as rules
+from . import offline_words as lexicon
+
+MAX_WORDS = 60  # CLIP reads 75 tokens; 60 words of names and short phrases stay about within them
+DEFAULT_LIGHTING = "overcast daylight, soft diffuse light"
+DEFAULT_MOOD = "quiet, mysterious"
+_LEAK = re.compile(r"\b(instructions?|json|follow up|prompt)\b", re.IGNORECASE)  # our own vocabulary, never image content
+
+
+@dataclass(frozen=True)
+class Tweak:
+    """A style's framing emphasis, an optional camera in place of the brief's, and a short negative."""
+
+    framing: str
+    camera: str = ""
+    negative: str = "text, watermark, extra fingers, blurry"
+
+
+STYLE_TWEAKS = {
+    "cinematic": Tweak("widescreen anamorphic composition", negative="text, watermark, extra fingers, deformed face, blurry"),
+    "graphic-novel": Tweak("dramatic diagonal composition, heavy black shadows", negative="text, speech bubbles, watermark, extra fingers, blurry"),
+    "watercolor": Tweak("airy composition with open sky", negative="text, watermark, harsh outlines, muddy colors"),
+    "anime": Tweak("dynamic composition", camera="dynamic low angle", negative="text, watermark, extra fingers, bad anatomy"),
+    "retro-poster": Tweak("bold central silhouette, simplified shapes", camera="flat frontal view", negative="text, lettering, watermark, cluttered background"),
+}
+NEUTRAL = Tweak("balanced composition")
+# An unknown style borrows the tweak of the first family its name or description mentions.
+_FAMILIES = [("retro-poster", "poster"), ("anime", "anime manga"), ("watercolor", "watercolor watercolour"),
+             ("graphic-novel", "comic graphic ink"), ("cinematic", "cinematic film photo")]
+
+
+def tweak_for(style: StyleSpec) -> Tweak:
+    key = re.sub(r"[\s_]+", "-", style.name.strip().lower())
+    if key in STYLE_TWEAKS:
+        return STYLE_TWEAKS[key]
+    words = f"{style.name} {style.description}"
+    return next((STYLE_TWEAKS[k] for k, stems in _FAMILIES if rules.has_stem(words, stems) >= 0), NEUTRAL)
+
+
+class Reading:
+    """The named characters, places and roles of a body of text (one summary, or a whole season)."""
+
+    def __init__(self, texts: Sequence[str]):
+        self.texts = [t for t in texts if t.strip()]
+        self.entities = rules.find_entities(self.texts)
+        self.roles = rules.find_roles(self.texts, self.entities)
+
+    def spans(self, text: str) -> list[rules.Span]:
+        return rules.locate(text, self.entities)
+
+    def ranked(self, text: str, kind: str) -> list[rules.Entity]:
+        """Entities of `kind` in `text`, most mentioned first (ties: first mentioned)."""
+        counts = Counter(s.entity for s in self.spans(text) if s.entity.kind == kind)
+        return [e for e, _ in counts.most_common()]
+
+    def person(self, who: rules.Entity, *, look: bool = True, doing: str = "") -> str:
+        """"lighthouse keeper Mara Quill in a yellow oilskin coat"; no coat when `doing` already dresses them."""
+        role = self.roles.get(who.name, "")
+        show, dress = lexicon.ROLES.get(role.split()[-1], (False, "")) if role else (False, "")
+        named = who.name if not show or who.name.split()[0] in lexicon.HONORIFICS else f"{role} {who.name}"
+        return f"{named} {dress}" if look and dress and dress.split()[-1] not in doing else named
+
+    def key_moment(self, text: str) -> actions.Moment:
+        """The sentence with the most people, places and visible action (the first, on a tie)."""
+        spans, last, best = self.spans(text), [], None
+        for start, end in rules.sentences(text):
+            inside = [rules.Span(s.start - start, s.end - start, s.entity) for s in spans if start <= s.start < end]
+            moment = actions.read_moment(text[start:end], inside, last)
+            if best is None or moment.score() > best.score():
+                best = moment
+        return best or actions.Moment(sentence="")
+
+
+class OfflineModel:
+    """Rules over the summary text; same input, same output."""
+
+    name = "offline"
+    label = "offline rules (no language model)"
+
+    def brief(self, text: str, *, title: str = "") -> SceneBrief:
+        reading = Reading([text])
+        return _scene(reading, reading.key_moment(text), context=text, mood_text=f"{title}. {text}")
+
+    def style_prompts(self, brief: SceneBrief, styles: list[StyleSpec]) -> list[StylePrompt]:
+        return [_style_prompt(brief, style) for style in styles]
+
+    def episode_reply(self, episode: Episode, styles: list[StyleSpec]) -> SceneReply:
+        brief = self.brief(episode.summary, title=episode.title)
+        return SceneReply(brief=brief, prompts=self.style_prompts(brief, styles))
+
+    def self_ask(self, season: Season, episodes: list[Episode], *, max_follow_ups: int = 5) -> tuple[list[FollowUp], str]:
+        """Five follow-ups (arc, characters, places, tone, iconic moment) answered from the text, then the image."""
+        n, texts = season.season, [e.summary for e in episodes]
+        reading = Reading([season.summary, *texts])
+        whole = " ".join([season.summary, *texts])
+        finale = episodes[-1] if episodes else Episode(show=season.show, season=n, episode=0, summary=season.summary)
+        moment = reading.key_moment(finale.summary)
+        asked = [
+            FollowUp(question=f"What is the main arc of season {n}?", answer=_arc(season, episodes)),
+            FollowUp(question=f"Who are the main characters of season {n}?", answer=_cast(reading, texts, season.summary)),
+            FollowUp(question=f"Which places keep coming back in season {n}?", answer=_places(reading, texts)),
+            FollowUp(question=f"What is the tone of season {n}?", answer=_tone(f"{season.title}. {whole}")),
+            FollowUp(question=f"What is the iconic moment of season {n}?", answer=_iconic(finale, moment, len(episodes))),
+        ]
+        return asked[: max(0, max_follow_ups)], _final(reading, moment, finale.summary, texts)
+
+    def season_reply(
+        self, season: Season, episodes: list[Episode], follow_ups: list[FollowUp], final_answer: str, styles: list[StyleSpec]
+    ) -> SceneReply:
+        answers = [f.answer for f in follow_ups]
+        reading = Reading([season.summary, *(e.summary for e in episodes), final_answer, *answers])
+        tone = next((f.answer for f in follow_ups if "tone" in f.question.lower()), "")
+        context = " ".join([final_answer, *answers, season.summary])
+        brief = _scene(reading, reading.key_moment(final_answer), context=context, mood_text=tone or context)
+        return SceneReply(brief=brief, prompts=self.style_prompts(brief, styles))
+
+
+# -- the scene -----------------------------------------------------------------------------------
+
+
+def _scene(reading: Reading, moment: actions.Moment, *, context: str, mood_text: str) -> SceneBrief:
+    """A SceneBrief from the key moment; the rest of the text fills in weather, mood and the cast."""
+    # 1. Who, doing what: the strongest action's subjects, else the moment's (or the text's) main character.
+    action = moment.primary if moment.primary and moment.primary.subjects else None
+    who = action.subjects if action else (moment.characters or reading.ranked(context, "character"))[:1]
+    people = " and ".join(reading.person(c, look=i == 0, doing=action.phrase if action else "") for i, c in enumerate(who))
+    subject = " ".join(p for p in (people, action.phrase if action else "") if p) or _first_words(moment.sentence, 8)
+    # 2. The details: a second character's action, then props of the moment.
+    other = moment.secondary
+    details = [f"{' and '.join(c.name for c in other.subjects)} {other.phrase}"] if other else []
+    # 3. Where, in what light, how framed.
+    sentence_and_action = f"{moment.sentence} {action.phrase if action else ''}"
+    lighting = _lighting(moment.sentence, context)
+    shown = f"{subject} {lighting}".lower()
+    props = [f for f in rules.features_in(moment.sentence) if f.split()[-1] not in shown]
+    if len(props) < 2:  # a thin moment borrows the text's light-giving props: "great lamp", "red flare"
+        sources = " ".join(stems for _, stems in lexicon.SOURCES)
+        props += [f for f in rules.features_in(context) if rules.has_stem(f, sources) >= 0 and f.split()[-1] not in shown][:1]
+    details += [f for f in dict.fromkeys(props) if not any(f in d for d in details)][:3]
+    framing, camera = _framing(sentence_and_action, len(who), action.weight if action else 0, lighting)
+    cast = list(dict.fromkeys([*who, *moment.characters, *reading.ranked(context, "character")]))
+    return SceneBrief(
+        subject=rules.clean_phrase(subject),
+        characters=[c.name for c in cast[:5]],
+        setting=rules.clean_phrase(_setting(reading, moment, context)),
+        moment=rules.clean_phrase(", ".join(details)),
+        mood=_mood(mood_text),
+        lighting=lighting,
+        framing=framing,
+        camera=camera,
+    )
+
+
+def _setting(reading: Reading, moment: actions.Moment, context: str) -> str:
+    """The place the moment happens at, as named, with how it looks; else a landmark of the text behind it."""
+    named = moment.locative or moment.places
+    if named:
+        main = named[0]
+        look = lexicon.PLACE_LOOKS.get(main.look) or lexicon.VESSEL_LOOKS.get(main.look) or _setting_noun(moment.sentence)
+        parts = [main.display, look] + [f"{p.display} in the distance" for p in moment.locative if p is not main][:1]
+        return ", ".join(p for p in parts if p)
+    landmarks = [p for p in reading.ranked(context, "place") if p.look]
+    noun = _setting_noun(moment.sentence)
+    if noun and landmarks:
+        return f"{noun}, {landmarks[0].display} in the distance"
+    if landmarks:
+        return f"{landmarks[0].display}, {lexicon.PLACE_LOOKS.get(landmarks[0].look) or lexicon.VESSEL_LOOKS.get(landmarks[0].look, '')}"
+    return noun or _setting_noun(context)
+
+
+def _setting_noun(text: str) -> str:
+    found = [(rules.has_stem(text, noun.replace(" ", "_")), look) for noun, look in lexicon.SETTING_NOUNS.items()]
+    found = [f for f in found if f[0] >= 0]
+    return min(found)[1] if found else ""
+
+
+def _mood(text: str) -> str:
+    hits = [(sum(rules.has_stem(w, stems) == 0 for w in re.findall(r"\w+", text.lower())) + _phrases(text, stems), i, mood)
+            for i, (mood, stems) in enumerate(lexicon.MOODS)]
+    ranked = [mood for count, _, mood in sorted(hits, key=lambda h: (-h[0], h[1])) if count]
+    return ", ".join(ranked[:2]) or DEFAULT_MOOD
+
+
+def _phrases(text: str, stems: str) -> int:
+    """Occurrences of the multi-word stems ("whole_of") that a word-by-word count cannot see."""
+    return sum(len(re.findall(r"(?<!\w)" + s.replace("_", " "), text, re.IGNORECASE)) for s in stems.split() if "_" in s)
+
+
+def _lighting(sentence: str, context: str) -> str:
+    """Time and light source from the moment itself; weather from the moment, else from the whole text."""
+
+    def first(table, text):
+        found = [(pos, i, phrase) for i, (phrase, stems) in enumerate(table) if (pos := rules.has_stem(text, stems)) >= 0]
+        return min(found)[2] if found else ""
+
+    weather = first(lexicon.WEATHER, sentence) or first([w for w in lexicon.WEATHER if "underwater" not in w[0]], context)
+    parts = [first(lexicon.TIMES, sentence), weather, first(lexicon.SOURCES, sentence)]
+    return ", ".join(p for p in parts if p) or DEFAULT_LIGHTING
+
+
+def _framing(text: str, people: int, weight: int, lighting: str) -> tuple[str, str]:
+    crowd = any(rules.has_stem(text, c.replace(" ", "_")) >= 0 for c in lexicon.CROWD)
+    if crowd or people == 0:
+        framing = "wide establishing shot, small figures against the scene" if crowd else "wide shot, landscape composition"
+    elif people == 1:
+        framing = "medium shot, figure in motion, rule of thirds" if weight >= 3 else "medium close-up, rule of thirds"
+    else:
+        framing = "medium shot, two figures" if people == 2 else "medium-wide group shot"
+    if "underwater" in lighting:
+        camera = "underwater view, wide-angle lens"
+    elif any(rules.has_stem(text, h.replace(" ", "_")) >= 0 for h in lexicon.HEIGHTS):
+        camera = "low angle looking up, 24mm lens"
+    elif any(rules.has_stem(text, w) >= 0 for w in lexicon.WATER):
+        camera = "eye level at the waterline, 35mm lens"
+    elif framing.startswith("wide"):
+        camera = "high vantage point, 24mm lens"
+    else:
+        camera = "eye level, 50mm lens" if people > 1 else "eye level, 85mm lens"
+    return framing, camera
+
+
+def _first_words(text: str, n: int) -> str:
+    return " ".join(rules.clean_phrase(text).split()[:n])
+
+
+# -- the prompt ----------------------------------------------------------------------------------
+
+
+def _style_prompt(brief: SceneBrief, style: StyleSpec) -> StylePrompt:
+    """Subject first, then details, setting, mood, light, framing and camera: one line within the word budget."""
+    tweak = tweak_for(style)
+    setting = [p.strip() for p in brief.setting.split(",") if p.strip()]
+    setting = [p for p in setting if p.lower() not in brief.subject.lower()]
+    # Each phrase with the order in which it goes when the prompt is too long (highest first; 0 stays).
+    phrases = [(0, brief.subject)]
+    phrases += [(3 + i, p) for i, p in enumerate(brief.moment.split(","))]
+    phrases += [(1 if i == 0 else 6, p) for i, p in enumerate(setting)]
+    phrases += [(7, f"{brief.mood} atmosphere" if brief.mood else "")]
+    phrases += [(2 if i == 0 else 8, p) for i, p in enumerate(brief.lighting.split(","))]
+    phrases += [(0, brief.framing.split(",")[0]), (0, tweak.framing)]
+    phrases += [(9, tweak.camera or brief.camera)]
+    kept: list[tuple[int, str]] = []
+    for rank, phrase in phrases:
+        phrase = rules.clean_phrase(phrase)
+        if phrase and not _LEAK.search(phrase) and phrase.lower() not in {p.lower() for _, p in kept}:
+            kept.append((rank, phrase))
+    while sum(len(p.split()) for _, p in kept) > MAX_WORDS and any(r for r, _ in kept):
+        kept.remove(max(kept, key=lambda rp: rp[0]))
+    prompt = ", ".join(p for _, p in kept)
+    words = prompt.split()
+    return StylePrompt(style=style.name, prompt=" ".join(words[:MAX_WORDS]).rstrip(","), negative_prompt=tweak.negative)
+
+
+# -- self-ask answers ----------------------------------------------------------------------------
+
+
+def _arc(season: Season, episodes: list[Episode]) -> str:
+    if season.summary.strip():
+        start, end = rules.sentences(season.summary)[0]
+        return season.summary[start:end]
+    if not episodes:
+        return "The catalog has no summary and no episodes for this season."
+    first, last = (_lead(e.summary) for e in (episodes[0], episodes[-1]))
+    return f"It opens as {first} and builds to the finale, where {last}." if len(episodes) > 1 else f"{first}."
+
+
+def _lead(text: str) -> str:
+    """A summary's first sentence, ready to follow "as": no final stop, a lower-case opening word."""
+    start, end = rules.sentences(text)[0]
+    sentence = text[start:end].rstrip(".!? ")
+    head = sentence.split(" ", 1)[0]
+    return sentence[0].lower() + sentence[1:] if head in lexicon.STOP else sentence
+
+
+def _cast(reading: Reading, texts: list[str], summary: str) -> str:
+    counts = [(sum(any(s.entity is c for s in reading.spans(t)) for t in texts), c) for c in reading.ranked(" ".join([summary, *texts]), "character")]
+    ranked = [(k, c) for k, c in sorted(counts, key=lambda kc: -kc[0]) if k][:4]
+    if not ranked:
+        return "The summaries name no characters."
+    parts = []
+    for k, c in ranked:
+        role = reading.roles.get(c.name)
+        named = f"{c.name}, the {role}," if role and not c.name.lower().startswith(role) else c.name
+        parts.append(f"{named} in {k} of {len(texts)} episodes")
+    return "; ".join(parts) + "."
+
+
+def _places(reading: Reading, texts: list[str]) -> str:
+    counts = [(sum(any(s.entity is p for s in reading.spans(t)) for t in texts), p) for p in reading.ranked(" ".join(texts), "place")]
+    counts = sorted(counts, key=lambda kp: -kp[0])
+    recurring = [(k, p) for k, p in counts if k >= 2][:5]
+    if not recurring:
+        return f"No named place recurs; the most prominent is {counts[0][1].display}." if counts else "The summaries name no places."
+    parts = [f"{p.display} in {k} episodes" for k, p in recurring]
+    text = parts[0] if len(parts) == 1 else ", ".join(parts[:-1]) + " and " + parts[-1]
+    return text[0].upper() + text[1:] + "."
+
+
+def _tone(text: str) -> str:
+    mood = _mood(text)
+    words = Counter(
+        w for w in re.findall(r"\w+", text.lower()) for _, stems in lexicon.MOODS if any(w.startswith(s) for s in stems.split() if "_" not in s)
+    )
+    top = [w for w, _ in words.most_common(4)]
+    light = _lighting("", text)
+    said = f"; the summaries keep returning to {', '.join(top[:-1])} and {top[-1]}" if len(top) > 1 else ""
+    return f"{mood.replace(', ', ' and ').capitalize()}, under {light}{said}."
+
+
+def _iconic(finale: Episode, moment: actions.Moment, count: int) -> str:
+    where = f"In episode {finale.episode}, the finale" if count > 1 else f"In episode {finale.episode}"
+    sentence = moment.sentence.strip()
+    head = sentence.split(" ", 1)[0] if sentence else ""
+    if head in lexicon.STOP:
+        sentence = sentence[0].lower() + sentence[1:]
+    return f"{where}, {sentence}" if sentence else f"{where}: {finale.summary}"
+
+
+def _final(reading: Reading, moment: actions.Moment, finale_text: str, texts: list[str]) -> str:
+    """One sentence: the finale's key action, where it happens, what recurs behind it, and the light."""
+    action = moment.primary if moment.primary and moment.primary.subjects else None
+    who = action.subjects if action else (moment.characters or reading.ranked(finale_text, "character"))[:1]
+    parts = [" ".join(p for p in (" and ".join(reading.person(c, look=False) for c in who), action.phrase if action else "") if p)]
+    if moment.secondary:
+        parts.append(" and ".join(reading.person(c, look=False) for c in moment.secondary.subjects) + " " + moment.secondary.phrase)
+    shown = " ".join(parts)
+    here = [p for p in moment.places if p.name not in shown][:1] or [p for p in reading.ranked(finale_text, "place") if p.name not in shown][:1]
+    parts += [f"at {p.display}" for p in here]
+    recurring = [p for p in reading.ranked(" ".join(texts), "place") if p.name not in " ".join(parts) and p.look][:1]
+    parts += [f"{p.display} beyond" for p in recurring]
+    parts.append(_lighting(moment.sentence, finale_text))
+    text = rules.clean_phrase(", ".join(p for p in parts if p))
+    return (text[0].upper() + text[1:] + ".") if text else "The season's main character at its central place."

@@ -1,0 +1,1 @@
+"""Workflows: the only place where the language side meets imagegen (styles, engines)."""
