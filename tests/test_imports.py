@@ -41,3 +41,13 @@ def test_imagegen_is_a_leaf():
         text = path.read_text(encoding="utf-8")
         for other in ("assistant", "streamlit", "langchain", "dataprep", "dashboard"):
             assert f"import {other}" not in text and f"from {other}" not in text, f"{path} imports {other}"
+
+
+def test_offline_prompts_stay_light():
+    out = run(
+        "import sys\n"
+        "from assistant.cli import main\n"
+        "main(['episode', '--season', '1', '--episode', '2', '--llm', 'offline', '--json'])\n"
+        f"print(sorted(m for m in {HEAVY!r} + ('langchain_openai', 'openai') if m in sys.modules))"
+    )
+    assert '"technique": "meta-prompt"' in out and out.strip().splitlines()[-1] == "[]"

@@ -178,3 +178,25 @@ def test_importing_the_module_stays_light():
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "[]"
+
+
+def test_a_prompt_longer_than_the_context_is_a_clear_error(chat_model):
+    from assistant.errors import LLMUnavailable
+
+    too_long = [HumanMessage("storm " * (chat_model.context_length + 10))]
+    with pytest.raises(LLMUnavailable, match=f"reads at most {chat_model.context_length}"):
+        chat_model.invoke(too_long)
+
+
+def test_the_reply_never_runs_past_the_context(chat_model):
+    # A prompt that leaves room for a few tokens only: the reply stops there, as a "length" finish.
+    def prompt_tokens(messages):
+        return len(chat_model.get_token_ids(chat_model.render_prompt(messages)))
+
+    filler = prompt_tokens([HumanMessage("x x")]) - prompt_tokens([HumanMessage("x")])  # tokens per " x"
+    repeats = (chat_model.context_length - prompt_tokens([HumanMessage("x")]) - 4) // filler
+    messages = [HumanMessage("x" + " x" * repeats)]
+    room = chat_model.context_length - prompt_tokens(messages)
+    assert 0 < room < 50
+    reply = chat_model.invoke(messages, max_new_tokens=50)
+    assert reply.usage_metadata["output_tokens"] == room and reply.response_metadata["finish_reason"] == "length"

@@ -20,6 +20,8 @@ CHAT_TEMPLATE = (
     "{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
 )
 EOS = "<|endoftext|>"
+# Room for keyart's meta-prompt, which this near-byte-level tokenizer spells in about 2,500 tokens (a season in about 5,700).
+CONTEXT = 8192
 # A few GPT-2-style merges ("Ġ" is the byte-level space), so English text is not all single bytes.
 MERGES = ["Ġ t", "Ġ a", "h e", "i n", "r e", "o n", "Ġt he", "e r", "Ġ s", "a t", "Ġ o", "e n", "Ġ w", "o r"]
 
@@ -37,7 +39,7 @@ def write_tokenizer(directory: str | Path, *, chat_template: bool) -> Path:
     (directory / "merges.txt").write_text("#version: 0.2\n" + "\n".join(MERGES) + "\n", encoding="utf-8")
     config = {
         "tokenizer_class": "GPT2Tokenizer",
-        "model_max_length": 1024,  # the model's n_positions
+        "model_max_length": CONTEXT,  # the model's n_positions
         "bos_token": EOS,
         "eos_token": EOS,
         "unk_token": EOS,
@@ -63,7 +65,7 @@ def write_tiny_causal_lm(directory: str | Path, *, chat_template: bool, seed: in
     eos_id = tokenizer.convert_tokens_to_ids(EOS)
     config = GPT2Config(
         vocab_size=len(tokenizer),
-        n_positions=1024,
+        n_positions=CONTEXT,
         n_embd=8,
         n_layer=2,
         n_head=2,

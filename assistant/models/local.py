@@ -17,7 +17,7 @@ from langchain_core.messages import AIMessage, BaseMessage
 from langchain_core.outputs import ChatGeneration, ChatResult
 from pydantic import PrivateAttr
 
-from ..errors import LLMNotConfigured
+from ..errors import LLMNotConfigured, LLMUnavailable
 
 log = logging.getLogger(__name__)
 
@@ -184,6 +184,13 @@ class LocalChatModel(BaseChatModel):
         turns = [PLAIN_TURN.format(role=_role(m, PLAIN_ROLES), content=m.text) for m in messages]
         return PLAIN_SEPARATOR.join([*turns, PLAIN_GENERATION_PROMPT])
 
+    @property
+    def context_length(self) -> int | None:
+        """The most tokens the model reads, prompt and reply together (None when its config does not say)."""
+        config = getattr(self._hf_model, "config", None)
+        value = getattr(config, "max_position_embeddings", None) or getattr(config, "n_positions", None)
+        return int(value) if isinstance(value, int) and value > 0 else None
+
     # -- generation -------------------------------------------------------------------------
 
     def _generate(
@@ -204,8 +211,17 @@ class LocalChatModel(BaseChatModel):
         attention_mask = encoded["attention_mask"].to(device)
         prompt_len = input_ids.shape[1]
 
-        # 2. Generate: greedy unless a temperature is set, ending early on a stop string.
+        # 2. Generate: greedy unless a temperature is set, ending early on a stop string, and never
+        #    past the model's context (the reply is cut short there, as a "length" finish).
+        context = self.context_length
+        if context and prompt_len >= context:
+            raise LLMUnavailable(
+                f"the prompt is {prompt_len} tokens but {self.model_name} reads at most {context}; "
+                "use a model with a longer context (4096 tokens or more suits keyart's prompts), or --llm offline"
+            )
         max_new_tokens = int(kwargs.get("max_new_tokens", self.max_new_tokens))
+        if context:
+            max_new_tokens = min(max_new_tokens, context - prompt_len)
         temperature = float(kwargs.get("temperature", self.temperature))
         sampling = {"do_sample": True, "temperature": temperature} if temperature > 0 else {"do_sample": False}
         pad_id = self._tokenizer.pad_token_id if self._tokenizer.pad_token_id is not None else self._tokenizer.eos_token_id
