@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from . import samplers, styles
+from . import presets, samplers, styles
 from .errors import KeyartError
 from .request import SDXL_SIZES, RenderRequest
 
@@ -42,11 +42,13 @@ def echo(text: str = "", *, err: bool = False) -> None:
 def _catalog_help() -> str:
     width = max(len(s.name) for s in styles.catalog().values())
     style_lines = "\n".join(f"  {s.name:<{width}}  {s.description}" for s in styles.catalog().values())
+    quality_lines = "\n".join(f"  {q:<{width}}  {presets.describe_quality(q)}" for q in presets.QUALITIES)
     return (
         f"samplers:\n  {', '.join(samplers.SAMPLERS)}\n"
         f"  (legacy combined names work too: {', '.join(samplers.legacy_names()[:4])}, ...)\n"
         f"schedule types:\n  {', '.join(samplers.SCHEDULE_TYPES)}\n"
         f"styles:\n{style_lines}\n  none{' ' * (width - 2)}  the prompt as written\n"
+        f"quality presets (--quality; options given explicitly win):\n{quality_lines}\n"
         f"SDXL sizes (WxH):\n  {', '.join(f'{w}x{h}' for w, h in SDXL_SIZES)}\n"
         "engines:\n  auto (sdxl when KEYART_SDXL_MODEL is set, else preview), sdxl, preview (offline labelled card)\n"
         "environment:\n  KEYART_SDXL_MODEL, KEYART_SDXL_REFINER  SDXL folder, .safetensors file or hub id\n"
@@ -70,6 +72,12 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("prompt", nargs="?", help="what to draw (optional with --from)")
     r.add_argument("--negative-prompt", help="what to keep out of the image")
     r.add_argument("--style", help="style preset (see below); 'none' for the prompt as written")
+    r.add_argument(
+        "--quality",
+        metavar="{" + ",".join(presets.QUALITIES) + "}",
+        help="one word for steps, sampler, schedule, CFG and refiner: draft (a fast look) or final (catalog art); "
+        "--steps and the other options win over it, and with --from it replaces the PNG's settings",
+    )
     r.add_argument("--sampler", help="A1111 sampler name, e.g. 'DPM++ 2M' or 'Euler a' (default DPM++ 2M)")
     r.add_argument("--schedule-type", help="Automatic, Karras, Exponential, SGM Uniform... (default Automatic)")
     r.add_argument("--steps", type=int, help="sampling steps (default 30)")
@@ -124,11 +132,13 @@ def _info(args: argparse.Namespace) -> int:
 
 def _request(args: argparse.Namespace) -> tuple[RenderRequest, int | None]:
     """The request to render and, when reproducing a batch exactly, which of its images to keep."""
-    overrides: dict[str, Any] = {field: getattr(args, option) for option, field in FIELDS.items() if getattr(args, option) is not None}
+    explicit: dict[str, Any] = {field: getattr(args, option) for option, field in FIELDS.items() if getattr(args, option) is not None}
+    if args.refiner is not None:
+        explicit["refiner"] = "on" if args.refiner else "off"
+    # The quality preset fills only what the options left unset: an explicit option always wins.
+    overrides = presets.apply_quality(args.quality, explicit)
     if args.prompt is not None:
         overrides["prompt"] = args.prompt
-    if args.refiner is not None:
-        overrides["refiner"] = "on" if args.refiner else "off"
     if args.from_png is None:
         if "prompt" not in overrides:
             raise KeyartError("give a PROMPT to render, or --from PNG to reproduce an image")

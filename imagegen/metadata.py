@@ -11,15 +11,20 @@ import logging
 import os
 import re
 import secrets
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from functools import lru_cache
 from importlib import metadata as _metadata
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .errors import InvalidRequest, MetadataError, UnknownStyle
 from .request import RenderedImage, RenderRequest
+
+if TYPE_CHECKING:
+    from PIL.PngImagePlugin import PngInfo
 
 log = logging.getLogger(__name__)
 
@@ -157,7 +162,9 @@ def _number(text: str) -> int | float | str:
 
 
 def _keyart_version() -> str:
-    from . import __version__  # late: safe even if the package ever imports this module first
+    from . import (
+        __version__,  # late: safe even if the package ever imports this module first
+    )
 
     return __version__
 
@@ -208,11 +215,10 @@ def _next_number(directory: Path) -> int:
     return max(numbers, default=-1) + 1
 
 
-def save_png(rendered: RenderedImage, directory: str | Path) -> Path:
-    """Write `{n:05d}-{seed}.png` with its parameters and lineage; never overwrites, never half-written."""
+def _pnginfo(rendered: RenderedImage) -> PngInfo:
+    """The PNG text chunks of an image: A1111's parameters and keyart's lineage, checked as JSON."""
     from PIL.PngImagePlugin import PngInfo
 
-    # 1. The chunks, checked before anything touches the disk.
     info = PngInfo()
     if rendered.infotext:
         info.add_text(PARAMETERS_KEY, rendered.infotext)  # tEXt for latin-1, iTXt otherwise
@@ -221,8 +227,19 @@ def save_png(rendered: RenderedImage, directory: str | Path) -> Path:
             info.add_itxt(LINEAGE_KEY, json.dumps(rendered.lineage, ensure_ascii=False))
         except (TypeError, ValueError) as exc:
             raise MetadataError(f"the keyart lineage must be JSON (text, numbers, lists, dicts): {exc}") from exc
-    # 2. Write a hidden temp file in the same folder (os.open honours the umask, unlike mkstemp).
-    directory = Path(directory)
+    return info
+
+
+@contextmanager
+def _temp_png(rendered: RenderedImage, directory: Path) -> Iterator[Path]:
+    """A complete, fsynced PNG under a hidden temp name in `directory`, removed when the block ends.
+
+    The caller publishes it (link or replace) inside the block; on any error nothing is left behind.
+    """
+    # 1. The chunks, checked before anything touches the disk.
+    info = _pnginfo(rendered)
+    # 2. A hidden temp file in the same folder, so publishing it is a rename on one file system
+    # (os.open honours the umask, unlike mkstemp).
     directory.mkdir(parents=True, exist_ok=True)
     tmp = directory / f".keyart-{secrets.token_hex(8)}.tmp"
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
@@ -231,7 +248,16 @@ def save_png(rendered: RenderedImage, directory: str | Path) -> Path:
             rendered.image.save(f, format="PNG", pnginfo=info)
             f.flush()
             os.fsync(f.fileno())
-        # 3. Publish under the next free number: link() fails if the name exists, so a concurrent
+        yield tmp
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def save_png(rendered: RenderedImage, directory: str | Path) -> Path:
+    """Write `{n:05d}-{seed}.png` with its parameters and lineage; never overwrites, never half-written."""
+    directory = Path(directory)
+    with _temp_png(rendered, directory) as tmp:
+        # Publish under the next free number: link() fails if the name exists, so a concurrent
         # writer that took it makes us move on instead of overwriting its image.
         number = _next_number(directory)
         while True:
@@ -241,8 +267,17 @@ def save_png(rendered: RenderedImage, directory: str | Path) -> Path:
                 return final
             except FileExistsError:
                 number = max(number + 1, _next_number(directory))
-    finally:
-        tmp.unlink(missing_ok=True)
+
+
+def write_png(rendered: RenderedImage, path: str | Path) -> Path:
+    """Write one PNG with its parameters and lineage at exactly `path`, replacing any file there.
+
+    Atomic: readers see the old file or the whole new one, never a half-written image.
+    """
+    path = Path(path)
+    with _temp_png(rendered, path.parent) as tmp:
+        os.replace(tmp, path)
+    return path
 
 
 def read_png(path: str | Path) -> PngMetadata:

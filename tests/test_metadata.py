@@ -18,6 +18,7 @@ from imagegen.metadata import (
     request_from_infotext,
     request_from_png,
     save_png,
+    write_png,
 )
 from imagegen.request import RenderedImage, RenderRequest
 
@@ -230,6 +231,47 @@ def test_unserialisable_lineage_fails_before_writing(tmp_path):
     image.lineage["trace"] = object()
     with pytest.raises(MetadataError, match="JSON"):
         save_png(image, tmp_path / "out")
+    assert not (tmp_path / "out").exists()
+
+
+def test_write_png_round_trips_at_the_exact_path(tmp_path):
+    image = rendered(RenderRequest("phare à l'aube {prompt}", seed=3, width=64, height=64), seed=3)
+    target = tmp_path / "show" / "s01" / "e03-watercolor.png"
+    assert write_png(image, target) == target
+    meta = read_png(target)
+    assert meta.infotext == image.infotext and meta.lineage == image.lineage
+    assert sorted(p.name for p in target.parent.iterdir()) == ["e03-watercolor.png"]
+
+
+def test_write_png_overwrites_and_leaves_no_temp_files(tmp_path):
+    target = tmp_path / "e01.png"
+    write_png(rendered(seed=1, image=Image.new("RGB", (8, 8), (0, 0, 255))), target)
+    write_png(rendered(seed=2, image=Image.new("RGB", (8, 8), (0, 255, 0))), str(target))
+    assert read_png(target).lineage["seed"] == 2
+    with Image.open(target) as im:
+        assert im.getpixel((0, 0)) == (0, 255, 0)
+    assert [p.name for p in tmp_path.iterdir()] == ["e01.png"]
+
+
+def test_write_png_failure_keeps_the_old_file_and_no_temp(tmp_path):
+    class Broken:
+        def save(self, f, *args, **kwargs):
+            f.write(b"\x89PNG half")
+            raise OSError("disk full")
+
+    target = tmp_path / "e01.png"
+    write_png(rendered(seed=1), target)
+    before = target.read_bytes()
+    with pytest.raises(OSError, match="disk full"):
+        write_png(rendered(seed=2, image=Broken()), target)
+    assert target.read_bytes() == before and [p.name for p in tmp_path.iterdir()] == ["e01.png"]
+
+
+def test_write_png_unserialisable_lineage_writes_nothing(tmp_path):
+    image = rendered()
+    image.lineage["trace"] = object()
+    with pytest.raises(MetadataError, match="JSON"):
+        write_png(image, tmp_path / "out" / "e01.png")
     assert not (tmp_path / "out").exists()
 
 

@@ -9,13 +9,11 @@ import colorsys
 import logging
 import math
 import random
-import unicodedata
-from functools import lru_cache
 from typing import Any
 
-from PIL import Image, ImageColor, ImageDraw, ImageFont
+from PIL import Image, ImageColor, ImageDraw
 
-from .. import styles
+from .. import lettering, styles
 from ..errors import InvalidRequest
 from ..request import RenderedImage, RenderRequest
 from . import Progress
@@ -26,10 +24,7 @@ BANNER = ("PREVIEW · NOT AN SDXL RENDER", "PREVIEW · NOT SDXL", "PREVIEW")  # 
 LABEL = "offline preview card, not an SDXL render"  # the lineage's "label"
 ENGINE_FIELD = "preview (offline card, not an SDXL render)"  # the infotext's "Engine:"
 TITLE_WORDS = 6  # a title from the prompt: enough words to name the scene, short enough to be big
-MIN_FONT = 7  # px; below this the default font is unreadable, so a tiny card draws less instead
 INK_DARK, INK_LIGHT = (17, 17, 17), (248, 247, 242)
-# Pillow's built-in font (Aileron, subset) has ASCII, curly quotes, "·" and "…" but no dashes or accents.
-PLAIN = str.maketrans({"—": "-", "–": "-", "×": "x", "•": "·", "ø": "o", "Ø": "O", "ß": "ss", "æ": "ae", "Æ": "AE"})
 HAZARD = (255, 200, 40)  # caution-tape yellow: the banner must not blend into any style's palette
 RGB = tuple[int, int, int]
 
@@ -55,7 +50,7 @@ class PreviewEngine:
         seeds = request.seeds()
         style = styles.get(request.style) if request.style else None
         style_palette = _style_palette(style) if style and style.palette else None
-        title = _plain(str((lineage or {}).get("title") or "").strip() or _title_from(request.prompt))
+        title = lettering.plain(str((lineage or {}).get("title") or "").strip() or _title_from(request.prompt))
         results: list[RenderedImage] = []
         for index, seed in enumerate(seeds):
             # 2. Draw the card: the style's palette, or one derived from the seed.
@@ -89,50 +84,9 @@ def _seed_palette(seed: int) -> list[RGB]:
     return [tuple(round(255 * x) for x in colorsys.hsv_to_rgb((hue + dh) % 1, s, v)) for dh, s, v in tones]
 
 
-@lru_cache(maxsize=64)
-def _font(size: float) -> ImageFont.FreeTypeFont:
-    return ImageFont.load_default(size=max(MIN_FONT, round(size)))
-
-
-def _line_height(font: ImageFont.FreeTypeFont) -> int:
-    ascent, descent = font.getmetrics()
-    return round((ascent + descent) * 1.1)  # a tenth of leading keeps wrapped lines apart
-
-
-def _wrap(draw: ImageDraw.ImageDraw, text: str, font, width: int, max_lines: int) -> list[str]:
-    """Greedy word wrap to `width` pixels; the last line ends in an ellipsis when text is left over."""
-    fits = lambda s: draw.textlength(s, font=font) <= width  # noqa: E731
-    lines: list[str] = []
-    for word in text.split():
-        if len(lines) > max_lines:  # enough to know there is more; a huge prompt costs no more
-            break
-        if lines and fits(f"{lines[-1]} {word}"):
-            lines[-1] += f" {word}"
-            continue
-        while len(word) > 1 and not fits(word) and len(lines) <= max_lines:  # cut a word wider than a line
-            cut = max(1, len(word) * width // round(draw.textlength(word, font=font)))  # proportional guess
-            while cut > 1 and not fits(word[:cut]):
-                cut -= 1
-            lines.append(word[:cut])
-            word = word[cut:]
-        lines.append(word)
-    if len(lines) > max_lines:
-        lines = lines[:max_lines]
-        while lines[-1] and not fits(lines[-1] + "…"):
-            lines[-1] = lines[-1][:-1]
-        lines[-1] = lines[-1].rstrip(" ,.;:") + "…"
-    return lines
-
-
 def _fit(draw: ImageDraw.ImageDraw, candidates: list[str], font, width: int) -> list[str]:
     """The first candidate that fits on one line, else the last one cut short."""
-    return next(([c] for c in candidates if draw.textlength(c, font=font) <= width), _wrap(draw, candidates[-1], font, width, 1))
-
-
-def _plain(text: str) -> str:
-    """Text the built-in font can draw: accents folded (é -> e), dashes and "×" spelled in ASCII."""
-    folded = unicodedata.normalize("NFKD", text.translate(PLAIN))
-    return "".join(c for c in folded if not unicodedata.combining(c))
+    return next(([c] for c in candidates if draw.textlength(c, font=font) <= width), lettering.wrap(draw, candidates[-1], font, width, 1))
 
 
 def _title_from(prompt: str) -> str:
@@ -175,7 +129,7 @@ def _blocks(draw, request, seed, title, style_name, palette, colours, unit, widt
     accent = light if abs(_luma(light) - _luma(dark)) > 0.4 else ink  # the palette's light, where it reads
 
     def text(lines: list[str], font, fill, bold: bool = False) -> tuple[int, Any]:
-        step = _line_height(font)
+        step = lettering.line_height(font)
         stroke = max(0, round(font.size / 40)) if bold else 0  # Aileron has no bold face: a hairline stroke stands in
 
         def paint(draw, x, y):
@@ -192,16 +146,16 @@ def _blocks(draw, request, seed, title, style_name, palette, colours, unit, widt
             draw.rectangle((left, y, left + size - 1, y + size - 1), fill=colour)
 
     # The largest title size at which the title takes at most two lines.
-    sizes = [_font(unit * f) for f in (0.075, 0.06, 0.048)]
-    title_font = next((f for f in sizes if len(_wrap(draw, title, f, width, 3)) <= 2), sizes[-1])
-    small, tiny = _font(unit * 0.026), _font(unit * 0.019)
+    sizes = [lettering.font(unit * f) for f in (0.075, 0.06, 0.048)]
+    title_font = next((f for f in sizes if len(lettering.wrap(draw, title, f, width, 3)) <= 2), sizes[-1])
+    small, tiny = lettering.font(unit * 0.026), lettering.font(unit * 0.019)
     size = max(4, round(unit * 0.05))
     w, h = request.width, request.height
     return [
-        text(_wrap(draw, title, title_font, width, 2), title_font, ink, bold=True),
-        text(_fit(draw, [f"STYLE  ·  {_plain(style_name).upper()}", _plain(style_name).upper()], small, width), small, accent),
+        text(lettering.wrap(draw, title, title_font, width, 2), title_font, ink, bold=True),
+        text(_fit(draw, [f"STYLE  ·  {lettering.plain(style_name).upper()}", lettering.plain(style_name).upper()], small, width), small, accent),
         (size, swatches),
-        text(_wrap(draw, _plain(request.prompt), small, width, 5), small, muted),
+        text(lettering.wrap(draw, lettering.plain(request.prompt), small, width, 5), small, muted),
         text(_fit(draw, [f"keyart-preview  ·  seed {seed}  ·  {w}x{h}", f"seed {seed}"], tiny, width), tiny, muted),
     ]
 
@@ -257,7 +211,7 @@ def _banner(image: Image.Image, height: int) -> None:
     draw.rectangle((0, 0, w, height - 1), fill=HAZARD)
     for x in range(-height, w + height, height):  # stripes one banner-height apart, at 45 degrees
         draw.polygon([(x, height), (x + height // 2, height), (x + height // 2 + height, 0), (x + height, 0)], fill=INK_DARK)
-    font = _font(height * 0.5)
+    font = lettering.font(height * 0.5)
     pad = max(2, height // 2)
     caption = next((c for c in BANNER if draw.textlength(c, font=font) + 2 * pad <= w - 2 * height), BANNER[-1])
     left = max(0, (w - round(draw.textlength(caption, font=font)) - 2 * pad) // 2)
