@@ -118,45 +118,52 @@ class SDXLEngine:
         steps = request.num_inference_steps
         total = request.batch_count * steps
         results: list[RenderedImage] = []
-        for batch in range(request.batch_count):
-            batch_seeds = seeds[batch * request.batch_size : (batch + 1) * request.batch_size]
-            # 2. One CPU generator per image: the same seed gives the same image on any device.
-            generators = [torch.Generator("cpu").manual_seed(s) for s in batch_seeds]
-            common = dict(
-                prompt=prompt,
-                negative_prompt=negative or None,
-                num_inference_steps=steps,
-                guidance_scale=request.guidance_scale,
-                num_images_per_prompt=request.batch_size,
-                generator=generators,
-            )
-            # 3. Base, then the refiner on the base's latents from `refiner_switch_at` on.
-            switch = request.refiner_switch_at if use_refiner else 1.0
-            images = self.base(
-                **common,
-                width=request.width,
-                height=request.height,
-                denoising_end=switch if use_refiner else None,
-                output_type="latent" if use_refiner else "np",
-                callback_on_step_end=_reporter(progress, batch * steps, 0.0, switch, steps, total),
-            ).images
-            if use_refiner:
-                images = self.refiner(
-                    **common,
-                    image=images,
-                    denoising_start=switch,
-                    output_type="np",
-                    callback_on_step_end=_reporter(progress, batch * steps, switch, 1.0, steps, total),
-                ).images
-            # 4. A NaN decode is a black image: say so rather than save it.
-            if not torch.isfinite(torch.as_tensor(images)).all():
-                raise RenderFailed(
-                    "the VAE decoded NaNs (the image would be black); run in bf16 (KEYART_DTYPE=bf16) "
-                    "or fp32, or use an fp16-safe VAE such as madebyollin/sdxl-vae-fp16-fix"
+        try:
+            for batch in range(request.batch_count):
+                batch_seeds = seeds[batch * request.batch_size : (batch + 1) * request.batch_size]
+                # 2. One CPU generator per image: the same seed gives the same image on any device.
+                generators = [torch.Generator("cpu").manual_seed(s) for s in batch_seeds]
+                common = dict(
+                    prompt=prompt,
+                    negative_prompt=negative or None,
+                    num_inference_steps=steps,
+                    guidance_scale=request.guidance_scale,
+                    num_images_per_prompt=request.batch_size,
+                    generator=generators,
                 )
-            for offset, (image, seed) in enumerate(zip(self.base.image_processor.numpy_to_pil(images), batch_seeds)):
-                index = batch * request.batch_size + offset
-                results.append(self._rendered(request, image, seed, index, use_refiner, lineage))
+                # 3. Base, then the refiner on the base's latents from `refiner_switch_at` on.
+                switch = request.refiner_switch_at if use_refiner else 1.0
+                images = self.base(
+                    **common,
+                    width=request.width,
+                    height=request.height,
+                    denoising_end=switch if use_refiner else None,
+                    output_type="latent" if use_refiner else "np",
+                    callback_on_step_end=_reporter(progress, batch * steps, 0.0, switch, steps, total),
+                ).images
+                if use_refiner:
+                    images = self.refiner(
+                        **common,
+                        image=images,
+                        denoising_start=switch,
+                        output_type="np",
+                        callback_on_step_end=_reporter(progress, batch * steps, switch, 1.0, steps, total),
+                    ).images
+                # 4. A NaN decode is a black image: say so rather than save it.
+                if not torch.isfinite(torch.as_tensor(images)).all():
+                    raise RenderFailed(
+                        "the VAE decoded NaNs (the image would be black); run in bf16 (KEYART_DTYPE=bf16) "
+                        "or fp32, or use an fp16-safe VAE such as madebyollin/sdxl-vae-fp16-fix"
+                    )
+                for offset, (image, seed) in enumerate(zip(self.base.image_processor.numpy_to_pil(images), batch_seeds)):
+                    index = batch * request.batch_size + offset
+                    results.append(self._rendered(request, image, seed, index, use_refiner, lineage))
+        except torch.cuda.OutOfMemoryError as exc:
+            torch.cuda.empty_cache()
+            raise RenderFailed(
+                f"out of GPU memory rendering {request.width}x{request.height} at batch size {request.batch_size}; "
+                "use a smaller size or batch, or KEYART_MEMORY=medvram (model offload) or lowvram"
+            ) from exc
         return results
 
     def _use_refiner(self, request: RenderRequest) -> bool:
