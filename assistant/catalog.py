@@ -1,7 +1,8 @@
 """A show's catalog: episode (and optional season) summaries read from CSV, JSON, JSONL or Parquet.
 
-`load_catalog(path)` reads the episodes file and a sibling `seasons.<suffix>` if there is one; every
-problem is a `CatalogError` that names the file, the 1-based data row and the field.
+`load_catalog(path)` reads the episodes file and a seasons file (explicit, or a sibling `seasons.<suffix>`).
+A bad row is skipped and reported in `Catalog.problems` (file, 1-based data row, field); a file that
+cannot be used at all is a `CatalogError`.
 """
 
 from __future__ import annotations
@@ -17,20 +18,36 @@ from .schemas import Episode, Season
 SAMPLE = Path(__file__).resolve().parents[1] / "data" / "sample_show" / "episodes.csv"
 
 SUFFIXES = (".csv", ".json", ".jsonl", ".parquet")
+FIELDS = ("show", "season", "episode", "title", "summary")  # keyart's names, which `mapping` maps to columns
 EPISODE_COLUMNS = ("season", "episode", "summary")  # required
 EPISODE_OPTIONAL = ("show", "title")
 SEASON_COLUMNS = ("season",)
 SEASON_OPTIONAL = ("show", "title", "summary")
+SHOWN_PROBLEMS = 3  # how many skipped rows a "no usable rows" error quotes
+
+
+@dataclass(frozen=True)
+class RowProblem:
+    """One skipped row: where it is and what is wrong with which field."""
+
+    path: Path
+    row: int  # 1-based data row (the header is not counted)
+    field: str  # keyart's field name
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.path}, row {self.row}, field {self.field!r}: {self.message}"
 
 
 @dataclass
 class Catalog:
-    """One show's episodes (sorted by season, episode) and the season summaries the catalog has."""
+    """One show's episodes (sorted by season, episode), the season summaries it has, and the rows it skipped."""
 
     show: str
     episodes: list[Episode]
     seasons: list[Season] = field(default_factory=list)
     path: Path | None = None
+    problems: list[RowProblem] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         self.episodes = sorted(self.episodes, key=lambda e: (e.season, e.episode))
@@ -71,96 +88,173 @@ class Catalog:
         return "; ".join(parts) if parts else "the catalog has no episodes"
 
 
-def load_catalog(path: str | Path | None = None) -> Catalog:
-    """Read an episodes file (default: the sample show) and its optional sibling seasons file."""
-    # 1. The episodes file, as text cells.
+def load_catalog(path: str | Path | None = None, *, mapping: dict[str, str] | None = None, seasons: str | Path | None = None) -> Catalog:
+    """Read an episodes file (default: the sample show) and its seasons file, skipping bad rows.
+
+    `mapping` names the source column of a keyart field ({"summary": "plot"}); `seasons` names the
+    seasons file (default: `seasons.<suffix>` beside the episodes file, when there is one).
+    """
+    # 1. The episodes file, as text cells under keyart's field names.
     episodes_path = Path(path) if path is not None else SAMPLE
     columns, rows = _read_rows(episodes_path)
-    _require_columns(columns, episodes_path, EPISODE_COLUMNS, EPISODE_OPTIONAL)
-    fallback_show = episodes_path.resolve().parent.name
-    # 2. One Episode per row, checked.
-    episodes: list[Episode] = []
-    seen: dict[tuple[int, int], int] = {}
-    for number, row in enumerate(rows, start=1):
-        episode = _episode_row(row, _Where(episodes_path, number), fallback_show)
-        key = (episode.season, episode.episode)
-        if key in seen:
-            raise _Where(episodes_path, number).error(
-                "episode", f"season {key[0]} episode {key[1]} appears twice (first at row {seen[key]}); keep one row per episode"
-            )
-        seen[key] = number
-        episodes.append(episode)
+    mapping = _check_fields(mapping or {}, columns, episodes_path)
+    _check_mapped_columns(mapping, columns, episodes_path)
+    sources = {f: mapping.get(f, f) for f in FIELDS}
+    _require_columns(columns, episodes_path, EPISODE_COLUMNS, EPISODE_OPTIONAL, sources)
+    rows = [{f: row.get(source.lower(), "") for f, source in sources.items()} for row in rows]
+    # 2. One Episode per good row; bad rows become problems.
+    named, episodes, problems = _load_episodes(rows, episodes_path)
     if not episodes:
-        raise CatalogError(f"{episodes_path}: no episodes; the file needs one row per episode with season, episode and summary")
-    show = _one_show(episodes, episodes_path)
-    # 3. Season summaries from `seasons.<suffix>` beside it, if present.
-    seasons_path = episodes_path.with_name("seasons" + episodes_path.suffix.lower())
-    seasons = _load_seasons(seasons_path, show) if seasons_path.is_file() and seasons_path.resolve() != episodes_path.resolve() else []
-    return Catalog(show=show, episodes=episodes, seasons=seasons, path=episodes_path)
+        if not problems:
+            raise CatalogError(f"{episodes_path}: no episodes; the file needs one row per episode with season, episode and summary")
+        shown = "; ".join(str(p) for p in problems[:SHOWN_PROBLEMS]) + ("; ..." if len(problems) > SHOWN_PROBLEMS else "")
+        skipped = len({p.row for p in problems})
+        raise CatalogError(f"{episodes_path}: no usable episode rows; all {skipped} row(s) were skipped: {shown}")
+    show = episodes[0].show
+    # 3. Season summaries, from the named file or `seasons.<suffix>` beside the episodes.
+    seasons_path = Path(seasons) if seasons is not None else episodes_path.with_name("seasons" + episodes_path.suffix.lower())
+    found: list[Season] = []
+    if seasons is not None or (seasons_path.is_file() and seasons_path.resolve() != episodes_path.resolve()):
+        found, season_problems = _load_seasons(seasons_path, show, named, mapping)
+        problems += season_problems
+    return Catalog(show=show, episodes=episodes, seasons=found, path=episodes_path, problems=problems)
+
+
+def parse_mapping(items: list[str]) -> dict[str, str]:
+    """{"summary": "plot"} from ["summary=plot"]: keyart field to source column, as `--map` gives them."""
+    mapping: dict[str, str] = {}
+    for item in items:
+        name, equals, column = item.partition("=")
+        name, column = name.strip().lower(), column.strip()
+        if not equals or not name or not column:
+            raise CatalogError(f"cannot read the column mapping {item!r}: expected FIELD=COLUMN, e.g. summary=plot (fields: {', '.join(FIELDS)})")
+        if name in mapping:
+            raise CatalogError(f"the field {name!r} is mapped twice ({name}={mapping[name]} and {item!r}); map each field once")
+        mapping[name] = column
+    return _check_fields(mapping)
 
 
 # -- rows ----------------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class _Where:
-    """Where a cell came from, so every message names file, row and field."""
+class _BadCell(Exception):
+    """A cell that makes its row unusable; caught by the row loop and kept as a RowProblem."""
 
-    path: Path
-    row: int
-
-    def error(self, field_name: str, message: str) -> CatalogError:
-        return CatalogError(f"{self.path}, row {self.row}, field {field_name!r}: {message}")
+    def __init__(self, field_name: str, message: str):
+        super().__init__(message)
+        self.field_name, self.message = field_name, message
 
 
-def _episode_row(row: dict[str, str], where: _Where, fallback_show: str) -> Episode:
-    summary = row.get("summary", "")
-    if not summary:
-        raise where.error("summary", "is empty; every episode needs a summary to draw its key art from")
-    return Episode(
-        show=row.get("show", "") or fallback_show,
-        season=_whole_number(row.get("season", ""), where, "season"),
-        episode=_whole_number(row.get("episode", ""), where, "episode"),
-        title=row.get("title", ""),
-        summary=summary,
-    )
-
-
-def _load_seasons(path: Path, show: str) -> list[Season]:
-    columns, rows = _read_rows(path)
-    _require_columns(columns, path, SEASON_COLUMNS, SEASON_OPTIONAL)
-    seasons: list[Season] = []
-    seen: dict[int, int] = {}
+def _load_episodes(rows: list[dict[str, str]], path: Path) -> tuple[bool, list[Episode], list[RowProblem]]:
+    """(named, episodes, problems): the show is the first one a good row names (`named`), else the folder's name."""
+    problems: list[RowProblem] = []
+    good: list[tuple[int, int, str, str]] = []
+    seen: dict[tuple[int, int], int] = {}
+    show = ""
     for number, row in enumerate(rows, start=1):
-        where = _Where(path, number)
-        season = _whole_number(row.get("season", ""), where, "season")
+        found = _cell_problems(row, path, number, show, ("season", "episode"))
+        if not row["summary"]:
+            found.append(RowProblem(path, number, "summary", "is empty; every episode needs a summary to draw its key art from"))
+        if found:
+            problems += found
+            continue
+        key = (_whole_number(row["season"], "season"), _whole_number(row["episode"], "episode"))
+        if key in seen:
+            message = f"season {key[0]} episode {key[1]} appears twice (first at row {seen[key]}); keep one row per episode"
+            problems.append(RowProblem(path, number, "episode", message))
+            continue
+        seen[key] = number
+        show = show or row["show"]
+        good.append((*key, row["title"], row["summary"]))
+    named = bool(show)
+    show = show or path.resolve().parent.name
+    return named, [Episode(show=show, season=s, episode=e, title=title, summary=summary) for s, e, title, summary in good], problems
+
+
+def _load_seasons(path: Path, show: str, named: bool, mapping: dict[str, str]) -> tuple[list[Season], list[RowProblem]]:
+    """The seasons file's rows as Seasons of `show`; another show's rows are problems when the episodes named theirs."""
+    columns, rows = _read_rows(path)
+    # The mapping applies where the seasons file has the mapped column; elsewhere keyart's own name.
+    sources = {f: mapping[f] if mapping.get(f, "").lower() in columns else f for f in FIELDS}
+    _require_columns(columns, path, SEASON_COLUMNS, SEASON_OPTIONAL, sources)
+    seasons: list[Season] = []
+    problems: list[RowProblem] = []
+    seen: dict[int, int] = {}
+    for number, raw in enumerate(rows, start=1):
+        row = {f: raw.get(source.lower(), "") for f, source in sources.items()}
+        found = _cell_problems(row, path, number, show if named else "", ("season",))
+        if found:
+            problems += found
+            continue
+        season = _whole_number(row["season"], "season")
         if season in seen:
-            raise where.error("season", f"season {season} appears twice (first at row {seen[season]}); keep one row per season")
+            problems.append(RowProblem(path, number, "season", f"season {season} appears twice (first at row {seen[season]}); keep one row per season"))
+            continue
         seen[season] = number
-        seasons.append(Season(show=show, season=season, title=row.get("title", ""), summary=row.get("summary", "")))
-    return seasons
+        seasons.append(Season(show=show, season=season, title=row["title"], summary=row["summary"]))
+    return seasons, problems
 
 
-def _whole_number(text: str, where: _Where, field_name: str) -> int:
-    """"3" and "3.0" are 3; "007" is 7; "3.5", "three", "" and negatives are errors."""
+def _cell_problems(row: dict[str, str], path: Path, number: int, show: str, numbers: tuple[str, ...]) -> list[RowProblem]:
+    """What is wrong with a row's show (another show than `show`) and number cells, in column order."""
+    found: list[RowProblem] = []
+    if show and row["show"] and row["show"].casefold() != show.casefold():
+        message = f"names the show {row['show']!r}, but this catalog is {show!r}; keep one show per catalog file"
+        found.append(RowProblem(path, number, "show", message))
+    for name in numbers:
+        try:
+            _whole_number(row[name], name)
+        except _BadCell as bad:
+            found.append(RowProblem(path, number, bad.field_name, bad.message))
+    return found
+
+
+def _whole_number(text: str, field_name: str) -> int:
+    """"3" and "3.0" are 3; "007" is 7; "3.5", "three", "" and negatives are a `_BadCell`."""
     if not text:
-        raise where.error(field_name, f"is empty; give the {field_name} number, such as 1")
+        raise _BadCell(field_name, f"is empty; give the {field_name} number, such as 1")
     try:
         value = float(text)
     except ValueError:
-        raise where.error(field_name, f"must be a whole number such as 1 or 12 (got {text!r})") from None
+        raise _BadCell(field_name, f"must be a whole number such as 1 or 12 (got {text!r})") from None
     if not math.isfinite(value) or value != int(value):
-        raise where.error(field_name, f"must be a whole number such as 1 or 12 (got {text!r})")
+        raise _BadCell(field_name, f"must be a whole number such as 1 or 12 (got {text!r})")
     if value < 0:
-        raise where.error(field_name, f"cannot be negative (got {text!r}); number seasons and episodes from 0 or 1")
+        raise _BadCell(field_name, f"cannot be negative (got {text!r}); number seasons and episodes from 0 or 1")
     return int(value)
 
 
-def _one_show(episodes: list[Episode], path: Path) -> str:
-    shows = sorted({e.show for e in episodes})
-    if len(shows) > 1:
-        raise CatalogError(f"{path}: holds more than one show ({', '.join(shows)}); keep one show per catalog file")
-    return shows[0]
+# -- columns -------------------------------------------------------------------------------------
+
+
+def _check_fields(mapping: dict[str, str], columns: list[str] | None = None, path: Path | None = None) -> dict[str, str]:
+    """The mapping with lower-case field names; an unknown field is a CatalogError (naming the file's columns when known)."""
+    checked = {name.strip().lower(): column.strip() for name, column in mapping.items()}
+    unknown = [name for name in checked if name not in FIELDS]
+    if unknown:
+        where = f"{path}: " if path is not None else ""
+        found = f"; the file's columns are {', '.join(columns) or 'none'}" if columns is not None else ""
+        raise CatalogError(
+            f"{where}unknown catalog field(s) {', '.join(map(repr, unknown))} in the column mapping; "
+            f"map one of {', '.join(FIELDS)} to a column, e.g. summary=plot{found}"
+        )
+    return checked
+
+
+def _check_mapped_columns(mapping: dict[str, str], columns: list[str], path: Path) -> None:
+    absent = [f"{name}={column}" for name, column in mapping.items() if column.lower() not in columns]
+    if absent:
+        raise CatalogError(f"{path}: has no column for the mapping {', '.join(absent)}; its columns are {', '.join(columns) or 'none'}")
+
+
+def _require_columns(present: list[str], path: Path, required: tuple[str, ...], optional: tuple[str, ...], sources: dict[str, str]) -> None:
+    missing = [f if sources[f] == f else f"{f} (mapped to {sources[f]})" for f in required if sources[f].lower() not in present]
+    if missing:
+        raise CatalogError(
+            f"{path}: missing column(s) {', '.join(missing)}; found {', '.join(present) or 'none'} "
+            f"(required: {', '.join(required)}; optional: {', '.join(optional)}; "
+            "to use a column under another name, map it, e.g. summary=plot)"
+        )
 
 
 # -- files ---------------------------------------------------------------------------------------
@@ -196,15 +290,6 @@ def _text(value: Any) -> str:
     if value is None or (not isinstance(value, (list, dict, tuple)) and pd.isna(value)):
         return ""
     return str(value).strip()
-
-
-def _require_columns(present: list[str], path: Path, required: tuple[str, ...], optional: tuple[str, ...]) -> None:
-    missing = [c for c in required if c not in present]
-    if missing:
-        raise CatalogError(
-            f"{path}: missing column(s) {', '.join(missing)}; found {', '.join(present) or 'none'} "
-            f"(required: {', '.join(required)}; optional: {', '.join(optional)})"
-        )
 
 
 def _ranges(numbers: list[int]) -> str:

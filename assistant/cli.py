@@ -24,6 +24,14 @@ def build_parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--llm", choices=LLMS, help=f"language model (default: {LLM_ENV}, else offline)")
     common.add_argument("--input", type=Path, help="episodes file: CSV, JSON, JSONL or Parquet (default: the sample show)")
+    common.add_argument(
+        "--map",
+        action="append",
+        default=[],
+        metavar="FIELD=COLUMN",
+        help="read a keyart field (show, season, episode, title, summary) from another column, e.g. summary=plot; repeatable",
+    )
+    common.add_argument("--seasons", type=Path, metavar="FILE", help="season summaries file (default: seasons.<suffix> beside --input, if any)")
     common.add_argument("--styles", help="comma-separated style names (default: all catalog styles)")
     common.add_argument("--json", action="store_true", help="print the whole result, trace included, as JSON")
     common.add_argument("--trace", action="store_true", help="also print every message sent and reply received")
@@ -59,11 +67,13 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from .catalog import load_catalog
+    from .catalog import load_catalog, parse_mapping
     from .models import load_model
     from .workflows.prompts import for_episode, for_season
 
-    catalog = load_catalog(args.input)
+    catalog = load_catalog(args.input, mapping=parse_mapping(args.map), seasons=args.seasons)
+    for problem in catalog.problems:
+        echo(f"warning: {problem}", err=True)
     styles = [s.strip() for s in args.styles.split(",") if s.strip()] if args.styles else None
     model = load_model(args.llm)
     if args.command == "episode":
@@ -82,6 +92,8 @@ def _show(result, full_trace: bool) -> None:
     where = f"season {result.season}" + (f", episode {result.episode}" if hasattr(result, "episode") else "")
     echo(f"{result.show}, {where}{': ' + result.title if result.title else ''}")
     echo(f"written by: {trace.label} ({trace.technique})")
+    if getattr(result, "summary_written", False):
+        echo(f"season summary (written, the catalog has none): {result.summary}")
     if hasattr(result, "follow_ups"):
         echo()
         for f in result.follow_ups:

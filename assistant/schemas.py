@@ -122,6 +122,8 @@ class SeasonPrompts(BaseModel):
     show: str
     season: int
     title: str = ""
+    summary: str = ""  # the summary self-ask read: the catalog's, or the one written from the episodes
+    summary_written: bool = False  # True when the catalog had none and a model wrote `summary`
     follow_ups: list[FollowUp]
     final_answer: str
     brief: SceneBrief

@@ -154,7 +154,8 @@ def test_season_without_a_summary_is_read_from_its_episodes():
     from assistant.models.offline import OfflineModel
 
     result = season_prompts(Season(show="Gullhaven", season=1), EPISODES, STYLES, OfflineModel())
-    assert "no summary for this season" in result.trace.warnings[0]
+    assert result.trace.warnings[0] == "the catalog has no summary for season 1; offline wrote one from its 2 episodes"
+    assert result.summary_written and "Wren Alder" in result.summary
     assert result.trace.model == "offline" and len(result.prompts) == 2
 
 

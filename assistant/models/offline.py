@@ -127,6 +127,10 @@ class OfflineModel:
         ]
         return asked[: max(0, max_follow_ups)], _final(reading, moment, finale.summary, texts)
 
+    def season_summary(self, season: Season, episodes: list[Episode]) -> str:
+        """A summary for a season the catalog has none for, written from its episodes (2-4 sentences)."""
+        return _summary(season, episodes)
+
     def season_reply(
         self, season: Season, episodes: list[Episode], follow_ups: list[FollowUp], final_answer: str, styles: list[StyleSpec]
     ) -> SceneReply:
@@ -295,9 +299,14 @@ def _lead(text: str) -> str:
     return sentence[0].lower() + sentence[1:] if head in lexicon.STOP else sentence
 
 
-def _cast(reading: Reading, texts: list[str], summary: str) -> str:
+def _main_characters(reading: Reading, texts: list[str], summary: str) -> list[tuple[int, rules.Entity]]:
+    """(episodes named in, character) for the four most present characters, most present first."""
     counts = [(sum(any(s.entity is c for s in reading.spans(t)) for t in texts), c) for c in reading.ranked(" ".join([summary, *texts]), "character")]
-    ranked = [(k, c) for k, c in sorted(counts, key=lambda kc: -kc[0]) if k][:4]
+    return [(k, c) for k, c in sorted(counts, key=lambda kc: -kc[0]) if k][:4]
+
+
+def _cast(reading: Reading, texts: list[str], summary: str) -> str:
+    ranked = _main_characters(reading, texts, summary)
     if not ranked:
         return "The summaries name no characters."
     parts = []
@@ -308,15 +317,44 @@ def _cast(reading: Reading, texts: list[str], summary: str) -> str:
     return "; ".join(parts) + "."
 
 
-def _places(reading: Reading, texts: list[str]) -> str:
+def _place_counts(reading: Reading, texts: list[str]) -> list[tuple[int, rules.Entity]]:
+    """(episodes named in, place) for every place, most present first."""
     counts = [(sum(any(s.entity is p for s in reading.spans(t)) for t in texts), p) for p in reading.ranked(" ".join(texts), "place")]
-    counts = sorted(counts, key=lambda kp: -kp[0])
+    return sorted(counts, key=lambda kp: -kp[0])
+
+
+def _places(reading: Reading, texts: list[str]) -> str:
+    counts = _place_counts(reading, texts)
     recurring = [(k, p) for k, p in counts if k >= 2][:5]
     if not recurring:
         return f"No named place recurs; the most prominent is {counts[0][1].display}." if counts else "The summaries name no places."
-    parts = [f"{p.display} in {k} episodes" for k, p in recurring]
-    text = parts[0] if len(parts) == 1 else ", ".join(parts[:-1]) + " and " + parts[-1]
+    text = _and([f"{p.display} in {k} episodes" for k, p in recurring])
     return text[0].upper() + text[1:] + "."
+
+
+def _and(parts: list[str]) -> str:
+    """"a", "a and b", "a, b and c"."""
+    return parts[0] if len(parts) == 1 else ", ".join(parts[:-1]) + " and " + parts[-1]
+
+
+def _summary(season: Season, episodes: list[Episode]) -> str:
+    """Two to four sentences: the opening and the finale, the main characters, the recurring places, the tone."""
+    texts = [e.summary for e in episodes]
+    tone = "Its tone is " + _mood(". ".join([season.title, *texts])).replace(", ", " and ") + "."
+    if not episodes:
+        return f"Season {season.season} of {season.show} has no episodes in the catalog yet. {tone}"
+    reading, first = Reading(texts), _lead(texts[0])
+    finale = _lead(reading.key_moment(texts[-1]).sentence or texts[-1])
+    said = [f"In its one episode, {first}." if len(episodes) == 1 else f"In the first of its {len(episodes)} episodes, {first}; in the finale, {finale}."]
+    cast = [reading.person(c, look=False) for _, c in _main_characters(reading, texts, "")]
+    if cast:
+        said.append(f"At its heart {'is' if len(cast) == 1 else 'are'} {_and(cast)}.")
+    counts = _place_counts(reading, texts)
+    if recurring := [p.display for k, p in counts if k >= 2][:3]:
+        said.append(f"The story keeps returning to {_and(recurring)}.")
+    elif counts:
+        said.append(f"It is set around {counts[0][1].display}.")
+    return " ".join([*said, tone])
 
 
 def _tone(text: str) -> str:

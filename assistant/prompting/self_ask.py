@@ -2,7 +2,8 @@
 
 The model writes "Follow up:" / "Intermediate answer:" pairs from the summaries (at most
 `max_follow_ups`) and "So the final answer is:"; a second call turns that answer into one SDXL
-prompt per style, with the meta-prompt's lesson as its system message.
+prompt per style, with the meta-prompt's lesson as its system message. A season the catalog has no
+summary for gets one written from its episodes first (`season_summary`).
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from ..schemas import (
 )
 from .clean import finalize, one_line
 from .meta_prompt import style_check, system_message
+from .season_summary import write_season_summary
 
 MAX_FOLLOW_UPS = 5
 
@@ -105,10 +107,13 @@ def transcript(question: str, follow_ups: list[FollowUp], final: str) -> str:
 def season_prompts(
     season: Season, episodes: list[Episode], styles: list[StyleSpec], model: Any, *, max_follow_ups: int = MAX_FOLLOW_UPS
 ) -> SeasonPrompts:
-    """A season's self-ask trace and one SDXL prompt per style."""
+    """A season's self-ask trace and one SDXL prompt per style; a missing season summary is written first."""
     trace = new_trace(model, "self-ask")
-    if not season.summary.strip():
-        trace.warnings.append("the catalog has no summary for this season; it was read from its episodes")
+    # 1. A season the catalog has no summary for gets one written from its episodes first.
+    written = not season.summary.strip()
+    if written:
+        season = season.model_copy(update={"summary": write_season_summary(season, episodes, model, trace)})
+    # 2. Self-ask, then the prompts (the offline rules fill in when the model's replies stay unusable).
     if is_offline(model):
         follow_ups, final = model.self_ask(season, episodes, max_follow_ups=max_follow_ups)
         reply = model.season_reply(season, episodes, follow_ups, final, styles)
@@ -122,9 +127,19 @@ def season_prompts(
             offline = OfflineModel()
             follow_ups, final = offline.self_ask(season, episodes, max_follow_ups=max_follow_ups)
             reply = offline.season_reply(season, episodes, follow_ups, final, styles)
+    # 3. One line per prompt, no leaked instructions, the budget checked.
     prompts = finalize(reply.prompts, styles, trace.warnings)
     return SeasonPrompts(
-        show=season.show, season=season.season, title=season.title, follow_ups=follow_ups, final_answer=final, brief=reply.brief, prompts=prompts, trace=trace
+        show=season.show,
+        season=season.season,
+        title=season.title,
+        summary=season.summary,
+        summary_written=written,
+        follow_ups=follow_ups,
+        final_answer=final,
+        brief=reply.brief,
+        prompts=prompts,
+        trace=trace,
     )
 
 
