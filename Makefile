@@ -3,7 +3,6 @@ PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cksum < pyproject.toml | cut -d' ' -f1)
-SAMPLE_PROMPT := the lighthouse keeper of Gullhaven watches a storm roll over the harbour at dusk, lantern in hand
 
 .PHONY: setup run test bench clean
 
@@ -17,18 +16,19 @@ $(STAMP): pyproject.toml
 
 setup: $(STAMP)
 
-# The main job on the embedded defaults: renders the sample prompt in every catalog style
-# (offline preview cards unless KEYART_SDXL_MODEL names an SDXL model).
+# The main job on the embedded defaults: the sample show's prompts (offline rules unless KEYART_LLM
+# says otherwise) and images (offline preview cards unless KEYART_SDXL_MODEL names an SDXL model)
+# into the catalog under data/home, then the catalog table and contact sheets into data/outputs.
 run: $(STAMP)
-	for style in $$($(BIN)/python -c "from imagegen import styles; print(' '.join(styles.names()))"); do \
-		$(BIN)/python -m imagegen render "$(SAMPLE_PROMPT)" --style $$style --seed 2026 || exit $$?; \
-	done
+	$(BIN)/python dataprep.py run
+	$(BIN)/python dataprep.py export --output data/outputs/catalog.csv
 
 test: $(STAMP)
 	HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 $(BIN)/python -m pytest
 
 bench: $(STAMP)
 	$(BIN)/python bench/engine.py
+	$(BIN)/python bench/dataprep.py
 
 clean:
-	rm -rf $(VENV) data/outputs
+	rm -rf $(VENV) data/outputs data/home

@@ -1,15 +1,276 @@
 """dataprep: a show's episode and season summaries -> LLM-written SDXL prompts -> a catalog of images.
 
-The catalog stages (prompts, render, run, status, export) are not built yet. Until they are, render
-a prompt with `python -m imagegen render PROMPT` (see `python -m imagegen render --help`).
+Stages: `prompts` (language model), `render` (image engine), `run` (both, rendering while prompts
+are written), `status`, `export`. Everything lands in one home folder (SQLite + images); a rerun
+does only what changed, and a killed run resumes where it stopped.
 """
 
+from __future__ import annotations
+
+import argparse
+import json
+import logging
 import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from imagegen.errors import KeyartError
+
+EXIT_OK, EXIT_PARTIAL, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+EPILOG = """exit codes:
+  0    everything asked for is in the catalog
+  1    finished, but some items failed or some input rows were skipped (see `status`)
+  2    bad input or configuration (nothing was done), or the language model is unreachable
+  130  interrupted (Ctrl-C); what was finished is kept, rerun to resume
+
+environment:
+  KEYART_HOME                     the catalog's home folder (default data/home)
+  KEYART_LLM, KEYART_LLM_MODEL    language model (offline, openai, transformers) and its model
+  OPENAI_API_KEY, OPENAI_BASE_URL OpenAI or any OpenAI-compatible server
+  KEYART_SDXL_MODEL               SDXL folder, .safetensors file or hub id (else offline preview cards)
+  KEYART_SDXL_REFINER             optional SDXL refiner"""
+
+
+def echo(text: str = "", *, err: bool = False) -> None:
+    (sys.stderr if err else sys.stdout).write(text + "\n")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from assistant.models import LLMS
+    from imagegen.engines import ENGINES
+
+    home = argparse.ArgumentParser(add_help=False)
+    home.add_argument("--home", type=Path, help="catalog home folder (default: KEYART_HOME, else data/home)")
+    home.add_argument("-v", "--verbose", action="count", default=0, help="more logging (-vv for debug)")
+
+    source = argparse.ArgumentParser(add_help=False)
+    source.add_argument("--input", type=Path, help="episodes file: CSV, JSON, JSONL or Parquet (default: the sample show)")
+    source.add_argument("--seasons", type=Path, help="season summaries file (default: seasons.<ext> beside --input, if any)")
+    source.add_argument("--map", action="append", default=[], metavar="FIELD=COLUMN", help="read FIELD (show, season, episode, title, summary) from COLUMN; repeatable")
+    source.add_argument("--season", type=int, help="only this season")
+    source.add_argument("--episodes", help="only these episodes, e.g. 1-3,5 (leaves out season art)")
+    source.add_argument("--styles", help="comma-separated styles (default: all five catalog styles)")
+    source.add_argument("--limit", type=int, help="at most this many episodes and seasons, in catalog order")
+    source.add_argument("--force", action="store_true", help="redo the selection even where the catalog has it")
+
+    llm = argparse.ArgumentParser(add_help=False)
+    llm.add_argument("--llm", choices=LLMS, help="language model (default: KEYART_LLM, else offline)")
+
+    engine = argparse.ArgumentParser(add_help=False)
+    engine.add_argument("--engine", choices=ENGINES, default="auto", help="auto (sdxl when KEYART_SDXL_MODEL is set, else preview), sdxl or preview")
+    engine.add_argument("--quality", choices=("draft", "final"), default="final", help="draft: quick look; final: full steps and the refiner (default)")
+    engine.add_argument("--refiner", action=argparse.BooleanOptionalAction, help="use the SDXL refiner (default: when KEYART_SDXL_REFINER is set)")
+    engine.add_argument("--steps", type=int, help="sampling steps (default: from --quality)")
+    engine.add_argument("--cfg-scale", type=float, help="CFG scale (default: from --quality)")
+    engine.add_argument("--sampler", help="A1111 sampler name (default: from --quality)")
+    engine.add_argument("--schedule-type", help="A1111 schedule type (default: from --quality)")
+    engine.add_argument("--width", type=int, help="override the width (default: 1216 for episodes, 832 for seasons)")
+    engine.add_argument("--height", type=int, help="override the height (default: 832 for episodes, 1216 for seasons)")
+    engine.add_argument("--device", help="cuda, cuda:1, mps or cpu (sdxl)")
+    engine.add_argument("--dtype", help="auto, fp16, bf16 or fp32 (sdxl)")
+    engine.add_argument("--memory", help="normal, medvram or lowvram (sdxl)")
+
+    parser = argparse.ArgumentParser(
+        prog="python dataprep.py",
+        description="Turn a show's summaries into a catalog of SDXL prompts and images: each episode illustrated, each season in five styles.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="{run,prompts,render,status,export}")
+    fmt = argparse.RawDescriptionHelpFormatter
+    sub.add_parser("run", parents=[home, source, llm, engine], help="prompts and images (rendering starts while prompts are written)", epilog=EPILOG, formatter_class=fmt)
+    sub.add_parser("prompts", parents=[home, source, llm], help="write the prompts only (language model)", epilog=EPILOG, formatter_class=fmt)
+    sub.add_parser("render", parents=[home, source, engine], help="render the images whose prompts are written (engine only)", epilog=EPILOG, formatter_class=fmt)
+    s = sub.add_parser("status", parents=[home], help="what is done, pending and failed, with reasons")
+    s.add_argument("--show", help="only this show")
+    s.add_argument("--json", action="store_true", help="one JSON object")
+    e = sub.add_parser("export", parents=[home], help="the catalog as CSV or Parquet, and a contact sheet PNG per season")
+    e.add_argument("--format", choices=("csv", "parquet"), default="csv")
+    e.add_argument("--output", type=Path, default=Path("data/outputs/catalog.csv"), help="table file; contact sheets go beside it (default data/outputs/catalog.csv)")
+    e.add_argument("--show", help="only this show")
+    e.add_argument("--no-contact-sheets", dest="sheets", action="store_false", help="write the table only")
+    return parser
 
 
 def main(argv: list[str] | None = None) -> int:
-    sys.stderr.write("dataprep: the catalog stages are not available yet; render a prompt with `python -m imagegen render PROMPT`\n")
-    return 2
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=(logging.WARNING, logging.INFO, logging.DEBUG)[min(args.verbose, 2)], format="%(levelname)s %(name)s: %(message)s")
+    try:
+        if args.command == "status":
+            return _status(args)
+        if args.command == "export":
+            return _export(args)
+        return _stages(args)
+    except KeyartError as exc:
+        echo(f"error: {exc}", err=True)
+        return exc.exit_code
+
+
+# -- prompts, render, run -------------------------------------------------------------------------
+
+
+def _stages(args: argparse.Namespace) -> int:
+    from assistant.catalog import load_catalog, parse_mapping
+    from assistant.models import load_model
+    from assistant.store import Store
+    from assistant.workflows import stages
+    from assistant.workflows.plan import Selection, parse_episodes, plan_prompts
+
+    # 1. Read and check everything before any work: the catalog, the selection, the settings.
+    if args.limit is not None and args.limit < 1:
+        raise KeyartError(f"--limit must be at least 1 (got {args.limit})")
+    catalog = load_catalog(args.input, mapping=parse_mapping(args.map), seasons=args.seasons)
+    for problem in catalog.problems:
+        echo(f"skipped: {problem}", err=True)
+    styles = tuple(s.strip() for s in args.styles.split(",") if s.strip()) if args.styles else None
+    selection = Selection(season=args.season, episodes=parse_episodes(args.episodes) if args.episodes else None, styles=styles, limit=args.limit)
+    settings = _settings(args) if args.command != "prompts" else None
+    slot = _slot(args, stages) if settings is not None else None
+    model = load_model(args.llm) if args.command != "render" else None
+    items = plan_prompts(catalog, model, selection)
+    store = Store(args.home)
+    if model is not None:
+        model = _cached(model, store, read=not args.force)
+    # 2. The work, with a progress bar per stage.
+    echo(f"catalog: {catalog.show}, {len(items)} item(s) selected; home {store.home}", err=True)
+    if slot is not None:
+        echo(f"engine: {slot.name} ({slot.reason})", err=True)
+    started = time.perf_counter()
+    with store.lock(), _Bars() as bars:
+        if args.command == "prompts":
+            report = stages.prompts_stage(items, store, model, force=args.force, progress=bars)
+        elif args.command == "render":
+            report = stages.render_stage(items, store, slot, settings, force=args.force, progress=bars)
+        else:
+            report = stages.run_stage(items, store, model, slot, settings, force=args.force, progress=bars)
+    # 3. The closing summary.
+    _summary(report, args.command, time.perf_counter() - started, cache=getattr(model, "cache", None))
+    if report.interrupted:
+        echo("interrupted: what was finished is kept; run the same command again to resume", err=True)
+        return EXIT_INTERRUPTED
+    return EXIT_PARTIAL if report.failed or catalog.problems else EXIT_OK
+
+
+def _cached(model: Any, store, *, read: bool) -> Any:
+    """Language-model replies cached in the catalog; --force asks again (and keeps the new reply)."""
+    from assistant.llm_cache import StoreCache, attach
+
+    return attach(model, StoreCache(store, read=read))
+
+
+def _settings(args: argparse.Namespace):
+    from assistant.workflows.plan import RenderSettings
+
+    overrides = {
+        field: value
+        for field, value in (
+            ("num_inference_steps", args.steps),
+            ("guidance_scale", args.cfg_scale),
+            ("sampler", args.sampler),
+            ("schedule_type", args.schedule_type),
+            ("width", args.width),
+            ("height", args.height),
+        )
+        if value is not None
+    }
+    refiner = "auto" if args.refiner is None else "on" if args.refiner else "off"
+    # Fail now, not on the first image: a request with these settings must be valid.
+    settings = RenderSettings(quality=args.quality, refiner=refiner, overrides=overrides)
+    settings.request("episode", prompt="check", negative_prompt="", style=None, seed=0)
+    settings.request("season", prompt="check", negative_prompt="", style=None, seed=0)
+    return settings
+
+
+def _slot(args: argparse.Namespace, stages):
+    options = {k: v for k, v in (("device", args.device), ("dtype", args.dtype), ("memory", args.memory)) if v}
+    slot = stages.EngineSlot(name=args.engine, options=options)
+    if options and slot.name != "sdxl":
+        raise KeyartError(f"--device, --dtype and --memory apply to the sdxl engine, not {slot.name}")
+    return slot
+
+
+class _Bars:
+    """tqdm bars on stderr, one per stage; failures are printed above them as they happen."""
+
+    def __enter__(self):
+        self.bars: dict[str, Any] = {}
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        for bar in self.bars.values():
+            bar.close()
+
+    def stage(self, name: str, total: int) -> None:
+        from tqdm import tqdm
+
+        unit = "item" if name == "prompts" else "image"
+        self.bars[name] = tqdm(total=total, desc=f"{name:<7}", unit=unit, file=sys.stderr, position=len(self.bars), dynamic_ncols=True)
+
+    def step(self, name: str, outcome: str, label: str, detail: str = "") -> None:
+        bar = self.bars[name]
+        if outcome == "failed":
+            bar.write(f"failed: {name} {label}: {detail}", file=sys.stderr)
+        bar.set_postfix_str(f"{label} {outcome}", refresh=False)
+        bar.update(1)
+
+
+def _summary(report, command: str, seconds: float, cache: Any = None) -> None:
+    p, i = report.prompts, report.images
+    if not report.interrupted and p.done == p.failed == i.done == i.failed == 0:
+        what = {"prompts": "prompts", "render": "images", "run": "prompts and images"}[command]
+        echo(f"nothing to do: all {what} selected were already in the catalog ({p.skipped + i.skipped} item(s); --force redoes them)")
+        return
+    if command != "render":
+        extra = f", {p.fallbacks} fell back to offline" if p.fallbacks else ""
+        hits = f", {cache.hits} cached repl{'y' if cache.hits == 1 else 'ies'}" if cache is not None and getattr(cache, "hits", 0) else ""
+        echo(f"prompts: {p.done} written, {p.skipped} already done, {p.failed} failed{extra}{hits}")
+    if command != "prompts":
+        rate = f", {i.done / (i.seconds / 60):.1f} images per minute" if i.done and i.seconds > 0 else ""
+        echo(f"images:  {i.done} rendered, {i.skipped} already done, {i.failed} failed{rate}")
+    echo(f"time:    {seconds:.1f} s" + ("; see `python dataprep.py status` for the failures" if report.failed else ""))
+
+
+# -- status, export -------------------------------------------------------------------------------
+
+
+def _status(args: argparse.Namespace) -> int:
+    from assistant.store import Store
+    from assistant.workflows.export import status
+
+    info = status(Store(args.home, create=False), args.show)
+    if args.json:
+        echo(json.dumps(info, indent=2, ensure_ascii=False))
+        return EXIT_OK
+    echo(f"catalog: {info['home']}")
+    states = ("done", "prompted", "pending", "failed")
+    for show, kinds in info["shows"].items():
+        echo(f"\n{show}")
+        echo(f"  {'':<9}" + "".join(f"{s:>10}" for s in states))
+        for kind in ("episode", "season"):
+            if kind in kinds:
+                echo(f"  {kind + 's':<9}" + "".join(f"{kinds[kind].get(s, 0):>10}" for s in states))
+    if info["fallbacks"]:
+        echo(f"\n{info['fallbacks']} image(s) have prompts the offline rules wrote after the language model's reply stayed unusable")
+    if info["failures"]:
+        echo(f"\nfailed ({len(info['failures'])}):")
+        for f in info["failures"]:
+            where = f"S{f['season']:02d}" + (f"E{f['episode']:02d}" if f["episode"] else " season")
+            echo(f"  {f['show']} {where} {f['style']} [{f['failed_at']}]: {f['error']}")
+    echo("\n'prompted': prompts written, image not rendered yet; 'pending': nothing yet. `python dataprep.py run` continues.")
+    return EXIT_OK
+
+
+def _export(args: argparse.Namespace) -> int:
+    from assistant.store import Store
+    from assistant.workflows.export import export
+
+    output = args.output
+    if args.format == "parquet" and output == Path("data/outputs/catalog.csv"):
+        output = output.with_suffix(".parquet")
+    for path in export(Store(args.home, create=False), output, args.format, show=args.show, sheets=args.sheets):
+        echo(str(path))
+    return EXIT_OK
 
 
 if __name__ == "__main__":

@@ -1,0 +1,152 @@
+"""What a catalog run has to make, and the keys that say whether it is made already.
+
+A prompt item is an episode (meta-prompting) or a season (self-ask), written in every chosen style
+at once; an image is one (item, style). Keys hash everything a result depends on, so a changed
+summary re-does that episode (and its season), and a changed style template re-renders only its images.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import inspect
+import re
+from dataclasses import dataclass, field
+from functools import lru_cache
+from typing import Any
+
+from imagegen import RenderRequest
+from imagegen.presets import ASPECTS, apply_quality
+from imagegen.request import MAX_SEED
+
+from ..catalog import Catalog
+from ..errors import CatalogError
+from ..models import is_offline, label
+from ..schemas import Episode, Season, StyleSpec
+from ..store import SEASON_ART
+from ..store import digest as _digest
+from .prompts import style_specs
+
+# Catalog art shapes: an episode is a still (landscape), a season a poster (portrait).
+KIND_ASPECT = {"episode": "landscape", "season": "portrait"}
+
+
+@dataclass(frozen=True)
+class PromptItem:
+    kind: str  # "episode" | "season"
+    show: str
+    season: int
+    episode: int  # SEASON_ART for a season
+    title: str
+    key: str
+    styles: tuple[StyleSpec, ...]
+    source: Episode | tuple[Season, tuple[Episode, ...]]
+
+    @property
+    def label(self) -> str:
+        return f"S{self.season:02d}E{self.episode:02d}" if self.kind == "episode" else f"S{self.season:02d} season"
+
+    def entries(self) -> list[tuple[str, int, int, str]]:
+        return [(self.show, self.season, self.episode, s.name) for s in self.styles]
+
+
+@dataclass(frozen=True)
+class Selection:
+    """Which part of the catalog a run covers."""
+
+    season: int | None = None
+    episodes: tuple[int, ...] | None = None  # None: all; given: those episodes and no season art
+    styles: tuple[str, ...] | None = None  # None: every catalog style
+    limit: int | None = None  # at most this many prompt items, in catalog order
+
+
+@dataclass(frozen=True)
+class RenderSettings:
+    """How catalog art is rendered: a quality preset, the refiner, and explicit overrides."""
+
+    quality: str = "final"
+    refiner: str = "auto"  # "auto" | "on" | "off"
+    overrides: dict[str, Any] = field(default_factory=dict)
+
+    def request(self, kind: str, *, prompt: str, negative_prompt: str, style: str, seed: int) -> RenderRequest:
+        width, height = ASPECTS[KIND_ASPECT[kind]]
+        given = {"width": width, "height": height, **({"refiner": self.refiner} if self.refiner != "auto" else {}), **self.overrides}
+        return RenderRequest(prompt=prompt, negative_prompt=negative_prompt, style=style, seed=seed, **apply_quality(self.quality, given))
+
+
+def parse_episodes(text: str) -> tuple[int, ...]:
+    """ "1-3,5" -> (1, 2, 3, 5), with a message that teaches on bad input."""
+    numbers: list[int] = []
+    for part in (p.strip() for p in text.split(",")):
+        match = re.fullmatch(r"(\d+)(?:\s*-\s*(\d+))?", part)
+        if not match:
+            raise CatalogError(f"--episodes takes numbers and ranges such as 1-3,5 (got {text!r})")
+        start, end = int(match.group(1)), int(match.group(2) or match.group(1))
+        if end < start:
+            raise CatalogError(f"--episodes range {part!r} runs backwards; write {end}-{start}")
+        numbers += range(start, end + 1)
+    return tuple(dict.fromkeys(numbers))
+
+
+def catalog_seed(show: str, season: int, episode: int, style: str) -> int:
+    """The default seed of a piece of catalog art: the same (show, season, episode, style), the same image."""
+    return int(hashlib.sha256(f"{show}|{season}|{episode}|{style}".encode()).hexdigest()[:8], 16) % (MAX_SEED + 1)
+
+
+@lru_cache(maxsize=None)
+def _technique_fingerprint(offline: bool) -> str:
+    """What the prompts depend on besides the data: the templates, or for the offline model its rules."""
+    from ..models import offline, offline_actions, offline_rules, offline_words
+    from ..prompting import clean, meta_prompt, self_ask
+
+    modules = [clean, meta_prompt, self_ask] + ([offline, offline_rules, offline_actions, offline_words] if offline else [])
+    return _digest([inspect.getsource(m) for m in modules])[:16]
+
+
+def model_identity(model: Any) -> dict[str, Any]:
+    """The model as the prompt keys see it: its label, and for a server, where it is."""
+    return {"llm": label(model), "server": getattr(model, "openai_api_base", None)}
+
+
+def plan_prompts(catalog: Catalog, model: Any, selection: Selection) -> list[PromptItem]:
+    """The prompt items of `selection`, in catalog order: each season's episodes, then the season.
+
+    With `model=None` (the render stage, which reads prompts the store already holds) keys are empty.
+    """
+    styles = tuple(style_specs(list(selection.styles) if selection.styles else None))
+    style_data = [s.model_dump() for s in styles]
+    identity = {**model_identity(model), "technique": _technique_fingerprint(is_offline(model))} if model is not None else None
+
+    def key_of(data: dict[str, Any]) -> str:
+        return _digest(data | identity) if identity is not None else ""
+
+    seasons = [selection.season] if selection.season is not None else catalog.season_numbers()
+    items: list[PromptItem] = []
+    for number in seasons:
+        episodes = tuple(catalog.episodes_of(number))
+        chosen = [e for e in episodes if selection.episodes is None or e.episode in selection.episodes]
+        if selection.episodes is not None and selection.season is not None:
+            missing = sorted(set(selection.episodes) - {e.episode for e in episodes})
+            if missing:
+                raise CatalogError(f"{catalog.show} season {number} has no episode {', '.join(map(str, missing))}")
+        for e in chosen:
+            key = key_of({"kind": "episode", "episode": e.model_dump(), "styles": style_data})
+            items.append(PromptItem("episode", catalog.show, number, e.episode, e.title, key, styles, e))
+        if selection.episodes is None:
+            season = catalog.season(number)
+            data = {"kind": "season", "season": season.model_dump(), "episodes": [e.model_dump() for e in episodes], "styles": style_data}
+            items.append(PromptItem("season", catalog.show, number, SEASON_ART, season.title, key_of(data), styles, (season, episodes)))
+    if selection.episodes is not None and not items:
+        raise CatalogError(f"{catalog.show} has no episode {', '.join(map(str, selection.episodes))} in the selected season(s)")
+    return items[: selection.limit] if selection.limit is not None else items
+
+
+def image_key(request: RenderRequest, engine_identity: str) -> str:
+    """Everything an image depends on: the whole request, what the style makes of it, and the model."""
+    return _digest({"request": request.to_dict(), "styled": list(request.styled), "engine": engine_identity})
+
+
+def image_path(show: str, season: int, episode: int, style: str, key: str) -> str:
+    """Where an image lives under the home's images folder; the key in the name makes reruns idempotent."""
+    slug = re.sub(r"[^a-z0-9]+", "-", show.lower()).strip("-") or "show"
+    name = f"season-{style}" if episode == SEASON_ART else f"e{episode:02d}-{style}"
+    return f"{slug}/s{season:02d}/{name}-{key[:12]}.png"

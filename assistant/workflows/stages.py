@@ -1,0 +1,305 @@
+"""The catalog stages: write prompts, render images, or both at once (`run`), resumably.
+
+Each prompt item and each image is one transaction in the store, so a crash or Ctrl-C loses at
+most the item in flight, and the next run picks up there. `run` writes prompts on a worker thread
+while the main thread renders, so the GPU starts on the first episode at once.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import queue
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from imagegen import KeyartError
+from imagegen.engines import MODEL_ENV, REFINER_ENV, choose, create_engine
+
+from ..errors import LLMUnavailable
+from ..prompting.meta_prompt import episode_prompts
+from ..prompting.self_ask import season_prompts
+from ..store import IMAGES, Store
+from .plan import PromptItem, RenderSettings, catalog_seed, image_key, image_path
+
+log = logging.getLogger(__name__)
+
+GIVE_UP_AFTER = 3  # language-model failures in a row that mean the server is down, not one bad item
+
+
+class Progress(Protocol):
+    """What a front end is told: a stage starts with its total, then one step per item."""
+
+    def stage(self, name: str, total: int) -> None: ...
+
+    def step(self, name: str, outcome: str, label: str, detail: str = "") -> None: ...
+
+
+class Silent:
+    def stage(self, name: str, total: int) -> None:
+        pass
+
+    def step(self, name: str, outcome: str, label: str, detail: str = "") -> None:
+        pass
+
+
+@dataclass
+class Tally:
+    done: int = 0  # made in this run
+    skipped: int = 0  # already in the store
+    failed: int = 0
+    seconds: float = 0.0
+    fallbacks: int = 0  # prompts the offline rules filled after the model's reply stayed unusable
+
+
+@dataclass
+class Report:
+    prompts: Tally = field(default_factory=Tally)
+    images: Tally = field(default_factory=Tally)
+    cache_hits: int = 0
+    interrupted: bool = False
+
+    @property
+    def failed(self) -> int:
+        return self.prompts.failed + self.images.failed
+
+
+# -- the engine ---------------------------------------------------------------------------------
+
+
+class EngineSlot:
+    """The image engine, loaded on first use: a run with nothing to render never loads a model.
+
+    Pass an engine to use it as it is (tests, the dashboard), or a name for the factory.
+    """
+
+    def __init__(self, engine: Any = None, *, name: str = "auto", options: dict[str, Any] | None = None):
+        self._engine = engine
+        self._options = options or {}
+        if engine is not None:
+            self.name, self.model, self.refiner = engine.name, engine.model_name, getattr(engine, "refiner_name", None)
+            self.reason = "given"
+            return
+        from imagegen.engines.sdxl_load import locate
+
+        choice = choose(name)  # validates the name and the configuration without loading anything
+        self.name, self.reason = choice.name, choice.reason
+        self.model, self.refiner = "keyart-preview", None
+        if choice.name == "sdxl":
+            self.model = locate(os.environ[MODEL_ENV]).name
+            refiner = os.environ.get(REFINER_ENV, "").strip()
+            self.refiner = locate(refiner, variable=REFINER_ENV).name if refiner else None
+
+    def identity(self, refiner: str) -> str:
+        """The engine as image keys see it: which model, and the refiner when it will run."""
+        uses_refiner = self.refiner is not None and refiner != "off"
+        return f"{self.name}:{self.model}" + (f"+{self.refiner}" if uses_refiner else "")
+
+    def get(self) -> Any:
+        if self._engine is None:
+            log.info("loading the %s engine (%s)", self.name, self.reason)
+            self._engine = create_engine(self.name, **self._options)
+        return self._engine
+
+
+# -- one item each ------------------------------------------------------------------------------
+
+
+def write_prompts(item: PromptItem, model: Any) -> dict[str, Any]:
+    """The item's prompts in every style, by meta-prompting (episode) or self-ask (season), as JSON data."""
+    if item.kind == "episode":
+        result = episode_prompts(item.source, list(item.styles), model)
+    else:
+        season, episodes = item.source
+        result = season_prompts(season, list(episodes), list(item.styles), model)
+    return result.model_dump(mode="json")
+
+
+def ensure_prompts(item: PromptItem, store: Store, model: Any, *, force: bool, report: Report, progress: Progress) -> dict[str, Any] | None:
+    """The item's prompts from the store, or written now; None if writing failed (recorded)."""
+    stored = None if force else store.prompt(item.key)
+    if stored is not None:
+        store.link_prompts(item.key, item.entries())
+        report.prompts.skipped += 1
+        progress.step("prompts", "skipped", item.label)
+        return stored
+    start = time.perf_counter()
+    try:
+        result = write_prompts(item, model)
+    except KeyartError as exc:
+        report.prompts.failed += 1
+        store.fail(item.entries(), stage="prompts", error=str(exc))
+        progress.step("prompts", "failed", item.label, str(exc))
+        raise
+    report.prompts.seconds += time.perf_counter() - start
+    store.save_prompts(item.key, kind=item.kind, show=item.show, season=item.season, episode=item.episode, llm=result["trace"]["model"], result=result, entries=item.entries())
+    report.prompts.done += 1
+    if result["trace"].get("fallback"):
+        report.prompts.fallbacks += 1
+    progress.step("prompts", "done", item.label, "fell back to offline" if result["trace"].get("fallback") else "")
+    return result
+
+
+def render_item(
+    item: PromptItem, prompt_key: str, result: dict[str, Any], store: Store, slot: EngineSlot, settings: RenderSettings, *, force: bool, report: Report, progress: Progress, styles: list[str] | None = None
+) -> None:
+    """Render the item's image in each style (or in `styles`) that is not in the store yet."""
+    from imagegen.metadata import write_png
+
+    by_style = {p["style"]: p for p in result["prompts"]}
+    for style in item.styles:
+        if styles is not None and style.name not in styles:
+            continue
+        entry = (item.show, item.season, item.episode, style.name)
+        label = f"{item.label} {style.name}"
+        # 1. The request and its key: the same inputs give the same key, and the same image.
+        given = by_style[style.name]
+        request = settings.request(
+            item.kind, prompt=given["prompt"], negative_prompt=given["negative_prompt"], style=style.name, seed=catalog_seed(*entry)
+        )
+        key = image_key(request, slot.identity(request.refiner))
+        if not force and store.image_file(key) is not None:
+            store.link_image(entry, key)
+            report.images.skipped += 1
+            progress.step("render", "skipped", label)
+            continue
+        # 2. Render, write the file atomically, then record it: a crash in between re-renders
+        #    the same key onto the same file name, so nothing is duplicated.
+        start = time.perf_counter()
+        try:
+            [image] = slot.get().render(request, lineage=_lineage(item, prompt_key, result, style.name, key))
+            path = write_png(image, store.home / IMAGES / image_path(*entry, key))
+        except KeyartError as exc:
+            report.images.failed += 1
+            store.fail([entry], stage="render", error=str(exc))
+            progress.step("render", "failed", label, str(exc))
+            continue
+        seconds = time.perf_counter() - start
+        store.save_image(
+            key, entry=entry, prompt_key=prompt_key, path=path, seed=image.seed, engine=slot.name, model=slot.model, request=image.request.to_dict(), seconds=seconds
+        )
+        report.images.done += 1
+        report.images.seconds += seconds
+        progress.step("render", "done", label)
+
+
+def _lineage(item: PromptItem, prompt_key: str, result: dict[str, Any], style: str, key: str) -> dict[str, Any]:
+    trace = result["trace"]
+    return {
+        "show": item.show,
+        "season": item.season,
+        "episode": item.episode if item.kind == "episode" else None,
+        "title": item.title,
+        "kind": item.kind,
+        "style": style,
+        "technique": trace["technique"],
+        "llm": trace["model"],
+        "fallback": trace.get("fallback"),
+        "trace": trace,
+        "prompt_key": prompt_key,
+        "image_key": key,
+    }
+
+
+# -- the stages ---------------------------------------------------------------------------------
+
+
+def prompts_stage(items: list[PromptItem], store: Store, model: Any, *, force: bool = False, progress: Progress | None = None) -> Report:
+    """Write the prompts of every item (the language model only)."""
+    progress, report = progress or Silent(), Report()
+    store.plan_items(items)
+    progress.stage("prompts", len(items))
+    try:
+        _each_prompt(items, store, model, force=force, report=report, progress=progress, then=None)
+    except KeyboardInterrupt:
+        report.interrupted = True
+    return report
+
+
+def render_stage(items: list[PromptItem], store: Store, slot: EngineSlot, settings: RenderSettings, *, force: bool = False, progress: Progress | None = None) -> Report:
+    """Render every image whose prompts the prompts stage wrote (the engine only); the rest wait.
+
+    The prompts are found through the catalog's entries, so this stage needs no language model.
+    """
+    progress, report = progress or Silent(), Report()
+    store.plan_items(items)
+    # 1. Each item's prompts by the key its entries hold (normally one key for all its styles).
+    work: list[tuple[PromptItem, str, dict[str, Any], list[str]]] = []
+    for item in items:
+        by_key: dict[str, list[str]] = {}
+        for entry in item.entries():
+            held = store.entry(*entry)
+            if held is not None and held.prompt_key:
+                by_key.setdefault(held.prompt_key, []).append(entry[3])
+        work += [(item, key, result, styles) for key, styles in by_key.items() if (result := store.prompt(key)) is not None]
+    total = sum(len(styles) for *_, styles in work)
+    waiting = sum(len(item.styles) for item in items) - total
+    if waiting:
+        log.warning("%d image(s) wait for their prompts; run `dataprep.py prompts` (or `run`) first", waiting)
+    # 2. Render what is not in the store yet.
+    progress.stage("render", total)
+    try:
+        for item, key, result, styles in work:
+            render_item(item, key, result, store, slot, settings, force=force, report=report, progress=progress, styles=styles)
+    except KeyboardInterrupt:
+        report.interrupted = True
+    return report
+
+
+def run_stage(items: list[PromptItem], store: Store, model: Any, slot: EngineSlot, settings: RenderSettings, *, force: bool = False, progress: Progress | None = None) -> Report:
+    """Prompts on a worker thread, images on this one as soon as each item's prompts are in."""
+    progress, report = progress or Silent(), Report()
+    store.plan_items(items)
+    progress.stage("prompts", len(items))
+    progress.stage("render", sum(len(item.styles) for item in items))
+    ready: queue.Queue = queue.Queue()
+    stop, problems = threading.Event(), []
+
+    def writer() -> None:
+        try:
+            _each_prompt(items, store, model, force=force, report=report, progress=progress, then=ready.put, stop=stop)
+        except BaseException as exc:  # handed to the main thread, which raises it
+            problems.append(exc)
+        finally:
+            ready.put(None)
+            store.close()
+
+    thread = threading.Thread(target=writer, name="keyart-prompts", daemon=True)
+    thread.start()
+    try:
+        while (got := ready.get()) is not None:
+            item, result = got
+            render_item(item, item.key, result, store, slot, settings, force=force, report=report, progress=progress)
+    except KeyboardInterrupt:
+        # The worker stops after its item; it is a daemon, so a hung request cannot keep us here.
+        stop.set()
+        report.interrupted = True
+        thread.join(timeout=2)
+        return report
+    thread.join()
+    if problems:
+        raise problems[0]
+    return report
+
+
+def _each_prompt(items, store, model, *, force, report, progress, then, stop: threading.Event | None = None) -> None:
+    """Prompts for each item; `then(item, result)` hands finished ones on. Stops when the model is down."""
+    in_a_row = 0
+    for item in items:
+        if stop is not None and stop.is_set():
+            return
+        try:
+            result = ensure_prompts(item, store, model, force=force, report=report, progress=progress)
+        except LLMUnavailable as exc:
+            in_a_row += 1
+            if in_a_row >= GIVE_UP_AFTER:
+                raise LLMUnavailable(f"stopped after {in_a_row} items in a row failed; the last: {exc}") from exc
+            continue
+        except KeyartError:
+            in_a_row = 0
+            continue
+        in_a_row = 0
+        if then is not None:
+            then((item, result))
