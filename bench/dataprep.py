@@ -1,0 +1,104 @@
+"""The catalog pipeline's own cost on the CPU, measured side by side with the work it wraps.
+
+- render: `dataprep`'s render stage (keys, store, atomic PNG with lineage) against bare
+  `engine.render` calls on the same requests, with the tiny random-init SDXL: overhead per image.
+- prompts: the prompts stage with the offline model (store, keys, trace) against bare
+  `episode_prompts`/`season_prompts` calls: overhead per item, and seconds per episode.
+- rerun: a second run that finds everything done, per item.
+Median of several rounds; nothing is downloaded.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+TINY = {"width": 64, "height": 64, "num_inference_steps": 2}  # as the tests render: the pipeline, not the UNet, dominates
+
+
+def timed(fn) -> float:
+    start = time.perf_counter()
+    fn()
+    return time.perf_counter() - start
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--rounds", type=int, default=3, help="rounds per measurement (median reported)")
+    parser.add_argument("--season", type=int, default=1, help="sample show season to use")
+    args = parser.parse_args()
+
+    import torch
+    from diffusers.utils import logging as diffusers_logging
+    from transformers.utils import logging as transformers_logging
+
+    torch.set_num_threads(1)
+    # Catalog prompts run past CLIP's 77 tokens; the truncation notice per image would bury the table.
+    diffusers_logging.set_verbosity_error()
+    transformers_logging.set_verbosity_error()
+    from assistant.catalog import load_catalog
+    from assistant.models.offline import OfflineModel
+    from assistant.store import Store
+    from assistant.workflows import stages
+    from assistant.workflows.plan import RenderSettings, Selection, catalog_seed, plan_prompts
+    from imagegen.engines.sdxl import SDXLEngine
+    from imagegen.tiny import tiny_sdxl
+
+    root = Path(tempfile.mkdtemp(prefix="keyart-bench-"))
+    base, _ = tiny_sdxl(root / "tok", refiner=False)
+    engine = SDXLEngine(base, model_name="tiny-sdxl-base")
+    catalog, model = load_catalog(), OfflineModel()
+    items = plan_prompts(catalog, model, Selection(season=args.season))
+    settings = RenderSettings(refiner="off", overrides=TINY)
+    images = sum(len(i.styles) for i in items)
+    episodes = sum(i.kind == "episode" for i in items)
+
+    # 1. Prompts: bare technique calls, then the stage into an empty store.
+    bare_prompts = [timed(lambda: [stages.write_prompts(i, model) for i in items]) for _ in range(args.rounds)]
+    stage_prompts = []
+    for n in range(args.rounds):
+        store = Store(root / f"prompts-{n}")
+        stage_prompts.append(timed(lambda: stages.prompts_stage(items, store, model)))
+
+    episode_items = [i for i in items if i.kind == "episode"]
+    per_episode = []
+    for n in range(args.rounds):
+        store = Store(root / f"episodes-{n}")
+        per_episode.append(timed(lambda: stages.prompts_stage(episode_items, store, model)) / len(episode_items))
+
+    # 2. Render: the same requests through bare engine calls, then through the render stage.
+    requests = []
+    for item in items:
+        result = stages.write_prompts(item, model)
+        for p in result["prompts"]:
+            requests.append(settings.request(item.kind, prompt=p["prompt"], negative_prompt=p["negative_prompt"], style=p["style"], seed=catalog_seed(item.show, item.season, item.episode, p["style"])))
+    for request in requests[:3]:  # warm-up: first calls pay for lazy initialisation
+        engine.render(request)
+    bare_render = [timed(lambda: [engine.render(r) for r in requests]) for _ in range(args.rounds)]
+    stage_render, rerun = [], []
+    slot = stages.EngineSlot(engine)
+    for n in range(args.rounds):
+        store = Store(root / f"render-{n}")
+        stages.prompts_stage(items, store, model)
+        stage_render.append(timed(lambda: stages.render_stage(items, store, slot, settings)))
+        rerun.append(timed(lambda: stages.run_stage(items, store, model, slot, settings)))
+
+    # 3. The table.
+    med = statistics.median
+    print(f"# season {args.season} of the sample show: {len(items)} items ({episodes} episodes), {images} images; tiny SDXL {TINY['width']}x{TINY['height']}, {TINY['num_inference_steps']} steps, cpu, 1 thread; median of {args.rounds}")
+    print(f"{'stage':<8} {'bare s/item':>12} {'dataprep s/item':>16} {'overhead s/item':>16} {'dataprep/bare':>14}")
+    for name, bare, stage, count in (("prompts", bare_prompts, stage_prompts, len(items)), ("render", bare_render, stage_render, images)):
+        b, s = med(bare) / count, med(stage) / count
+        print(f"{name:<8} {b:>12.4f} {s:>16.4f} {s - b:>16.4f} {s / b:>14.3f}")
+    print(f"prompts stage per episode (offline model, meta-prompting): {med(per_episode):.4f} s")
+    print(f"rerun with everything done: {med(rerun) / len(items):.4f} s per item ({med(rerun):.3f} s for {len(items)} items and {images} images)")
+
+
+if __name__ == "__main__":
+    main()
