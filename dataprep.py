@@ -105,6 +105,9 @@ def main(argv: list[str] | None = None) -> int:
     except KeyartError as exc:
         echo(f"error: {exc}", err=True)
         return exc.exit_code
+    except KeyboardInterrupt:
+        echo("interrupted: what was finished is kept; run the same command again to resume", err=True)
+        return EXIT_INTERRUPTED
 
 
 # -- prompts, render, run -------------------------------------------------------------------------

@@ -81,6 +81,28 @@ def test_a_run_killed_mid_render_resumes_to_the_same_catalog(tmp_path, sdxl_env)
     assert catalog_state(killed) == catalog_state(clean)
 
 
+def test_ctrl_c_keeps_what_is_done_and_the_rerun_finishes(tmp_path):
+    home = tmp_path / "home"
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("KEYART_", "OPENAI_"))}
+    cmd = [sys.executable, str(ROOT / "dataprep.py"), "run", "--home", str(home)]  # offline rules, preview cards
+    process = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and process.poll() is None and len(list(home.rglob("*.png"))) < 5:
+        time.sleep(0.02)
+    process.send_signal(signal.SIGINT)
+    out, err = process.communicate(timeout=30)
+    assert process.returncode == 130, err
+    assert "interrupted: what was finished is kept" in err and "Traceback" not in err
+    kept = len(list(home.rglob("*.png")))
+    assert 5 <= kept < (14 + 2) * 5
+    done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    # An image whose file landed just before the interrupt, but not its row, is rendered again onto the same name.
+    already = int(done.stdout.split("images:")[1].split("rendered, ")[1].split(" already done")[0])
+    assert kept - 1 <= already <= kept
+    assert len(list(home.rglob("*.png"))) == (14 + 2) * 5
+
+
 @pytest.fixture
 def server(monkeypatch):
     with FakeOpenAI() as fake:

@@ -51,3 +51,13 @@ def test_offline_prompts_stay_light():
         f"print(sorted(m for m in {HEAVY!r} + ('langchain_openai', 'openai') if m in sys.modules))"
     )
     assert '"technique": "meta-prompt"' in out and out.strip().splitlines()[-1] == "[]"
+
+
+def test_dataprep_with_offline_models_stays_light(tmp_path):
+    out = run(
+        "import sys\n"
+        "import dataprep\n"
+        f"code = dataprep.main(['run', '--home', {str(tmp_path)!r}, '--season', '1', '--episodes', '1', '--styles', 'anime'])\n"
+        f"print(code, sorted(m for m in {HEAVY!r} + ('langchain_openai', 'openai') if m in sys.modules))"
+    )
+    assert out.strip().splitlines()[-1] == "0 []"
