@@ -19,3 +19,7 @@ class ReplyInvalid(KeyartError):
 
 class CatalogError(KeyartError):
     """A catalog file that cannot be read, or a season/episode that is not in it."""
+
+
+class PolicyViolation(KeyartError):
+    """A prompt or piece of copy that the brand-safety check blocked; the message says what and why."""
