@@ -1,4 +1,5 @@
-"""The assistant's command line: `episode` (meta-prompting) and `season` (self-ask), printed with their trace.
+"""The assistant's command line: `episode` (meta-prompting) and `season` (self-ask) with their trace,
+`chat` (the illustrator in a terminal, cli_chat.py) and `campaign` (the campaign chain, cli_campaign.py).
 
 Errors a user can fix exit with code 2 and one line that says how.
 """
@@ -13,6 +14,10 @@ from pathlib import Path
 
 from imagegen.errors import KeyartError
 
+from .cli_campaign import add_parser as add_campaign_parser
+from .cli_campaign import run as run_campaign
+from .cli_chat import add_parser as add_chat_parser
+from .cli_chat import run as run_chat
 from .models import LLM_ENV, LLMS
 
 
@@ -47,12 +52,14 @@ def build_parser() -> argparse.ArgumentParser:
         ),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    sub = parser.add_subparsers(dest="command", required=True, metavar="{episode,season}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="{episode,season,chat,campaign}")
     e = sub.add_parser("episode", parents=[common], help="an episode's prompts, by meta-prompting")
     e.add_argument("--season", type=int, required=True)
     e.add_argument("--episode", type=int, required=True)
     s = sub.add_parser("season", parents=[common], help="a season's prompts in every style, by self-ask")
     s.add_argument("season", type=int)
+    add_chat_parser(sub)
+    add_campaign_parser(sub)
     return parser
 
 
@@ -67,6 +74,10 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
+    if args.command == "chat":
+        return run_chat(args)
+    if args.command == "campaign":
+        return run_campaign(args)
     from .catalog import load_catalog, parse_mapping
     from .models import load_model
     from .workflows.prompts import for_episode, for_season

@@ -23,3 +23,7 @@ class CatalogError(KeyartError):
 
 class PolicyViolation(KeyartError):
     """A prompt or piece of copy that the brand-safety check blocked; the message says what and why."""
+
+
+class CampaignError(KeyartError):
+    """A brief or campaign file that cannot be used, or a rerun that cannot be done as asked."""
