@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from . import presets, samplers, styles
+from .cli_modes import MODES_HELP, add_render_options, add_upscale_parser, check_belongs, explicit_fields, sized
 from .errors import KeyartError
 from .request import SDXL_SIZES, RenderRequest
 
@@ -60,13 +61,14 @@ def _catalog_help() -> str:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m imagegen", description="keyart's image engine: SDXL renders with A1111's controls.")
     parser.add_argument("-v", "--verbose", action="count", default=0, help="more logging (-vv for debug)")
-    sub = parser.add_subparsers(dest="command", required=True, metavar="{render,info}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="{render,info,upscale,grid,xy}")
 
     r = sub.add_parser(
         "render",
         help="render a prompt (or reproduce a PNG with --from)",
-        description="Render PROMPT to PNGs that carry A1111 parameters and keyart lineage.",
-        epilog=_catalog_help(),
+        description="Render PROMPT to PNGs that carry A1111 parameters and keyart lineage: text to image,\n"
+        "img2img, inpaint or outpaint (--init-image), with the hires fix (--hires-scale).",
+        epilog=f"{_catalog_help()}\n{MODES_HELP}",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     r.add_argument("prompt", nargs="?", help="what to draw (optional with --from)")
@@ -95,10 +97,16 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--memory", help="normal, medvram (model offload) or lowvram (sequential offload) for small GPUs")
     r.add_argument("--output", type=Path, default=DEFAULT_OUTPUT, help=f"folder for the PNGs (default {DEFAULT_OUTPUT})")
     r.add_argument("--from", dest="from_png", type=Path, metavar="PNG", help="reproduce this PNG from its own metadata; other options override")
+    add_render_options(r)  # img2img, inpaint, outpaint and the hires fix (cli_modes)
 
     i = sub.add_parser("info", help="print a PNG's A1111 parameters and keyart lineage")
     i.add_argument("file", type=Path)
     i.add_argument("--json", action="store_true", help="one JSON object instead of text")
+    add_upscale_parser(sub)  # `upscale` brings its own handler (cli_modes)
+
+    from .cli_grids import add_parsers  # `grid` and `xy`, sharing render's options
+
+    add_parsers(sub, r)
     return parser
 
 
@@ -106,6 +114,8 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=(logging.WARNING, logging.INFO, logging.DEBUG)[min(args.verbose, 2)], format="%(levelname)s %(name)s: %(message)s")
     try:
+        if hasattr(args, "handler"):  # grid and xy bring their own (cli_grids)
+            return args.handler(args)
         return _info(args) if args.command == "info" else _render(args)
     except KeyartError as exc:
         echo(f"error: {exc}", err=True)
@@ -135,20 +145,25 @@ def _request(args: argparse.Namespace) -> tuple[RenderRequest, int | None]:
     explicit: dict[str, Any] = {field: getattr(args, option) for option, field in FIELDS.items() if getattr(args, option) is not None}
     if args.refiner is not None:
         explicit["refiner"] = "on" if args.refiner else "off"
+    modes = explicit_fields(args)  # img2img, inpaint, outpaint, hires fix
     # The quality preset fills only what the options left unset: an explicit option always wins.
-    overrides = presets.apply_quality(args.quality, explicit)
+    overrides = presets.apply_quality(args.quality, explicit) | modes
     if args.prompt is not None:
         overrides["prompt"] = args.prompt
     if args.from_png is None:
         if "prompt" not in overrides:
             raise KeyartError("give a PROMPT to render, or --from PNG to reproduce an image")
-        return RenderRequest(**overrides), None
+        request = RenderRequest(**sized(overrides))  # an init image's own size when none is given
+        check_belongs(request, modes)
+        return request, None
     from .metadata import request_from_png
 
-    original, index = request_from_png(args.from_png)
+    original, index = request_from_png(args.from_png, init_image=modes.get("init_image"), mask=modes.get("mask"))
     seed = original.seeds()[index]
     if overrides:  # a variation on that one image: its own seed, one image, the new settings
-        return original.replace(seed=seed, batch_size=1, batch_count=1).replace(**overrides), None
+        request = original.replace(seed=seed, batch_size=1, batch_count=1).replace(**overrides)
+        check_belongs(request, modes)
+        return request, None
     # An exact reproduction re-runs the image's own batch: batched maths is only bit-identical
     # for the same batch shape.
     batch_start = original.seeds()[index - index % original.batch_size]

@@ -20,6 +20,7 @@ from importlib import metadata as _metadata
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from . import metadata_modes
 from .errors import InvalidRequest, MetadataError, UnknownStyle
 from .request import RenderedImage, RenderRequest
 
@@ -119,15 +120,21 @@ def infotext_for(
         "Model hash": model_hash,  # A1111 writes it before the name; skipped when None
         "Model": model,
     }
+    head, tail = metadata_modes.infotext_fields(request)  # img2img, inpaint, outpaint, hires fix
+    fields |= head
     if request.batch_size > 1:
         fields |= {"Batch size": request.batch_size, "Batch pos": index % request.batch_size}
-    fields |= extra or {}
+    fields |= tail | (extra or {})
     fields["Version"] = f"keyart {_keyart_version()}"
     return format_infotext(prompt, negative, fields)
 
 
-def request_from_infotext(text: str) -> RenderRequest:
-    """A request that renders the image an infotext describes: batch 1, on the image's own seed."""
+def request_from_infotext(text: str, **inputs: Any) -> RenderRequest:
+    """A request that renders the image an infotext describes: batch 1, on the image's own seed.
+
+    A1111's parameters cannot name an init image or mask: pass them in `inputs` (init_image=,
+    mask=) to reproduce an img2img, inpaint or outpaint render.
+    """
     prompt, negative, fields = parse_infotext(text)
     missing = [key for key in REQUIRED if key not in fields]
     if missing:
@@ -137,6 +144,9 @@ def request_from_infotext(text: str) -> RenderRequest:
         raise InvalidRequest(f"Size must be WIDTHxHEIGHT such as 1024x1024 (got {fields['Size']!r})")
     options: dict[str, Any] = {name: fields[key] for key, name in TEXT_FIELDS.items() if key in fields}
     options |= {name: _number(fields[key]) for key, name in NUMBER_FIELDS.items() if key in fields}
+    options |= metadata_modes.request_fields(fields, _number) | inputs
+    if "strength" in options and options.get("init_image") is None:
+        log.warning("these parameters are an img2img render's, whose init image they cannot name; pass it (init_image, --init-image) to reproduce it")
     return RenderRequest(
         prompt=prompt,
         negative_prompt=negative,
@@ -177,6 +187,16 @@ def _version(name: str) -> str | None:
         return None
 
 
+def stamp() -> dict[str, Any]:
+    """What every keyart lineage records about the software and the time: keyart, library versions, created."""
+    return {
+        "keyart": _keyart_version(),
+        # Read from the installed distributions: importing torch here would cost seconds.
+        "versions": {name: v for name in VERSIONED if (v := _version(name)) is not None},
+        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+    }
+
+
 def lineage_for(
     request: RenderRequest,
     *,
@@ -196,6 +216,8 @@ def lineage_for(
         "seed": seed,
         "index": index,
         "lineage": dict(lineage or {}),
+        # The init image and mask: path, SHA-256 and size, so a reproduction finds the very same files.
+        **({"inputs": metadata_modes.input_records(request)} if request.init_image is not None else {}),
         # Read from the installed distributions: importing torch here would cost seconds.
         "versions": {name: v for name in VERSIONED if (v := _version(name)) is not None},
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
@@ -253,15 +275,16 @@ def _temp_png(rendered: RenderedImage, directory: Path) -> Iterator[Path]:
         tmp.unlink(missing_ok=True)
 
 
-def save_png(rendered: RenderedImage, directory: str | Path) -> Path:
-    """Write `{n:05d}-{seed}.png` with its parameters and lineage; never overwrites, never half-written."""
+def save_png(rendered: RenderedImage, directory: str | Path, *, stem: str | None = None) -> Path:
+    """Write `{n:05d}-{seed}.png` (or `{n:05d}-{stem}.png`) with its parameters and lineage; never
+    overwrites, never half-written."""
     directory = Path(directory)
     with _temp_png(rendered, directory) as tmp:
         # Publish under the next free number: link() fails if the name exists, so a concurrent
         # writer that took it makes us move on instead of overwriting its image.
         number = _next_number(directory)
         while True:
-            final = directory / f"{number:05d}-{rendered.seed}.png"
+            final = directory / f"{number:05d}-{stem or rendered.seed}.png"
             try:
                 os.link(tmp, final)
                 return final
@@ -307,15 +330,21 @@ def read_png(path: str | Path) -> PngMetadata:
     return PngMetadata(infotext=infotext, lineage=lineage)
 
 
-def request_from_png(path: str | Path) -> tuple[RenderRequest, int]:
-    """The request and image index that reproduce a PNG: keyart's whole batch, else A1111's one image."""
+def request_from_png(path: str | Path, **inputs: Any) -> tuple[RenderRequest, int]:
+    """The request and image index that reproduce a PNG: keyart's whole batch, else A1111's one image.
+
+    An init image or mask recorded in the lineage must still be there, unchanged; `inputs`
+    (init_image=, mask=) replace them, or supply them for A1111's parameters, which cannot name them.
+    """
     meta = read_png(path)
+    inputs = {k: v for k, v in inputs.items() if v is not None}
     if meta.lineage is not None and "request" in meta.lineage:
         # 1. keyart lineage: the original request, so the batch (and thus the maths) is the same.
         data, index = meta.lineage["request"], meta.lineage.get("index", 0)
         if not isinstance(data, dict):
             raise MetadataError(f"{path}: the keyart 'request' must be a JSON object")
-        request = _request_seen(data, meta.infotext)
+        metadata_modes.check_inputs(meta.lineage.get("inputs"), path, set(inputs))
+        request = _request_seen({**data, **inputs}, meta.infotext)
         total = request.batch_size * request.batch_count
         if request.seed == -1 or not isinstance(index, int) or isinstance(index, bool) or not 0 <= index < total:
             raise MetadataError(
@@ -326,7 +355,7 @@ def request_from_png(path: str | Path) -> tuple[RenderRequest, int]:
     if meta.infotext is None:
         raise MetadataError(f"{path}: the keyart chunk has no 'request' and there are no A1111 parameters")
     # 2. A1111 parameters only: one image on its own seed.
-    return request_from_infotext(meta.infotext), 0
+    return request_from_infotext(meta.infotext, **inputs), 0
 
 
 def _request_seen(data: dict[str, Any], infotext: str | None) -> RenderRequest:

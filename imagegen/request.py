@@ -1,13 +1,15 @@
 """One render vocabulary for every engine: `RenderRequest` in, `RenderedImage`s out.
 
-Field names are diffusers' (`prompt`, `num_inference_steps`, `guidance_scale`...); only the edges
-translate to A1111's names. A request validates itself on construction, so an engine never sees
-one it cannot render, and bad input fails before anything is loaded or written.
+Field names are diffusers' (`prompt`, `num_inference_steps`, `guidance_scale`, `strength`...); only
+the edges translate to A1111's names. A request validates itself on construction (its init image
+and mask files included), so an engine never sees one it cannot render, and bad input fails before
+anything is loaded or written.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import os
 import secrets
 from dataclasses import dataclass, field
 from typing import Any
@@ -20,6 +22,25 @@ SDXL_SIZES = ((1024, 1024), (1152, 896), (896, 1152), (1216, 832), (832, 1216), 
 SIZE_HINT = "SDXL works best at " + ", ".join(f"{w}x{h}" for w, h in SDXL_SIZES)
 MAX_SEED = 2**32 - 1  # A1111's and ComfyUI's range: seeds are 32-bit unsigned
 REFINER_MODES = ("auto", "on", "off")
+INPAINT_AREAS = ("whole", "masked")  # A1111's "Whole picture" and "Only masked"
+HR_UPSCALERS = ("latent", "lanczos")  # A1111's "Latent" (bilinear on latents) and "Lanczos" (on pixels)
+# Image-mode fields: left out of to_dict() at their defaults, so a text-to-image request serialises
+# as it did before they existed (catalog image keys and old lineage stay the same).
+MODE_DEFAULTS: dict[str, Any] = {
+    "init_image": None,
+    "init_upscaler": "lanczos",
+    "strength": 0.75,
+    "mask": None,
+    "mask_blur": 4,
+    "inpaint_area": "whole",
+    "masked_padding": 32,
+    "outpaint": None,
+    "outpaint_pixels": 128,
+    "hr_scale": 1.0,
+    "hr_upscaler": "latent",
+    "hr_second_pass_steps": 0,
+    "denoising_strength": 0.7,
+}
 
 
 @dataclass(frozen=True)
@@ -40,6 +61,22 @@ class RenderRequest:
     batch_count: int = 1
     refiner: str = "auto"  # "auto": use the refiner when one is configured; "on" requires one
     refiner_switch_at: float = 0.8
+    # img2img, inpaint and outpaint (A1111's img2img tab). The output is width x height, except that
+    # inpaint_area="masked" keeps the (outpainted) init image's own size; see canvas.output_size.
+    init_image: str | None = None  # a PNG/JPEG path (made absolute); resized to width x height
+    init_upscaler: str = "lanczos"  # enlarging it: "lanczos" on pixels (A1111's default) or "latent"
+    strength: float = 0.75  # how much of the init image is repainted: A1111's img2img "Denoising strength"
+    mask: str | None = None  # inpaint: the init image's size, white = repaint, black = keep
+    mask_blur: int = 4  # px of Gaussian blur on the mask's edge, where the repaint is pasted back
+    inpaint_area: str = "whole"  # "whole": the picture at width x height; "masked": the mask's box at width x height
+    masked_padding: int = 32  # px of context around the mask's box, for inpaint_area="masked"
+    outpaint: str | None = None  # "left,right,up,down" (any of them): grow the init image that way
+    outpaint_pixels: int = 128  # px added in each outpaint direction
+    # The hires fix (text to image only): render, upscale by hr_scale, then a second img2img pass.
+    hr_scale: float = 1.0  # 1 = off; 1.5 and 2 are usual
+    hr_upscaler: str = "latent"  # "latent" (A1111's default) or "lanczos"
+    hr_second_pass_steps: int = 0  # 0 = num_inference_steps, as A1111
+    denoising_strength: float = 0.7  # the second pass's strength (A1111's txt2img "Denoising strength")
 
     def __post_init__(self) -> None:
         set_ = lambda name, value: object.__setattr__(self, name, value)  # noqa: E731 (frozen)
@@ -82,6 +119,7 @@ class RenderRequest:
         if not 0.0 < switch < 1.0:
             raise InvalidRequest(f"refiner switch at must be between 0 and 1, exclusive (got {switch:g}); 0.8 is usual")
         set_("refiner_switch_at", switch)
+        _check_modes(self, set_)
 
     # -- derived values ---------------------------------------------------------------------
 
@@ -89,6 +127,23 @@ class RenderRequest:
     def schedule(self) -> str:
         """The schedule type that runs: "Automatic" resolved per sampler, as A1111 does."""
         return samplers.resolve(self.sampler, self.schedule_type)[1]
+
+    @property
+    def mode(self) -> str:
+        """"txt2img", "img2img", "inpaint" or "outpaint": what the init image, mask and outpaint ask for."""
+        if self.init_image is None:
+            return "txt2img"
+        return "outpaint" if self.outpaint else "inpaint" if self.mask else "img2img"
+
+    @property
+    def output_size(self) -> tuple[int, int]:
+        """(width, height) of the finished images: width x height, scaled by the hires fix, or the
+        init image's own (outpainted) size when only the masked area is rendered."""
+        if self.init_image is None and self.hr_scale == 1:
+            return self.width, self.height
+        from . import canvas
+
+        return canvas.output_size(self)
 
     @property
     def styled(self) -> tuple[str, str]:
@@ -110,7 +165,9 @@ class RenderRequest:
         return dataclasses.replace(self, **changes)
 
     def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+        """The fields as JSON-ready values; image-mode fields only where they differ from their defaults."""
+        data = dataclasses.asdict(self)
+        return {k: v for k, v in data.items() if k not in MODE_DEFAULTS or v != MODE_DEFAULTS[k]}
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> RenderRequest:
@@ -131,6 +188,126 @@ class RenderedImage:
     index: int  # position in the request's images (batch * batch_size + position in batch)
     infotext: str  # A1111 "parameters"
     lineage: dict[str, Any] = field(default_factory=dict)  # the keyart JSON chunk
+
+
+def _check_modes(request: RenderRequest, set_) -> None:
+    """Validate the img2img, inpaint, outpaint and hires-fix fields, and the files they name.
+
+    Settings (strength, mask blur...) apply only in the modes that use them; an input a mode needs
+    but lacks (a mask without an init image) is an error.
+    """
+    # 1. Strengths: A1111's "Denoising strength", for img2img and for the hires fix's second pass.
+    strength = _number("strength", request.strength)
+    if not 0.0 <= strength <= 1.0:
+        raise InvalidRequest(
+            f"strength must be between 0 and 1 (got {strength:g}); 0.3 keeps the composition, "
+            "0.75 repaints most of it, 1 keeps only the init image's size"
+        )
+    set_("strength", strength)
+    denoise = _number("denoising strength", request.denoising_strength)
+    if not 0.0 <= denoise <= 1.0:
+        raise InvalidRequest(
+            f"denoising strength (the hires fix's second pass) must be between 0 and 1 (got {denoise:g}); "
+            "0.3-0.5 sharpens, 0.7 (A1111's default) redraws detail"
+        )
+    set_("denoising_strength", denoise)
+    # 2. Whole-number settings with A1111's slider ranges.
+    for name, label, low, top, hint in (
+        ("mask_blur", "mask blur", 0, 64, "4 softens the seam"),
+        ("masked_padding", "masked padding", 0, 256, "32 gives the repaint some context"),
+        ("hr_second_pass_steps", "hires steps", 0, 150, "0 uses the steps of the first pass"),
+    ):
+        value = _integer(label, getattr(request, name))
+        if not low <= value <= top:
+            raise InvalidRequest(f"{label} must be between {low} and {top} (got {value}); {hint}")
+        set_(name, value)
+    pixels = _integer("outpaint pixels", request.outpaint_pixels)
+    if pixels % 8 or not 8 <= pixels <= 512:
+        raise InvalidRequest(f"outpaint pixels must be a multiple of 8 between 8 and 512 (got {pixels}); latents are 8 pixels a cell")
+    set_("outpaint_pixels", pixels)
+    # 3. Options are words.
+    area = str(request.inpaint_area).strip().lower()
+    if area not in INPAINT_AREAS:
+        raise InvalidRequest(
+            f"inpaint area must be 'whole' (the whole picture at width x height) or 'masked' "
+            f"(only the masked area, at full resolution) (got {request.inpaint_area!r})"
+        )
+    set_("inpaint_area", area)
+    for name, label in (("hr_upscaler", "hires upscaler"), ("init_upscaler", "init image upscaler")):
+        upscaler = str(getattr(request, name)).strip().lower()
+        if upscaler not in HR_UPSCALERS:
+            raise InvalidRequest(f"{label} must be 'latent' or 'lanczos' (got {getattr(request, name)!r})")
+        set_(name, upscaler)
+    if request.outpaint is not None:
+        from .canvas import directions
+
+        if not isinstance(request.outpaint, str):
+            raise InvalidRequest(f"outpaint must be directions such as 'left,right' (got {request.outpaint!r})")
+        set_("outpaint", ",".join(directions(request.outpaint)) or None)
+    # 4. The hires fix: text to image only, and its second pass must fit the size limit.
+    scale = _number("hires scale", request.hr_scale)
+    if not 1.0 <= scale <= 4.0:
+        raise InvalidRequest(f"hires scale must be between 1 (off) and 4 (got {scale:g}); 1.5 or 2 are usual")
+    set_("hr_scale", scale)
+    if scale > 1:
+        _check_hires(request, scale)
+    # 5. The input files: there, readable, and shaped alike.
+    for name in ("init_image", "mask"):
+        value = getattr(request, name)
+        if value is not None:
+            if not isinstance(value, (str, os.PathLike)) or not str(value).strip():
+                raise InvalidRequest(f"{name.replace('_', ' ')} must be a path to a PNG or JPEG (got {value!r})")
+            set_(name, os.path.abspath(os.path.expanduser(os.fspath(value))))
+    if request.init_image is None:
+        if request.mask is not None:
+            raise InvalidRequest("a mask needs an init image to inpaint (init_image, --init-image); white in the mask is repainted")
+        if request.outpaint is not None:
+            raise InvalidRequest("outpaint needs an init image to grow (init_image, --init-image)")
+        return
+    _check_inputs(request)
+
+
+def _check_hires(request: RenderRequest, scale: float) -> None:
+    from .canvas import MAX_SIDE, hires_size
+
+    if request.init_image is not None:
+        raise InvalidRequest(
+            "the hires fix applies to text-to-image renders, as in A1111; with an init image, set width and height "
+            "to the size you want, or enlarge a finished image with `python -m imagegen upscale`"
+        )
+    w, h = hires_size(request.width, request.height, scale)
+    if max(w, h) > MAX_SIDE:
+        largest = MAX_SIDE / max(request.width, request.height)
+        raise InvalidRequest(
+            f"the hires fix would render {w}x{h} ({request.width}x{request.height} x {scale:g}), past the "
+            f"{MAX_SIDE}-pixel limit; lower the hires scale to at most {int(largest * 100) / 100:g} or the size"
+        )
+    steps = request.hr_second_pass_steps or request.num_inference_steps
+    if int(steps * request.denoising_strength) < 1:
+        raise InvalidRequest(
+            f"denoising strength {request.denoising_strength:g} with {steps} hires steps leaves no step to run "
+            "(the second pass runs steps x strength); raise the denoising strength or the hires steps"
+        )
+
+
+def _check_inputs(request: RenderRequest) -> None:
+    """The init image (and mask) exist and fit the request; nothing is kept open."""
+    from . import canvas
+
+    init_size = canvas.image_size(request.init_image)
+    if request.mask is not None:
+        if request.outpaint is not None:
+            raise InvalidRequest("give either a mask or outpaint: outpaint makes its own mask over the new border")
+        canvas.check_mask(request.mask, init_size)
+    if int(request.num_inference_steps * request.strength) < 1:
+        raise InvalidRequest(
+            f"strength {request.strength:g} with {request.num_inference_steps} steps leaves no step to run "
+            "(img2img runs steps x strength, as diffusers and A1111 do); raise the strength or the steps"
+        )
+    if not canvas.uses_crop(request):
+        grown = canvas.canvas_size(init_size, request.outpaint, request.outpaint_pixels)
+        what = "outpainted init image" if request.outpaint else "init image"
+        canvas.check_aspect(grown, request.width, request.height, what=what, masked_hint=bool(request.mask or request.outpaint))
 
 
 def _integer(name: str, value: Any) -> int:

@@ -27,6 +27,7 @@ TITLE_WORDS = 6  # a title from the prompt: enough words to name the scene, shor
 INK_DARK, INK_LIGHT = (17, 17, 17), (248, 247, 242)
 HAZARD = (255, 200, 40)  # caution-tape yellow: the banner must not blend into any style's palette
 RGB = tuple[int, int, int]
+UNDERLAY = 0.55  # how much of the init image shows through a card: enough to recognise, not to mistake for a render
 
 
 class PreviewEngine:
@@ -51,10 +52,12 @@ class PreviewEngine:
         style = styles.get(request.style) if request.style else None
         style_palette = _style_palette(style) if style and style.palette else None
         title = lettering.plain(str((lineage or {}).get("title") or "").strip() or _title_from(request.prompt))
+        size = request.output_size  # the hires fix's scaled size, an outpainted canvas...
+        underlay = _underlay(request, size)
         results: list[RenderedImage] = []
         for index, seed in enumerate(seeds):
-            # 2. Draw the card: the style's palette, or one derived from the seed.
-            image = _card(request, seed, title, style.name if style else "no style", style_palette or _seed_palette(seed))
+            # 2. Draw the card: the style's palette, or one derived from the seed (over the init image, faded).
+            image = _card(request, size, seed, title, style.name if style else "no style", style_palette or _seed_palette(seed), underlay)
             # 3. Record how to reproduce it, labelled as a preview wherever it is read.
             infotext = infotext_for(request, seed=seed, model=self.model_name, index=index, extra={"Engine": ENGINE_FIELD})
             record = lineage_for(
@@ -64,7 +67,7 @@ class PreviewEngine:
             # 4. One card is one step of progress.
             if progress is not None:
                 progress(index + 1, len(seeds))
-        log.info("preview: drew %d card(s) at %dx%d from seed %d", len(seeds), request.width, request.height, request.seed)
+        log.info("preview: drew %d card(s) at %dx%d from seed %d", len(seeds), *size, request.seed)
         return results
 
 
@@ -95,17 +98,30 @@ def _title_from(prompt: str) -> str:
     return (title[:1].upper() + title[1:]) or "Untitled"
 
 
-def _card(request: RenderRequest, seed: int, title: str, style_name: str, palette: list[RGB]) -> Image.Image:
-    """The whole card: seeded art, a text panel at the bottom and the preview banner on top."""
-    w, h = request.width, request.height
+def _underlay(request: RenderRequest, size: tuple[int, int]) -> Image.Image | None:
+    """The (outpainted) init image at the card's size, for img2img, inpaint and outpaint previews."""
+    if request.init_image is None:
+        return None
+    from ..canvas import prepare
+
+    return prepare(request).underlay.resize(size, Image.Resampling.LANCZOS)
+
+
+def _card(
+    request: RenderRequest, size: tuple[int, int], seed: int, title: str, style_name: str, palette: list[RGB], underlay: Image.Image | None = None
+) -> Image.Image:
+    """The whole card: seeded art (over the init image, if any), a text panel at the bottom and the preview banner on top."""
+    w, h = size
     unit = min(w, h)
     colours = sorted(palette, key=_luma)
     colours += [colours[-1]] * (3 - len(colours))  # a one- or two-colour palette still fills every role
     image = _art(w, h, unit, random.Random(seed), colours)
+    if underlay is not None:  # the init image shows through: a preview of *this* picture's repaint
+        image = Image.blend(image.convert("RGB"), underlay, UNDERLAY).convert("RGBA")
     banner = max(11, round(unit * 0.06))  # 11 px holds a 7 px caption at 64x64
     margin = max(3, round(unit * 0.045))
     gap = max(2, round(unit * 0.022))
-    blocks = _blocks(ImageDraw.Draw(image), request, seed, title, style_name, palette, colours, unit, w - 2 * margin)
+    blocks = _blocks(ImageDraw.Draw(image), request, size, seed, title, style_name, palette, colours, unit, w - 2 * margin)
     # Drop blocks from the end (footer, prompt, ...) until the panel leaves 30% of the card to the art.
     budget = h - banner - round(h * 0.3) - 2 * margin
     while blocks and sum(b[0] for b in blocks) + gap * (len(blocks) - 1) > budget:
@@ -121,7 +137,7 @@ def _card(request: RenderRequest, seed: int, title: str, style_name: str, palett
     return image.convert("RGB")
 
 
-def _blocks(draw, request, seed, title, style_name, palette, colours, unit, width) -> list[tuple[int, Any]]:
+def _blocks(draw, request, card_size, seed, title, style_name, palette, colours, unit, width) -> list[tuple[int, Any]]:
     """The panel's blocks, top to bottom, as (height, paint(draw, x, y)): title, style, swatches, prompt, footer."""
     dark, light = colours[0], colours[-1]
     ink = INK_LIGHT if _luma(dark) < 0.5 else INK_DARK
@@ -150,7 +166,7 @@ def _blocks(draw, request, seed, title, style_name, palette, colours, unit, widt
     title_font = next((f for f in sizes if len(lettering.wrap(draw, title, f, width, 3)) <= 2), sizes[-1])
     small, tiny = lettering.font(unit * 0.026), lettering.font(unit * 0.019)
     size = max(4, round(unit * 0.05))
-    w, h = request.width, request.height
+    w, h = card_size
     return [
         text(lettering.wrap(draw, title, title_font, width, 2), title_font, ink, bold=True),
         text(_fit(draw, [f"STYLE  ·  {lettering.plain(style_name).upper()}", lettering.plain(style_name).upper()], small, width), small, accent),

@@ -1,8 +1,9 @@
 """The local SDXL engine: diffusers' base pipeline plus an optional refiner (ensemble of experts).
 
 The base denoises the first `refiner_switch_at` of the schedule and hands its latents to the
-refiner, which shares text_encoder_2 and the VAE. Components are injected (`SDXLEngine(base,
-refiner)`); `from_pretrained` and `from_env` load them.
+refiner, which shares text_encoder_2 and the VAE. img2img, inpaint, outpaint and the hires fix
+reuse the base's models (sdxl_modes). Components are injected (`SDXLEngine(base, refiner)`);
+`from_pretrained` and `from_env` load them.
 """
 
 from __future__ import annotations
@@ -11,11 +12,12 @@ import logging
 import os
 from typing import Any
 
-from .. import samplers
+from .. import canvas, samplers
 from ..errors import InvalidRequest, ModelNotFound, RenderFailed
 from ..metadata import infotext_for, lineage_for
 from ..request import RenderedImage, RenderRequest
 from . import MODEL_ENV, REFINER_ENV, Progress
+from . import sdxl_modes as modes
 from .sdxl_load import keep_vae_safe, load_pipelines, pick_device, pick_dtype, place
 
 log = logging.getLogger(__name__)
@@ -45,6 +47,7 @@ class SDXLEngine:
         # Pristine scheduler configs: every sampler is built from these, never from the last one used.
         self._scheduler_config = dict(base.scheduler.config)
         self._refiner_scheduler_config = dict(refiner.scheduler.config) if refiner is not None else None
+        self._derived: dict[str, Any] = {}  # img2img and inpaint pipelines over the base's models, built on first use
         for pipe in self._pipes:
             pipe.set_progress_bar_config(disable=True)
 
@@ -104,19 +107,25 @@ class SDXLEngine:
     def render(
         self, request: RenderRequest, *, lineage: dict[str, Any] | None = None, progress: Progress | None = None
     ) -> list[RenderedImage]:
-        """Render every image of `request`: batch_count batches of batch_size, image i on seed+i."""
+        """Render every image of `request`: batch_count batches of batch_size, image i on seed+i.
+
+        Text to image, img2img, inpaint or outpaint as the request says, with the hires fix when
+        hr_scale > 1; the passes are in sdxl_modes, the pixel work (masks, paste-back) in canvas.
+        """
         import torch
 
-        # 1. Resolve the seed and the refiner; build the sampler from the pristine configs.
+        # 1. Resolve the seed and the refiner; build the sampler from the pristine configs; read the inputs.
         request = request.with_seed()
         use_refiner = self._use_refiner(request)
         self.base.scheduler = samplers.make_scheduler(request.sampler, request.schedule_type, self._scheduler_config)
         if use_refiner:
             self.refiner.scheduler = samplers.make_scheduler(request.sampler, request.schedule_type, self._refiner_scheduler_config)
+        prepared = canvas.prepare(request) if request.init_image is not None else None
         prompt, negative = request.styled
         seeds = request.seeds()
-        steps = request.num_inference_steps
-        total = request.batch_count * steps
+        passes = modes.pass_steps(request)
+        per_batch = sum(passes)
+        total = request.batch_count * per_batch
         results: list[RenderedImage] = []
         try:
             for batch in range(request.batch_count):
@@ -126,45 +135,43 @@ class SDXLEngine:
                 common = dict(
                     prompt=prompt,
                     negative_prompt=negative or None,
-                    num_inference_steps=steps,
                     guidance_scale=request.guidance_scale,
                     num_images_per_prompt=request.batch_size,
                     generator=generators,
                 )
-                # 3. Base, then the refiner on the base's latents from `refiner_switch_at` on.
-                switch = request.refiner_switch_at if use_refiner else 1.0
-                images = self.base(
-                    **common,
-                    width=request.width,
-                    height=request.height,
-                    denoising_end=switch if use_refiner else None,
-                    output_type="latent" if use_refiner else "np",
-                    callback_on_step_end=_reporter(progress, batch * steps, 0.0, switch, steps, total),
-                ).images
-                if use_refiner:
-                    images = self.refiner(
-                        **common,
-                        image=images,
-                        denoising_start=switch,
-                        output_type="np",
-                        callback_on_step_end=_reporter(progress, batch * steps, switch, 1.0, steps, total),
-                    ).images
+
+                def span(index: int, start: float, end: float, offset: int = batch * per_batch):
+                    return modes.reporter(progress, offset + sum(passes[:index]), start, end, passes[index], total)
+
+                # 3. The passes: first (txt2img, img2img or inpaint), then the hires fix's second pass.
+                images = modes.decode(self, modes.run_batch(self, request, prepared, common, use_refiner, span))
                 # 4. A NaN decode is a black image: say so rather than save it.
                 if not torch.isfinite(torch.as_tensor(images)).all():
                     raise RenderFailed(
                         "the VAE decoded NaNs (the image would be black); run in bf16 (KEYART_DTYPE=bf16) "
                         "or fp32, or use an fp16-safe VAE such as madebyollin/sdxl-vae-fp16-fix"
                     )
+                # 5. Inpaint and outpaint paste the repaint back over the original, outside the blurred mask.
                 for offset, (image, seed) in enumerate(zip(self.base.image_processor.numpy_to_pil(images), batch_seeds)):
+                    image = prepared.finish(image) if prepared is not None else image
                     index = batch * request.batch_size + offset
                     results.append(self._rendered(request, image, seed, index, use_refiner, lineage))
         except torch.cuda.OutOfMemoryError as exc:
             torch.cuda.empty_cache()
+            w, h = request.output_size
             raise RenderFailed(
-                f"out of GPU memory rendering {request.width}x{request.height} at batch size {request.batch_size}; "
+                f"out of GPU memory rendering {w}x{h} at batch size {request.batch_size}; "
                 "use a smaller size or batch, or KEYART_MEMORY=medvram (model offload) or lowvram"
             ) from exc
         return results
+
+    def pipe(self, kind: str, request: RenderRequest):
+        """The img2img or inpaint pipeline over the base's models (built once), on the request's sampler."""
+        if kind not in self._derived:
+            self._derived[kind] = modes.derived_pipe(self.base, kind)
+        pipe = self._derived[kind]
+        pipe.scheduler = samplers.make_scheduler(request.sampler, request.schedule_type, self._scheduler_config)
+        return pipe
 
     def _use_refiner(self, request: RenderRequest) -> bool:
         if request.refiner == "on" and self.refiner is None:
@@ -192,17 +199,4 @@ class SDXLEngine:
             infotext=infotext_for(request, seed=seed, model=self.model_name, index=index, extra=extra, model_hash=self.model_hash),
             lineage=lineage_for(request, seed=seed, index=index, engine=self.name, model=self.model_name, extra=details, lineage=lineage),
         )
-
-
-def _reporter(progress: Progress | None, offset: int, start: float, end: float, steps: int, total: int):
-    """A diffusers step callback that reports progress across base, refiner and batches."""
-    if progress is None:
-        return None
-
-    def on_step_end(pipe, i, t, callback_kwargs):
-        fraction = start + (end - start) * (i + 1) / max(pipe.num_timesteps, 1)
-        progress(offset + round(fraction * steps), total)
-        return callback_kwargs
-
-    return on_step_end
 
