@@ -1,0 +1,206 @@
+"""LoRAs named in prompts (`<lora:name:weight>`): found in KEYART_LORA_DIR, applied for one render, removed.
+
+Names resolve as A1111 resolves them (a file's stem anywhere in the folder, or its path inside it),
+never outside the folder. `applied(pipe, tags)` loads them into the base pipeline with diffusers'
+PEFT backend and unloads them afterwards, so the next render is bit-identical to one without them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import re
+import warnings
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path, PurePosixPath, PureWindowsPath
+
+from .. import hashes
+from ..errors import InvalidRequest, ModelNotFound
+from ..prompt_syntax import LoraTag
+
+log = logging.getLogger(__name__)
+
+LORA_ENV = "KEYART_LORA_DIR"
+SUFFIX = ".safetensors"
+SHORT = 12  # A1111's LoRA "shorthash" length (checkpoints use 10)
+LISTED = 20  # how many available LoRAs an error message names
+
+
+# -- finding files ----------------------------------------------------------------------------
+
+
+def lora_dir() -> Path:
+    """The LoRA folder named by KEYART_LORA_DIR."""
+    value = os.environ.get(LORA_ENV, "").strip()
+    if not value:
+        raise ModelNotFound(
+            f"the prompt names a LoRA, but {LORA_ENV} is not set; set it to the folder of your LoRA "
+            f"{SUFFIX} files (A1111's models/Lora works as it is)"
+        )
+    folder = Path(value).expanduser()
+    if not folder.is_dir():
+        raise ModelNotFound(f"{LORA_ENV} is {value!r}, which is not a folder; point it at the folder of your LoRA {SUFFIX} files")
+    return folder
+
+
+def available(directory: str | Path | None = None) -> list[str]:
+    """The LoRA names in the folder: paths inside it without `.safetensors`, sorted (links leading out are skipped)."""
+    root = Path(directory) if directory is not None else lora_dir()
+    real_root = root.resolve()
+    names = []
+    for path in root.rglob(f"*{SUFFIX}"):
+        if path.is_file() and path.resolve().is_relative_to(real_root):
+            names.append(path.relative_to(root).with_suffix("").as_posix())
+    return sorted(names, key=str.lower)
+
+
+def resolve(name: str, directory: str | Path | None = None) -> Path:
+    """The `.safetensors` file a tag's name means: `sub/name` inside the folder, or A1111's bare file name.
+
+    Absolute paths, `..` and links that lead out of the folder are refused; an unknown name is a
+    ModelNotFound that lists the LoRAs there are.
+    """
+    root = Path(directory) if directory is not None else lora_dir()
+    # 1. Refuse anything that could leave the folder before touching the file system.
+    if PurePosixPath(name).is_absolute() or PureWindowsPath(name).is_absolute() or PureWindowsPath(name).drive:
+        raise InvalidRequest(f"LoRA {name!r}: give a name inside {LORA_ENV}, not an absolute path; {_listing(root)}")
+    parts = re.split(r"[\\/]", name)
+    if ".." in parts:
+        raise InvalidRequest(f"LoRA {name!r}: '..' would leave {LORA_ENV}; {_listing(root)}")
+    relative = "/".join(p for p in parts if p not in ("", "."))
+    relative = relative.removesuffix(SUFFIX)
+    # 2. The path inside the folder, else A1111's bare name (the file's stem, in any subfolder).
+    candidate = root / f"{relative}{SUFFIX}"
+    if not candidate.is_file():
+        matches = [n for n in available(root) if "/" not in relative and n.rsplit("/", 1)[-1] == relative]
+        if len(matches) > 1:
+            raise InvalidRequest(f"LoRA {name!r} is ambiguous: {', '.join(matches)}; write the one you mean, e.g. <lora:{matches[0]}:1>")
+        if not matches:
+            raise ModelNotFound(f"no LoRA {name!r} in {root}; {_listing(root)}")
+        candidate = root / f"{matches[0]}{SUFFIX}"
+    # 3. A link inside the folder may not lead out of it.
+    if not candidate.resolve().is_relative_to(root.resolve()):
+        raise InvalidRequest(f"LoRA {name!r} links outside {LORA_ENV} ({root}); {_listing(root)}")
+    return candidate
+
+
+def _listing(root: Path) -> str:
+    names = available(root)
+    if not names:
+        return f"{root} holds no {SUFFIX} files"
+    more = f" and {len(names) - LISTED} more" if len(names) > LISTED else ""
+    return f"available: {', '.join(names[:LISTED])}{more}"
+
+
+# -- hashes and infotext ----------------------------------------------------------------------
+
+
+def lora_hash(path: str | Path) -> str:
+    """A1111's LoRA short hash: SHA-256 of the tensors after the safetensors header, first 12 hex digits.
+
+    (A1111's "addnet" hash, which Civitai calls AutoV3; cached like imagegen.hashes caches checkpoints.)
+    """
+    path = Path(path).resolve()
+    stat = path.stat()
+    key = f"{path}|{stat.st_size}|{stat.st_mtime_ns}"
+    store = hashes.cache_dir() / "lora-hashes.json"
+    try:
+        cached = json.loads(store.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError):
+        cached = {}
+    if key in cached:
+        return cached[key]
+    digest = hashlib.sha256()
+    with path.open("rb") as f:
+        header = int.from_bytes(f.read(8), "little")  # safetensors: u64 header length, JSON header, tensors
+        f.seek(8 + header)
+        while block := f.read(hashes.CHUNK):
+            digest.update(block)
+    short = digest.hexdigest()[:SHORT]
+    # Atomic update, as imagegen.hashes: a crash mid-write leaves the old cache.
+    store.parent.mkdir(parents=True, exist_ok=True)
+    tmp = store.with_name(f".{store.name}.{os.getpid()}.tmp")
+    tmp.write_text(json.dumps({**cached, key: short}, indent=1), encoding="utf-8")
+    os.replace(tmp, store)
+    return short
+
+
+def lora_infotext(tags: Sequence[LoraTag], paths: Sequence[str | Path]) -> dict[str, str]:
+    """A1111's `Lora hashes` field: `{"Lora hashes": "name1: hash1, name2: hash2"}` ({} without LoRAs).
+
+    The value is returned unquoted: metadata.format_infotext quotes it (it holds ", " and ": "),
+    which gives A1111's `Lora hashes: "name1: hash1, name2: hash2"`.
+    """
+    if not tags:
+        return {}
+    # A1111 drops ":" and "," from the name as written in the prompt, so the field parses back.
+    entries = [f"{tag.name.translate(str.maketrans('', '', ':,'))}: {lora_hash(path)}" for tag, path in zip(tags, paths, strict=True)]
+    return {"Lora hashes": ", ".join(entries)}
+
+
+# -- applying to a pipeline -------------------------------------------------------------------
+
+
+@contextmanager
+def applied(pipe, tags: Sequence[LoraTag], *, directory: str | Path | None = None) -> Iterator[list[Path]]:
+    """Load `tags`' LoRAs into `pipe` (UNet and text encoders) at their weights; remove them on exit.
+
+    Yields the resolved files (for `lora_infotext`). Give the base pipeline: SDXL LoRAs are trained
+    for its UNet, and the refiner's differs. Because the refiner shares text_encoder_2 with the base,
+    encode the refiner's prompt outside this block if it should not see the LoRAs (A1111 does not
+    apply them to the refiner).
+    """
+    if not tags:
+        yield []
+        return
+    # 1. Resolve every name first: a bad one fails before the model is touched.
+    paths = [resolve(tag.name, directory) for tag in tags]
+    repeated = sorted({tag.name for tag, path in zip(tags, paths) if paths.count(path) > 1})
+    if repeated:
+        raise InvalidRequest(f"LoRA {', '.join(repeated)} appears more than once in the prompt; give each LoRA one tag with its weight")
+    _require_peft()
+    adapters = [f"keyart_lora_{i}" for i in range(len(tags))]  # peft names may not hold "." or "/"
+    pristine = not any(pipe.get_list_adapters().values())
+    try:
+        # 2. Load each adapter, then set every weight at once (text encoders at te, UNet at unet).
+        for tag, path, adapter in zip(tags, paths, adapters):
+            log.info("loading LoRA %s (%s) at te=%g unet=%g", tag.name, path, tag.te_weight, tag.unet_weight)
+            try:
+                with warnings.catch_warnings():
+                    # peft warns on every adapter after the first; several at once is the point here.
+                    warnings.filterwarnings("ignore", message="Already found a `peft_config`", category=UserWarning)
+                    pipe.load_lora_weights(str(path), adapter_name=adapter)
+            except (ValueError, RuntimeError, KeyError, IndexError, OSError) as exc:  # what diffusers raises for a misfit file
+                raise InvalidRequest(
+                    f"LoRA {tag.name!r} ({path}) cannot be loaded into this SDXL model; is it an SDXL LoRA? ({_first_line(exc)})"
+                ) from exc
+        present = pipe.get_list_adapters()
+        weights = [
+            {part: (tag.unet_weight if part == "unet" else tag.te_weight) for part, names in present.items() if adapter in names}
+            for tag, adapter in zip(tags, adapters)
+        ]
+        pipe.set_adapters(adapters, adapter_weights=weights)
+        yield paths
+    finally:
+        # 3. Remove them: unwrapping every PEFT layer restores the original modules exactly.
+        if pristine:
+            pipe.unload_lora_weights()
+        else:
+            ours = [a for a in adapters if any(a in names for names in pipe.get_list_adapters().values())]
+            if ours:
+                pipe.delete_adapters(ours)
+
+
+def _require_peft() -> None:
+    import importlib.util
+
+    if importlib.util.find_spec("peft") is None:
+        raise ModelNotFound("LoRAs need the peft package: pip install peft==0.21.2")
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
