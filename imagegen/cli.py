@@ -33,6 +33,8 @@ FIELDS = {
     "batch_count": "batch_count",
     "style": "style",
     "refiner_switch_at": "refiner_switch_at",
+    "subseed": "subseed",
+    "subseed_strength": "subseed_strength",
 }
 
 
@@ -91,6 +93,8 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--batch-count", type=int, help="batches, one after another (default 1)")
     r.add_argument("--refiner", action=argparse.BooleanOptionalAction, help="use the SDXL refiner (default: when KEYART_SDXL_REFINER is set)")
     r.add_argument("--refiner-switch-at", type=float, help="fraction of the steps the base runs before the refiner (default 0.8)")
+    r.add_argument("--subseed", type=int, help="A1111's variation seed (-1 random); used when --subseed-strength > 0")
+    r.add_argument("--subseed-strength", type=float, help="0..1: how far the starting noise moves toward the variation seed's (0.05-0.3: close variations)")
     r.add_argument("--engine", default="auto", help="auto, sdxl or preview (default auto)")
     r.add_argument("--device", help="cuda, cuda:1, mps or cpu (default: the best available)")
     r.add_argument("--dtype", help="auto, fp16, bf16 or fp32 (default: fp16 on GPUs, fp32 on the CPU)")

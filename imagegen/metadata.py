@@ -39,7 +39,14 @@ RE_NUMBER = re.compile(r"(\d+)(?=[-.]|$)")  # A1111's sequence number: the 00007
 REQUIRED = ("Steps", "Seed", "Size")
 # A1111's names for the request's fields (Size and Refiner are translated by hand).
 TEXT_FIELDS = {"Sampler": "sampler", "Schedule type": "schedule_type"}
-NUMBER_FIELDS = {"Steps": "num_inference_steps", "CFG scale": "guidance_scale", "Seed": "seed", "Refiner switch at": "refiner_switch_at"}
+NUMBER_FIELDS = {
+    "Steps": "num_inference_steps",
+    "CFG scale": "guidance_scale",
+    "Seed": "seed",
+    "Refiner switch at": "refiner_switch_at",
+    "Variation seed": "subseed",
+    "Variation seed strength": "subseed_strength",
+}
 VERSIONED = ("torch", "diffusers", "transformers", "pillow", "keyart")
 EXAMPLE = "Steps: 30, Sampler: DPM++ 2M, Schedule type: Karras, CFG scale: 7, Seed: 1234, Size: 1024x1024"
 
@@ -120,6 +127,8 @@ def infotext_for(
         "Model hash": model_hash,  # A1111 writes it before the name; skipped when None
         "Model": model,
     }
+    if request.subseed_strength > 0:  # A1111 writes them after the model, only when used
+        fields |= {"Variation seed": request.subseeds()[index], "Variation seed strength": request.subseed_strength}
     head, tail = metadata_modes.infotext_fields(request)  # img2img, inpaint, outpaint, hires fix
     fields |= head
     if request.batch_size > 1:

@@ -40,6 +40,8 @@ MODE_DEFAULTS: dict[str, Any] = {
     "hr_upscaler": "latent",
     "hr_second_pass_steps": 0,
     "denoising_strength": 0.7,
+    "subseed": -1,
+    "subseed_strength": 0.0,
 }
 
 
@@ -61,6 +63,9 @@ class RenderRequest:
     batch_count: int = 1
     refiner: str = "auto"  # "auto": use the refiner when one is configured; "on" requires one
     refiner_switch_at: float = 0.8
+    # A1111's variation seed: the starting noise is slerp(noise(seed), noise(subseed), subseed_strength).
+    subseed: int = -1  # -1 is random, drawn only when subseed_strength > 0
+    subseed_strength: float = 0.0  # 0: the seed's image; 1: the variation seed's starting noise
     # img2img, inpaint and outpaint (A1111's img2img tab). The output is width x height, except that
     # inpaint_area="masked" keeps the (outpainted) init image's own size; see canvas.output_size.
     init_image: str | None = None  # a PNG/JPEG path (made absolute); resized to width x height
@@ -119,7 +124,20 @@ class RenderRequest:
         if not 0.0 < switch < 1.0:
             raise InvalidRequest(f"refiner switch at must be between 0 and 1, exclusive (got {switch:g}); 0.8 is usual")
         set_("refiner_switch_at", switch)
+        subseed = _integer("variation seed", self.subseed)
+        if not -1 <= subseed <= MAX_SEED:
+            raise InvalidRequest(f"variation seed must be -1 (random) or between 0 and {MAX_SEED} (got {subseed})")
+        set_("subseed", subseed)
+        strength = _number("variation seed strength", self.subseed_strength)
+        if not 0.0 <= strength <= 1.0:
+            raise InvalidRequest(
+                f"variation seed strength must be between 0 and 1 (got {strength:g}); "
+                "0.05-0.3 gives close variations of the seed's image, 1 the variation seed's own"
+            )
+        set_("subseed_strength", strength)
         _check_modes(self, set_)
+        if strength > 0 and self.init_image is not None:
+            raise InvalidRequest("a variation seed shapes text-to-image noise; img2img, inpaint and outpaint start from the init image instead")
 
     # -- derived values ---------------------------------------------------------------------
 
@@ -151,10 +169,19 @@ class RenderRequest:
         return styles.apply(self.style, self.prompt, self.negative_prompt)
 
     def with_seed(self) -> RenderRequest:
-        """This request with a concrete seed: -1 becomes a random one, which is then recorded."""
-        if self.seed != -1:
-            return self
-        return dataclasses.replace(self, seed=secrets.randbelow(MAX_SEED + 1))
+        """This request with concrete seeds: -1 becomes a random one, which is then recorded
+        (the variation seed too, when it is used)."""
+        changes: dict[str, int] = {}
+        if self.seed == -1:
+            changes["seed"] = secrets.randbelow(MAX_SEED + 1)
+        if self.subseed == -1 and self.subseed_strength > 0:
+            changes["subseed"] = secrets.randbelow(MAX_SEED + 1)
+        return dataclasses.replace(self, **changes) if changes else self
+
+    def subseeds(self) -> list[int]:
+        """Every image's variation seed: subseed+i, as A1111 numbers them."""
+        assert self.subseed != -1, "resolve the variation seed with with_seed() first"
+        return [(self.subseed + i) % (MAX_SEED + 1) for i in range(self.batch_size * self.batch_count)]
 
     def seeds(self) -> list[int]:
         """Every image's seed, batch by batch: seed, seed+1, ... as A1111 numbers them."""

@@ -15,9 +15,13 @@ from typing import Any
 from .. import canvas, samplers
 from ..errors import InvalidRequest, ModelNotFound, RenderFailed
 from ..metadata import infotext_for, lineage_for
+from ..prompt_syntax import extract_loras
 from ..request import RenderedImage, RenderRequest
+from ..variation import initial_latents
 from . import MODEL_ENV, REFINER_ENV, Progress
+from . import lora
 from . import sdxl_modes as modes
+from .sdxl_prompt import encode
 from .sdxl_load import keep_vae_safe, load_pipelines, pick_device, pick_dtype, place
 
 log = logging.getLogger(__name__)
@@ -122,40 +126,53 @@ class SDXLEngine:
             self.refiner.scheduler = samplers.make_scheduler(request.sampler, request.schedule_type, self._refiner_scheduler_config)
         prepared = canvas.prepare(request) if request.init_image is not None else None
         prompt, negative = request.styled
+        # A1111 syntax: <lora:...> tags leave the text (the infotext keeps the prompt as written);
+        # weights, BREAK and prompts past 75 tokens are encode()'s work.
+        text, tags = extract_loras(prompt)
         seeds = request.seeds()
+        subseeds = request.subseeds() if request.subseed_strength > 0 else None
         passes = modes.pass_steps(request)
         per_batch = sum(passes)
         total = request.batch_count * per_batch
         results: list[RenderedImage] = []
         try:
-            for batch in range(request.batch_count):
-                batch_seeds = seeds[batch * request.batch_size : (batch + 1) * request.batch_size]
-                # 2. One CPU generator per image: the same seed gives the same image on any device.
-                generators = [torch.Generator("cpu").manual_seed(s) for s in batch_seeds]
-                common = dict(
-                    prompt=prompt,
-                    negative_prompt=negative or None,
-                    guidance_scale=request.guidance_scale,
-                    num_images_per_prompt=request.batch_size,
-                    generator=generators,
-                )
-
-                def span(index: int, start: float, end: float, offset: int = batch * per_batch):
-                    return modes.reporter(progress, offset + sum(passes[:index]), start, end, passes[index], total)
-
-                # 3. The passes: first (txt2img, img2img or inpaint), then the hires fix's second pass.
-                images = modes.decode(self, modes.run_batch(self, request, prepared, common, use_refiner, span))
-                # 4. A NaN decode is a black image: say so rather than save it.
-                if not torch.isfinite(torch.as_tensor(images)).all():
-                    raise RenderFailed(
-                        "the VAE decoded NaNs (the image would be black); run in bf16 (KEYART_DTYPE=bf16) "
-                        "or fp32, or use an fp16-safe VAE such as madebyollin/sdxl-vae-fp16-fix"
+            # 2. The prompts, encoded once. The refiner's come before the LoRAs go in: it shares
+            #    text_encoder_2 with the base, and A1111 applies LoRAs to the base model only.
+            refiner_embeds = encode(self.refiner, text, negative, refiner=True) if use_refiner else {}
+            with lora.applied(self.base, tags) as lora_paths:
+                loras = lora.lora_infotext(tags, lora_paths)
+                base_embeds = encode(self.base, text, negative)  # inside: a LoRA's text-encoder part counts
+                for batch in range(request.batch_count):
+                    here = slice(batch * request.batch_size, (batch + 1) * request.batch_size)
+                    batch_seeds = seeds[here]
+                    # 3. One CPU generator per image: the same seed gives the same image on any device.
+                    generators = [torch.Generator("cpu").manual_seed(s) for s in batch_seeds]
+                    common = dict(**base_embeds, guidance_scale=request.guidance_scale, num_images_per_prompt=request.batch_size, generator=generators)
+                    refiner_common = {k: v for k, v in common.items() if k not in base_embeds} | refiner_embeds
+                    # A variation seed's noise: slerp of the seed's and the subseed's, from the same generators.
+                    noise = (
+                        initial_latents(self.base, batch_seeds, subseeds[here], request.subseed_strength, request.height, request.width, generators=generators)
+                        if subseeds
+                        else None
                     )
-                # 5. Inpaint and outpaint paste the repaint back over the original, outside the blurred mask.
-                for offset, (image, seed) in enumerate(zip(self.base.image_processor.numpy_to_pil(images), batch_seeds)):
-                    image = prepared.finish(image) if prepared is not None else image
-                    index = batch * request.batch_size + offset
-                    results.append(self._rendered(request, image, seed, index, use_refiner, lineage))
+
+                    def span(index: int, start: float, end: float, offset: int = batch * per_batch):
+                        return modes.reporter(progress, offset + sum(passes[:index]), start, end, passes[index], total)
+
+                    # 4. The passes: first (txt2img, img2img or inpaint), then the hires fix's second pass.
+                    latents = modes.run_batch(self, request, prepared, common, use_refiner, span, refiner_common or None, noise)
+                    images = modes.decode(self, latents)
+                    # 5. A NaN decode is a black image: say so rather than save it.
+                    if not torch.isfinite(torch.as_tensor(images)).all():
+                        raise RenderFailed(
+                            "the VAE decoded NaNs (the image would be black); run in bf16 (KEYART_DTYPE=bf16) "
+                            "or fp32, or use an fp16-safe VAE such as madebyollin/sdxl-vae-fp16-fix"
+                        )
+                    # 6. Inpaint and outpaint paste the repaint back over the original, outside the blurred mask.
+                    for offset, (image, seed) in enumerate(zip(self.base.image_processor.numpy_to_pil(images), batch_seeds)):
+                        image = prepared.finish(image) if prepared is not None else image
+                        index = batch * request.batch_size + offset
+                        results.append(self._rendered(request, image, seed, index, use_refiner, lineage, loras))
         except torch.cuda.OutOfMemoryError as exc:
             torch.cuda.empty_cache()
             w, h = request.output_size
@@ -178,12 +195,13 @@ class SDXLEngine:
             raise ModelNotFound(f"the refiner was asked for, but none is loaded; set {REFINER_ENV} to an SDXL refiner folder, file or hub id")
         return self.refiner is not None and request.refiner != "off"
 
-    def _rendered(self, request, image, seed, index, use_refiner, lineage) -> RenderedImage:
+    def _rendered(self, request, image, seed, index, use_refiner, lineage, loras=None) -> RenderedImage:
         extra: dict[str, Any] = {}
         if use_refiner:
             # A1111 writes the refiner as "name [hash]".
             refiner = f"{self.refiner_name} [{self.refiner_hash}]" if self.refiner_hash else self.refiner_name
             extra = {"Refiner": refiner, "Refiner switch at": request.refiner_switch_at}
+        extra |= loras or {}  # A1111's "Lora hashes", after the refiner's fields
         details = {
             "device": self.device,
             "dtype": self.dtype,

@@ -44,16 +44,19 @@ def pass_steps(request: RenderRequest) -> tuple[int, int]:
 
 
 def run_batch(
-    engine, request: RenderRequest, prepared: Prepared | None, common: dict[str, Any], use_refiner: bool, span
-):
+    engine, request: RenderRequest, prepared: Prepared | None, common: dict[str, Any], use_refiner: bool, span,
+    refiner_common: dict[str, Any] | None = None, latents=None,
+):  # fmt: skip
     """One batch's latents after every pass (decode them with `decode`), before any paste-back.
 
-    `span(pass_index, start, end)` makes the step callback for a fraction of a pass.
+    `span(pass_index, start, end)` makes the step callback for a fraction of a pass. The refiner
+    takes `refiner_common` (its own prompt embeddings) where given; `latents` is the first pass's
+    starting noise (a variation seed's), else each generator draws its own.
     """
     steps = request.num_inference_steps
     # 1. The first pass: text to image, or img2img/inpaint from the prepared init image.
     if prepared is None:
-        latents = text_to_image(engine, request, common, use_refiner, lambda a, b: span(0, a, b))
+        latents = text_to_image(engine, request, common, use_refiner, lambda a, b: span(0, a, b), refiner_common, latents)
     else:
         batch = len(common["generator"])
         image: Any = [prepared.image] * batch  # one copy per image: each is encoded with its own generator
@@ -61,7 +64,7 @@ def run_batch(
             image = enlarge_latents(engine, prepared.image, (request.width, request.height), batch)
         latents = image_to_image(
             engine, request, common, image=image, mask=prepared.mask, strength=request.strength, steps=steps,
-            use_refiner=use_refiner, span=lambda a, b: span(0, a, b),
+            use_refiner=use_refiner, span=lambda a, b: span(0, a, b), refiner_common=refiner_common,
         )  # fmt: skip
     if request.hr_scale == 1:
         return latents
@@ -79,6 +82,7 @@ def run_batch(
     return image_to_image(
         engine, request, common, image=upscaled, mask=None, strength=request.denoising_strength,
         steps=request.hr_second_pass_steps or steps, use_refiner=use_refiner, span=lambda a, b: span(1, a, b),
+        refiner_common=refiner_common,
     )  # fmt: skip
 
 
@@ -106,11 +110,12 @@ def decode(engine, latents):
     return base.image_processor.postprocess(image, output_type="np")
 
 
-def text_to_image(engine, request: RenderRequest, common: dict[str, Any], use_refiner: bool, span):
+def text_to_image(engine, request: RenderRequest, common: dict[str, Any], use_refiner: bool, span, refiner_common=None, latents=None):
     """The base, then the refiner on the base's latents from `refiner_switch_at` on (ensemble of experts)."""
     switch = request.refiner_switch_at if use_refiner else 1.0
     latents = engine.base(
         **common,
+        latents=latents,
         num_inference_steps=request.num_inference_steps,
         width=request.width,
         height=request.height,
@@ -120,7 +125,7 @@ def text_to_image(engine, request: RenderRequest, common: dict[str, Any], use_re
     ).images
     if use_refiner:
         latents = engine.refiner(
-            **common,
+            **(refiner_common or common),
             num_inference_steps=request.num_inference_steps,
             image=latents,
             denoising_start=switch,
@@ -130,7 +135,7 @@ def text_to_image(engine, request: RenderRequest, common: dict[str, Any], use_re
     return latents
 
 
-def image_to_image(engine, request: RenderRequest, common, *, image, mask, strength: float, steps: int, use_refiner: bool, span):
+def image_to_image(engine, request: RenderRequest, common, *, image, mask, strength: float, steps: int, use_refiner: bool, span, refiner_common=None):
     """img2img (or inpaint, with a mask) at `strength`, as latents; the refiner takes the end of the schedule.
 
     The hand-off point is where `refiner_switch_at` of the steps actually run has passed: img2img
@@ -146,7 +151,7 @@ def image_to_image(engine, request: RenderRequest, common, *, image, mask, stren
     if not use_refiner:
         return latents
     return engine.refiner(
-        **common,
+        **(refiner_common or common),
         image=latents,
         num_inference_steps=steps,
         denoising_start=switch,
