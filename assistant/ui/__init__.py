@@ -1,0 +1,1 @@
+"""The dashboard's tabs (Streamlit), one file each; thin over assistant.workflows and imagegen."""

@@ -1,0 +1,7 @@
+"""The Settings tab."""
+
+import streamlit as st
+
+
+def render() -> None:
+    st.info("Settings: coming in this session.")
