@@ -77,3 +77,10 @@ def current_store():
 def show_error(exc: Exception) -> None:
     """A KeyartError as the user should read it: one message, no traceback."""
     st.error(str(exc), icon=":material/error:")
+
+
+def plain(text: str) -> str:
+    """`text` (a message, a model's reply) for st.markdown as written: its markdown and LaTeX marks escaped, its line breaks kept."""
+    import re
+
+    return re.sub(r"([\\`*_{}\[\]<>()#+\-.!|~$])", r"\\\1", text).replace("\n", "  \n")
