@@ -268,3 +268,23 @@ def test_help_explains_stages_options_and_exit_codes(capsys):
     out = capsys.readouterr().out
     for expected in ("--map FIELD=COLUMN", "--quality", "--refiner", "--force", "--limit", "--llm", "exit codes", "KEYART_HOME"):
         assert expected in out, expected
+
+
+def test_a_stop_event_ends_a_run_after_the_item_in_hand_and_the_rerun_finishes(tmp_path):
+    """What the dashboard's Stop button does: Ctrl-C's effect, without a signal."""
+    import threading
+
+    class StopAfterThree(Recorder):
+        def step(self, name, outcome, label, detail=""):
+            super().step(name, outcome, label, detail)
+            if name == "render" and sum(e[0] == "render" and e[1] == "done" for e in self.events) == 3:
+                stop.set()
+
+    stop = threading.Event()
+    store, model = Store(tmp_path / "home"), OfflineModel()
+    items = plan_prompts(load_catalog(), model, Selection(season=1, styles=("anime",)))
+    slot = stages.EngineSlot(name="preview")
+    report = stages.run_stage(items, store, model, slot, RenderSettings(overrides=TINY), progress=StopAfterThree(), stop=stop)
+    assert report.interrupted and report.images.done == 3
+    again = stages.run_stage(items, store, model, slot, RenderSettings(overrides=TINY))
+    assert not again.interrupted and again.images.skipped == 3 and again.images.done == len(items) - 3

@@ -206,19 +206,25 @@ def _lineage(item: PromptItem, prompt_key: str, result: dict[str, Any], style: s
 # -- the stages ---------------------------------------------------------------------------------
 
 
-def prompts_stage(items: list[PromptItem], store: Store, model: Any, *, force: bool = False, progress: Progress | None = None) -> Report:
-    """Write the prompts of every item (the language model only)."""
+def prompts_stage(
+    items: list[PromptItem], store: Store, model: Any, *, force: bool = False, progress: Progress | None = None, stop: threading.Event | None = None
+) -> Report:
+    """Write the prompts of every item (the language model only). Setting `stop` ends it after the item in hand."""
     progress, report = progress or Silent(), Report()
     store.plan_items(items)
     progress.stage("prompts", len(items))
     try:
-        _each_prompt(items, store, model, force=force, report=report, progress=progress, then=None)
+        _each_prompt(items, store, model, force=force, report=report, progress=progress, then=None, stop=stop)
     except KeyboardInterrupt:
         report.interrupted = True
+    report.interrupted |= bool(stop is not None and stop.is_set())
     return report
 
 
-def render_stage(items: list[PromptItem], store: Store, slot: EngineSlot, settings: RenderSettings, *, force: bool = False, progress: Progress | None = None) -> Report:
+def render_stage(
+    items: list[PromptItem], store: Store, slot: EngineSlot, settings: RenderSettings, *, force: bool = False, progress: Progress | None = None,
+    stop: threading.Event | None = None,
+) -> Report:  # fmt: skip
     """Render every image whose prompts the prompts stage wrote (the engine only); the rest wait.
 
     The prompts are found through the catalog's entries, so this stage needs no language model.
@@ -242,20 +248,29 @@ def render_stage(items: list[PromptItem], store: Store, slot: EngineSlot, settin
     progress.stage("render", total)
     try:
         for item, key, result, styles in work:
+            if stop is not None and stop.is_set():
+                report.interrupted = True
+                break
             render_item(item, key, result, store, slot, settings, force=force, report=report, progress=progress, styles=styles)
     except KeyboardInterrupt:
         report.interrupted = True
     return report
 
 
-def run_stage(items: list[PromptItem], store: Store, model: Any, slot: EngineSlot, settings: RenderSettings, *, force: bool = False, progress: Progress | None = None) -> Report:
-    """Prompts on a worker thread, images on this one as soon as each item's prompts are in."""
+def run_stage(
+    items: list[PromptItem], store: Store, model: Any, slot: EngineSlot, settings: RenderSettings, *, force: bool = False, progress: Progress | None = None,
+    stop: threading.Event | None = None,
+) -> Report:  # fmt: skip
+    """Prompts on a worker thread, images on this one as soon as each item's prompts are in.
+
+    Setting `stop` (a front end's Stop button) ends both after the item in hand, as Ctrl-C does.
+    """
     progress, report = progress or Silent(), Report()
     store.plan_items(items)
     progress.stage("prompts", len(items))
     progress.stage("render", sum(len(item.styles) for item in items))
     ready: queue.Queue = queue.Queue()
-    stop, problems = threading.Event(), []
+    stop, problems = stop or threading.Event(), []
 
     def writer() -> None:
         try:
@@ -270,6 +285,9 @@ def run_stage(items: list[PromptItem], store: Store, model: Any, slot: EngineSlo
     thread.start()
     try:
         while (got := ready.get()) is not None:
+            if stop.is_set():
+                report.interrupted = True
+                break
             item, result = got
             render_item(item, item.key, result, store, slot, settings, force=force, report=report, progress=progress)
     except KeyboardInterrupt:
@@ -281,6 +299,7 @@ def run_stage(items: list[PromptItem], store: Store, model: Any, slot: EngineSlo
     thread.join()
     if problems:
         raise problems[0]
+    report.interrupted |= stop.is_set()
     return report
 
 
