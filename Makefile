@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cksum < pyproject.toml | cut -d' ' -f1)
 
-.PHONY: setup run test bench clean
+.PHONY: setup run test bench dashboard clean
 
 $(STAMP): pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -22,6 +22,10 @@ setup: $(STAMP)
 run: $(STAMP)
 	$(BIN)/python dataprep.py run
 	$(BIN)/python dataprep.py export --output data/outputs/catalog.csv
+
+# The Streamlit app on http://localhost:8501 (the catalog `make run` fills, in data/home).
+dashboard: $(STAMP)
+	$(BIN)/streamlit run dashboard.py
 
 test: $(STAMP)
 	HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 $(BIN)/python -m pytest
