@@ -91,7 +91,7 @@ def rows(home: Path) -> list[dict]:
 
 
 def test_an_empty_home_offers_the_build_and_the_button_fills_the_catalog(tmp_path, monkeypatch):
-    from assistant.ui import episodes
+    from assistant.ui import build
 
     home = tmp_path / "fresh"
     at = open_app(home, monkeypatch)
@@ -104,7 +104,7 @@ def test_an_empty_home_offers_the_build_and_the_button_fills_the_catalog(tmp_pat
     assert "**8 images**" in texts(at)
     at.button(key="ep-build").click().run()
     assert not at.exception
-    job = episodes.build_job(home)
+    job = build.build_job(home)
     assert job is not None
     job.join(TIMEOUT)
     assert not job.running and job.error is None and job.report.images.done == 8
@@ -117,12 +117,12 @@ def test_an_empty_home_offers_the_build_and_the_button_fills_the_catalog(tmp_pat
 
 
 def test_a_running_build_shows_progress_and_stops_like_ctrl_c(tmp_path, monkeypatch):
-    from assistant.ui import episodes
+    from assistant.ui import build
 
     home = tmp_path / "fresh"
     at = open_app(home, monkeypatch)
     at.button(key="ep-build").click().run()  # everything: 80 full-size cards, several seconds
-    job = episodes.build_job(home)
+    job = build.build_job(home)
     assert job is not None and job.running
     assert any(s.label.startswith("Building the catalog (all seasons, 5 styles)") for s in at.status)
     assert "The gallery opens when the build is done" in texts(at)

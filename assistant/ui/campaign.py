@@ -2,11 +2,11 @@
 
 Thin over assistant.workflows.campaign: the chain runs on a worker thread while the page shows its
 progress hook's events. Every campaign lives in <home>/campaigns/<id>/, as the shell's would.
+The post cards and the package's download are drawn by campaign_cards.
 """
 
 from __future__ import annotations
 
-import html
 import json
 import queue
 import threading
@@ -18,11 +18,12 @@ import streamlit as st
 from imagegen import styles
 from imagegen.errors import KeyartError
 
-from ..platforms import PLATFORMS, post_text
+from ..platforms import PLATFORMS
 from ..workflows.campaign import POST_STEPS, SHARED, STATE_FILE, Brief, Campaign, CampaignError, brief_from, load, new_campaign, save
 from ..workflows.campaign_state import OUTPUTS, describe
 from ..workflows.campaign_steps import EXPORT, order
 from . import common
+from .campaign_cards import package_download, previews
 
 CAMPAIGNS = "campaigns"  # <home>/campaigns/<id>/
 WHOLE_SEASON = 0  # the episode picker's "Whole season"
@@ -32,15 +33,6 @@ TITLES = {"grounding": "Grounding", "strategy": "Strategy", "copy": "Copy", "ima
 ICONS = {"done": ":material/check_circle:", "kept": ":material/check:", "blocked": ":material/block:", "failed": ":material/error:", "skipped": ":material/skip_next:"}
 EDITED = "edited in the dashboard"  # the note an edited step's record carries
 FIELDS = {"text": "Copy", "key_message": "Key message", "negative_prompt": "Negative prompt"}  # labels besides the field's own name
-
-# How each platform's card looks: its accent colour, its hashtag colour, whether the image comes before the copy, the byline.
-CARDS = {
-    "instagram": ("#d62976", "#00376b", True, "Sponsored"),
-    "facebook": ("#1877f2", "#1877f2", False, "Sponsored"),
-    "x": ("#0f1419", "#1d9bf0", False, "Ad"),
-    "linkedin": ("#0a66c2", "#0a66c2", False, "Promoted"),
-    "tiktok": ("#fe2c55", "#25a3c2", True, "Sponsored"),
-}
 
 _RUNNING: dict[str, threading.Thread] = {}  # campaign folder -> the chain's thread, across reruns and sessions
 
@@ -229,8 +221,8 @@ def _show(folder: Path, home: Path) -> None:
     # 2. What it is, the steps, the posts, the package.
     _summary(campaign)
     _steps(campaign, folder, busy)
-    _previews(campaign, folder)
-    _download(campaign, folder)
+    previews(campaign, folder, TITLES)
+    package_download(campaign, folder)
 
 
 def _summary(campaign: Campaign) -> None:
@@ -397,65 +389,3 @@ def _keep_edits(campaign: Campaign, folder: Path, edits: dict[str, Any], from_st
                 post.blocked = None
     if changed:
         save(campaign, folder)
-
-
-# -- the posts as they would look -----------------------------------------------------------------
-
-
-def _previews(campaign: Campaign, folder: Path) -> None:
-    st.markdown("**The posts**, as each platform would show them")
-    for column, name in zip(st.columns(len(campaign.posts)), campaign.posts):
-        with column:
-            _card(campaign, folder, name)
-
-
-def _card(campaign: Campaign, folder: Path, name: str) -> None:
-    """One post as its platform shows it: the header, the copy with its hashtags, the image at the platform's aspect."""
-    where, post = PLATFORMS[name], campaign.posts[name]
-    accent, link, image_first, byline = CARDS[name]
-    show = campaign.brief.show or "The show"
-    handle = "@" + "".join(ch for ch in show.lower() if ch.isalnum())
-    with st.container(border=True):
-        st.html(
-            f'<div style="border-top:4px solid {accent};padding-top:6px;font-family:sans-serif;font-size:0.85rem;line-height:1.4">'
-            f'<b style="color:{accent}">{where.title}</b> <span style="color:#888">· {where.aspect.ratio} · {where.aspect.width}x{where.aspect.height}</span><br>'
-            f'<b>{html.escape(show)}</b> <span style="color:#888">{html.escape(handle)} · {byline}</span></div>'
-        )
-        if post.blocked is not None:
-            st.error(f"Blocked at the {TITLES.get(post.blocked.step, post.blocked.step).lower()} step: {common.plain(post.blocked.reason)}", icon=":material/block:")
-            return
-        copy, image = post.steps["copy"].output, post.steps["image"].output
-        text = post_text(copy["text"], copy["hashtags"]) if copy else ""
-        body = " ".join(
-            f'<span style="color:{link}">{html.escape(w)}</span>' if w.startswith("#") else html.escape(w) for w in text.replace("\n", " \n ").split(" ")
-        ).replace(" \n ", "<br>")
-        caption = f'<div style="font-family:sans-serif;font-size:0.85rem;line-height:1.45">{body}</div>'
-        if not image_first and copy:
-            st.html(caption)
-        if image:
-            st.image(str(folder / image["path"]), caption="preview card, not an SDXL render" if image.get("preview") else None)
-        elif copy:
-            st.caption("No image yet.")
-        if image_first and copy:
-            st.html(caption)
-        if copy:
-            st.caption(f"{where.length(text)}/{where.limit} characters")
-        if not copy:
-            error = next((f"{TITLES[s].lower()}: {r.error}" for s, r in post.steps.items() if r.error), "not made yet")
-            st.warning(f"Not finished ({common.plain(error)}).", icon=":material/pending:")
-
-
-def _download(campaign: Campaign, folder: Path) -> None:
-    package = campaign.package
-    zipped = folder / (package or {}).get("zip", "campaign.zip")
-    if not package or not zipped.is_file():
-        return
-    blocked, incomplete = len(package.get("blocked", {})), len(package.get("incomplete", {}))
-    held = "".join([f", {blocked} blocked" if blocked else "", f", {incomplete} incomplete" if incomplete else ""])
-    slug = "".join(ch if ch.isalnum() else "-" for ch in (campaign.brief.show or "campaign").lower())
-    part = campaign.brief.label.replace(" ", "")
-    st.download_button(
-        f"Download the package ({len(package.get('ready', []))} ready{held})", data=zipped.read_bytes(), file_name=f"{slug}-{part}-{campaign.id}.zip",
-        mime="application/zip", icon=":material/download:", key=f"cmp:{campaign.id}:zip", on_click="ignore",
-    )  # fmt: skip
-    st.caption(f"posts.md, posts.csv, the images and campaign.json, in {zipped}")

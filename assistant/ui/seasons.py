@@ -9,20 +9,10 @@ import streamlit as st
 
 from imagegen.errors import KeyartError
 
+from ..workflows.regenerate import image_file
 from . import common
-from .episodes import (
-    PREVIEW_NOTE,
-    badges,
-    build_job,
-    catalog_rows,
-    download,
-    image_file,
-    is_preview,
-    regenerate_panel,
-    row_id,
-    summaries,
-    trace_view,
-)
+from .build import build_job
+from .episodes import PREVIEW_NOTE, badges, catalog_rows, download, is_preview, regenerate_panel, row_id, summaries, trace_view
 
 
 def _style_order() -> dict[str, int]:
