@@ -10,14 +10,12 @@ from __future__ import annotations
 import json
 import secrets
 import sqlite3
-import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from .errors import CatalogError
+from .sqlite_file import SQLiteFile
 from .store import HOME_ENV, now, resolve_home
 
 DB_NAME = "conversations.sqlite"
@@ -85,7 +83,7 @@ class TurnRecord:
     created: str = ""
 
 
-class Conversations:
+class Conversations(SQLiteFile):
     """The home's conversations. Safe to share between threads (a connection each)."""
 
     def __init__(self, home: str | Path | None = None):
@@ -95,39 +93,7 @@ class Conversations:
             self.home.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise CatalogError(f"cannot create the home folder {self.home}: {exc}; choose another with --home or {HOME_ENV}") from exc
-        self._local = threading.local()
-        self._db().executescript(SCHEMA)
-
-    def _db(self) -> sqlite3.Connection:
-        db = getattr(self._local, "db", None)
-        if db is None:
-            try:
-                db = sqlite3.connect(self.path, timeout=30, isolation_level=None)  # transactions are explicit
-            except sqlite3.Error as exc:
-                raise CatalogError(f"cannot open the conversations database {self.path}: {exc}") from exc
-            db.row_factory = sqlite3.Row
-            db.execute("PRAGMA journal_mode=WAL")  # the dashboard reads while the terminal chat writes
-            db.execute("PRAGMA busy_timeout=30000")
-            self._local.db = db
-        return db
-
-    @contextmanager
-    def transaction(self) -> Iterator[sqlite3.Connection]:
-        """One atomic write: BEGIN IMMEDIATE ... COMMIT, rolled back on any error."""
-        db = self._db()
-        db.execute("BEGIN IMMEDIATE")
-        try:
-            yield db
-        except BaseException:
-            db.execute("ROLLBACK")
-            raise
-        db.execute("COMMIT")
-
-    def close(self) -> None:
-        db = getattr(self._local, "db", None)
-        if db is not None:
-            db.close()
-            self._local.db = None
+        super().__init__(self.path, SCHEMA, what="conversations")
 
     # -- conversations ----------------------------------------------------------------------
 

@@ -11,7 +11,6 @@ import hashlib
 import json
 import os
 import sqlite3
-import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -20,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import CatalogError
+from .sqlite_file import SQLiteFile
 
 HOME_ENV = "KEYART_HOME"
 DEFAULT_HOME = Path(__file__).resolve().parents[1] / "data" / "home"  # gitignored
@@ -108,7 +108,7 @@ class Entry:
     updated: str
 
 
-class Store:
+class Store(SQLiteFile):
     """The home folder's database and images. Safe to share between threads (a connection each)."""
 
     def __init__(self, home: str | Path | None = None, *, create: bool = True):
@@ -120,36 +120,7 @@ class Store:
             (self.home / IMAGES).mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise CatalogError(f"cannot create the catalog home {self.home}: {exc}; choose another with --home or {HOME_ENV}") from exc
-        self._local = threading.local()
-        self._db().executescript(SCHEMA)  # idempotent; executescript commits on its own
-
-    # -- connections ------------------------------------------------------------------------
-
-    def _db(self) -> sqlite3.Connection:
-        db = getattr(self._local, "db", None)
-        if db is None:
-            try:
-                db = sqlite3.connect(self.path, timeout=30, isolation_level=None)  # transactions are explicit
-            except sqlite3.Error as exc:
-                raise CatalogError(f"cannot open the catalog database {self.path}: {exc}") from exc
-            db.row_factory = sqlite3.Row
-            db.execute("PRAGMA journal_mode=WAL")  # readers (status, the dashboard) never block the run
-            db.execute("PRAGMA synchronous=NORMAL")  # with WAL: durable at each checkpoint, never corrupt
-            db.execute("PRAGMA busy_timeout=30000")
-            self._local.db = db
-        return db
-
-    @contextmanager
-    def transaction(self) -> Iterator[sqlite3.Connection]:
-        """One atomic write: BEGIN IMMEDIATE ... COMMIT, rolled back on any error."""
-        db = self._db()
-        db.execute("BEGIN IMMEDIATE")
-        try:
-            yield db
-        except BaseException:
-            db.execute("ROLLBACK")
-            raise
-        db.execute("COMMIT")
+        super().__init__(self.path, SCHEMA, what="catalog")
 
     @contextmanager
     def lock(self) -> Iterator[None]:
@@ -176,12 +147,6 @@ class Store:
             yield
         finally:
             handle.close()  # closing the file releases the lock
-
-    def close(self) -> None:
-        db = getattr(self._local, "db", None)
-        if db is not None:
-            db.close()
-            self._local.db = None
 
     # -- prompts ----------------------------------------------------------------------------
 

@@ -27,23 +27,35 @@ def cache_dir() -> Path:
 
 def model_hash(path: str | Path) -> str:
     """The short SHA-256 of a checkpoint file, from the cache when the file has not changed."""
+
+    def whole_file(f) -> str:
+        log.warning("hashing %s for A1111's Model hash (once per file)", Path(path).name)
+        digest = hashlib.sha256()
+        while block := f.read(CHUNK):
+            digest.update(block)
+        return digest.hexdigest()[:SHORT]
+
+    return cached_hash(path, "model-hashes.json", whole_file)
+
+
+def cached_hash(path: str | Path, cache_name: str, compute) -> str:
+    """`compute(open file)` for `path`, kept in the cache file `cache_name` while the file is unchanged.
+
+    The key is the path, size and modification time; the cache is rewritten atomically (temp file
+    then rename), so a crash mid-write leaves the old cache, never a truncated one.
+    """
     path = Path(path).resolve()
     stat = path.stat()
     key = f"{path}|{stat.st_size}|{stat.st_mtime_ns}"
-    store = cache_dir() / "model-hashes.json"
+    store = cache_dir() / cache_name
     try:
         cached = json.loads(store.read_text(encoding="utf-8"))
     except (OSError, json.JSONDecodeError):
         cached = {}
     if key in cached:
         return cached[key]
-    log.warning("hashing %s for A1111's Model hash (once per file)", path.name)
-    digest = hashlib.sha256()
     with path.open("rb") as f:
-        while block := f.read(CHUNK):
-            digest.update(block)
-    short = digest.hexdigest()[:SHORT]
-    # Atomic update: a crash mid-write leaves the old cache, never a truncated one.
+        short = compute(f)
     store.parent.mkdir(parents=True, exist_ok=True)
     tmp = store.with_name(f".{store.name}.{os.getpid()}.tmp")
     tmp.write_text(json.dumps({**cached, key: short}, indent=1), encoding="utf-8")

@@ -8,7 +8,6 @@ PEFT backend and unloads them afterwards, so the next render is bit-identical to
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
 import os
 import re
@@ -103,29 +102,16 @@ def lora_hash(path: str | Path) -> str:
 
     (A1111's "addnet" hash, which Civitai calls AutoV3; cached like imagegen.hashes caches checkpoints.)
     """
-    path = Path(path).resolve()
-    stat = path.stat()
-    key = f"{path}|{stat.st_size}|{stat.st_mtime_ns}"
-    store = hashes.cache_dir() / "lora-hashes.json"
-    try:
-        cached = json.loads(store.read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError):
-        cached = {}
-    if key in cached:
-        return cached[key]
-    digest = hashlib.sha256()
-    with path.open("rb") as f:
+
+    def tensors_only(f) -> str:
+        digest = hashlib.sha256()
         header = int.from_bytes(f.read(8), "little")  # safetensors: u64 header length, JSON header, tensors
         f.seek(8 + header)
         while block := f.read(hashes.CHUNK):
             digest.update(block)
-    short = digest.hexdigest()[:SHORT]
-    # Atomic update, as imagegen.hashes: a crash mid-write leaves the old cache.
-    store.parent.mkdir(parents=True, exist_ok=True)
-    tmp = store.with_name(f".{store.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps({**cached, key: short}, indent=1), encoding="utf-8")
-    os.replace(tmp, store)
-    return short
+        return digest.hexdigest()[:SHORT]
+
+    return hashes.cached_hash(path, "lora-hashes.json", tensors_only)
 
 
 def lora_infotext(tags: Sequence[LoraTag], paths: Sequence[str | Path]) -> dict[str, str]:
