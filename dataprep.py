@@ -17,7 +17,7 @@ from typing import Any
 
 from imagegen.errors import KeyartError
 
-EXIT_OK, EXIT_PARTIAL, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+EXIT_OK, EXIT_PARTIAL, EXIT_INTERRUPTED = 0, 1, 130  # argparse exits 2 on a usage error itself
 EPILOG = """exit codes:
   0    everything asked for is in the catalog
   1    finished, but some items failed or some input rows were skipped (see `status`)
@@ -186,11 +186,9 @@ def _settings(args: argparse.Namespace):
 
 
 def _slot(args: argparse.Namespace, stages):
-    options = {k: v for k, v in (("device", args.device), ("dtype", args.dtype), ("memory", args.memory)) if v}
-    slot = stages.EngineSlot(name=args.engine, options=options)
-    if options and slot.name != "sdxl":
-        raise KeyartError(f"--device, --dtype and --memory apply to the sdxl engine, not {slot.name}")
-    return slot
+    from imagegen.cli import engine_options
+
+    return stages.EngineSlot(name=args.engine, options=engine_options(args))
 
 
 class _Bars:

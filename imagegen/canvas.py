@@ -6,8 +6,10 @@ without a model. The SDXL engine renders `Prepared.image` and hands the result t
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -44,15 +46,38 @@ def open_image(path: str, what: str = "init image") -> Image.Image:
 
 
 def image_size(path: str, what: str = "init image") -> tuple[int, int]:
-    """(width, height) of the image at `path`, reading only its header."""
+    """(width, height) of the image at `path`, reading only its header (once per file version)."""
+    return probe(path, what).size
+
+
+@dataclass(frozen=True)
+class ImageFacts:
+    """What validation needs to know of an input file, without keeping it open."""
+
+    size: tuple[int, int]
+    has_white: bool | None  # anything but black (a mask repaints something); None: only the header was read
+
+
+def probe(path: str, what: str = "init image", *, pixels: bool = False) -> ImageFacts:
+    """The image's size (and, with `pixels`, whether it has any non-black pixel), cached per
+    (path, size, modification time) so a request rebuilt by replace() or from_dict() does not reopen it."""
     file = Path(path)
     if not file.is_file():
         raise InvalidRequest(f"{what} {path!r} does not exist" + ("" if not file.exists() else " as a file"))
+    stat = file.stat()
     try:
-        with Image.open(file) as im:
-            return im.size
+        return _probe(os.path.abspath(file), stat.st_size, stat.st_mtime_ns, pixels)
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
         raise InvalidRequest(f"{what} {path!r} is not an image Pillow can read ({exc}); use a PNG or JPEG") from exc
+
+
+@lru_cache(maxsize=128)
+def _probe(path: str, size: int, mtime_ns: int, pixels: bool) -> ImageFacts:
+    with Image.open(path) as im:
+        if not pixels:
+            return ImageFacts(im.size, None)
+        im.load()
+        return ImageFacts(im.size, im.convert("L").getbbox() is not None)
 
 
 def as_rgb(image: Image.Image) -> Image.Image:
@@ -66,13 +91,13 @@ def as_rgb(image: Image.Image) -> Image.Image:
 
 def check_mask(path: str, init_size: tuple[int, int]) -> None:
     """A mask is the init image's size and repaints something (white = repaint, black = keep)."""
-    mask = open_image(path, "mask")
+    mask = probe(path, "mask", pixels=True)
     if mask.size != init_size:
         raise InvalidRequest(
-            f"the mask is {mask.width}x{mask.height} but the init image is {init_size[0]}x{init_size[1]}; "
+            f"the mask is {mask.size[0]}x{mask.size[1]} but the init image is {init_size[0]}x{init_size[1]}; "
             "the mask must be the init image's size (white = repaint, black = keep)"
         )
-    if mask.convert("L").getbbox() is None:
+    if not mask.has_white:
         raise InvalidRequest(f"the mask {path!r} is all black: nothing to repaint (white = repaint, black = keep)")
 
 
@@ -160,39 +185,45 @@ class Prepared:
     mask: Image.Image | None  # L at width x height (blurred), white = repaint; None for img2img
     finish: Callable[[Image.Image], Image.Image]  # render (width x height) -> finished image
     enlarge_latents: bool = False  # encode `image` at its own size and upscale the latents to width x height
-    underlay: Image.Image | None = None  # the (grown) init image at its own size: what a preview shows
+
+
+def source(request: RenderRequest) -> tuple[Image.Image, Image.Image | None]:
+    """(the init image in RGB, the mask in L or None), grown into a canvas with a mask over the new
+    border when outpainting: what a render starts from, at its own size."""
+    image = as_rgb(open_image(request.init_image))
+    mask = open_image(request.mask, "mask").convert("L") if request.mask else None
+    if request.outpaint:
+        image, mask = outpaint_canvas(image, padding(request.outpaint, request.outpaint_pixels))
+    return image, mask
 
 
 def prepare(request: RenderRequest) -> Prepared:
     """Load the init image (and mask), outpaint-pad it, and plan the crop and the paste-back."""
     size = request.width, request.height
     # 1. The source: the init image, grown into a canvas with a mask over the new border when outpainting.
-    source = as_rgb(open_image(request.init_image))
-    mask = open_image(request.mask, "mask").convert("L") if request.mask else None
-    if request.outpaint:
-        source, mask = outpaint_canvas(source, padding(request.outpaint, request.outpaint_pixels))
+    start, mask = source(request)
     # 2. Plain img2img: the source at width x height, by Lanczos or, when enlarging, in latent space.
     if mask is None:
-        own = round8(source.width), round8(source.height)  # the VAE encodes whole latent cells
+        own = round8(start.width), round8(start.height)  # the VAE encodes whole latent cells
         if request.init_upscaler == "latent" and own[0] < request.width and own[1] < request.height:
-            return Prepared(_resized(source, own), None, lambda out: out, enlarge_latents=True, underlay=source)
-        return Prepared(_resized(source, size), None, lambda out: out, underlay=source)
+            return Prepared(_resized(start, own), None, lambda out: out, enlarge_latents=True)
+        return Prepared(_resized(start, size), None, lambda out: out)
     # 3. The blurred mask is what the pipeline repaints and what pastes the result back (A1111's overlay).
     overlay = mask.filter(ImageFilter.GaussianBlur(request.mask_blur)) if request.mask_blur else mask
     if not uses_crop(request):
-        image, overlay = _resized(source, size), _resized(overlay, size)
-        return Prepared(image, overlay, lambda out: Image.composite(out, image, overlay), underlay=source)
+        image, overlay = _resized(start, size), _resized(overlay, size)
+        return Prepared(image, overlay, lambda out: Image.composite(out, image, overlay))
     # 4. "Only masked": crop around the mask, render the crop at width x height, scale back and paste.
     box = crop_region(overlay, request.masked_padding, size)
     crop_size = (box[2] - box[0], box[3] - box[1])
 
     def paste(out: Image.Image) -> Image.Image:
         piece = out.resize(crop_size, Image.Resampling.LANCZOS)
-        result = source.copy()
-        result.paste(Image.composite(piece, source.crop(box), overlay.crop(box)), box[:2])
+        result = start.copy()
+        result.paste(Image.composite(piece, start.crop(box), overlay.crop(box)), box[:2])
         return result
 
-    return Prepared(_resized(source.crop(box), size), _resized(overlay.crop(box), size), paste, underlay=source)
+    return Prepared(_resized(start.crop(box), size), _resized(overlay.crop(box), size), paste)
 
 
 def _resized(image: Image.Image, size: tuple[int, int]) -> Image.Image:

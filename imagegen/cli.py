@@ -9,11 +9,13 @@ import argparse
 import json
 import logging
 import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 from . import presets, samplers, styles
-from .cli_modes import MODES_HELP, add_render_options, add_upscale_parser, check_belongs, explicit_fields, sized
+from .cli_modes import MODES_HELP, add_render_options, add_upscale_parser, check_belongs, mode_fields, sized
 from .errors import KeyartError
 from .request import SDXL_SIZES, RenderRequest
 
@@ -36,6 +38,33 @@ FIELDS = {
     "subseed": "subseed",
     "subseed_strength": "subseed_strength",
 }
+
+
+def engine_options(args: argparse.Namespace) -> dict[str, str]:
+    """The sdxl engine's options given on the command line (--device, --dtype, --memory)."""
+    return {name: value for name in ("device", "dtype", "memory") if (value := getattr(args, name, None))}
+
+
+def explicit_fields(args: argparse.Namespace) -> dict[str, Any]:
+    """RenderRequest fields from the options the user gave (diffusers' names inside), --refiner as on/off."""
+    given = {field: getattr(args, option) for option, field in FIELDS.items() if getattr(args, option, None) is not None}
+    if getattr(args, "refiner", None) is not None:
+        given["refiner"] = "on" if args.refiner else "off"
+    return given
+
+
+@contextmanager
+def step_bar(desc: str, enabled: bool = True) -> Iterator[Callable[[int, int], None]]:
+    """A tqdm step bar on stderr, yielding the engines' `progress(done, total)` callback that moves it."""
+    from tqdm import tqdm
+
+    with tqdm(desc=desc, unit="step", file=sys.stderr, leave=False, disable=not enabled) as bar:
+
+        def progress(done: int, total: int) -> None:
+            bar.total = total
+            bar.update(done - bar.n)
+
+        yield progress
 
 
 def echo(text: str = "", *, err: bool = False) -> None:
@@ -146,10 +175,8 @@ def _info(args: argparse.Namespace) -> int:
 
 def _request(args: argparse.Namespace) -> tuple[RenderRequest, int | None]:
     """The request to render and, when reproducing a batch exactly, which of its images to keep."""
-    explicit: dict[str, Any] = {field: getattr(args, option) for option, field in FIELDS.items() if getattr(args, option) is not None}
-    if args.refiner is not None:
-        explicit["refiner"] = "on" if args.refiner else "off"
-    modes = explicit_fields(args)  # img2img, inpaint, outpaint, hires fix
+    explicit = explicit_fields(args)
+    modes = mode_fields(args)  # img2img, inpaint, outpaint, hires fix
     # The quality preset fills only what the options left unset: an explicit option always wins.
     overrides = presets.apply_quality(args.quality, explicit) | modes
     if args.prompt is not None:
@@ -180,22 +207,13 @@ def _render(args: argparse.Namespace) -> int:
 
     # 1. Validate everything before loading a model or writing a file.
     request, keep = _request(args)
-    choice = choose(args.engine)
+    options = engine_options(args)
+    choice = choose(args.engine, **options)
     echo(f"engine: {choice.name} ({choice.reason})", err=True)
-    options = {k: v for k, v in (("device", args.device), ("dtype", args.dtype), ("memory", args.memory)) if v}
-    if options and choice.name != "sdxl":
-        raise KeyartError(f"--device, --dtype and --memory apply to the sdxl engine, not {choice.name}")
     # 2. Load the engine and render with a progress bar.
     engine = create_engine(choice.name, **options)
-    from tqdm import tqdm
-
     # Preview cards take milliseconds; a step bar is for SDXL, where a CPU render takes minutes.
-    with tqdm(desc="render", unit="step", file=sys.stderr, leave=False, disable=choice.name != "sdxl") as bar:
-
-        def progress(done: int, total: int) -> None:
-            bar.total = total
-            bar.update(done - bar.n)
-
+    with step_bar("render", enabled=choice.name == "sdxl") as progress:
         images = engine.render(request, progress=progress)
     # 3. Save: one atomic PNG per image, with its parameters and lineage.
     for image in images if keep is None else [images[keep]]:

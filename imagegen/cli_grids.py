@@ -8,10 +8,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
-from typing import Any
-
-from .errors import KeyartError
 
 # render's options that a grid cell uses; the batch, --from and image-to-image options are render's own.
 SHARED = (
@@ -66,21 +62,12 @@ def _share(source: argparse.ArgumentParser, target: argparse.ArgumentParser) -> 
         target._add_action(actions[dest])
 
 
-def _explicit(args: argparse.Namespace) -> dict[str, Any]:
-    """RenderRequest fields from the options the user gave (diffusers' names inside)."""
-    from .cli import FIELDS
-
-    given = {field: getattr(args, option) for option, field in FIELDS.items() if getattr(args, option, None) is not None}
-    if args.refiner is not None:
-        given["refiner"] = "on" if args.refiner else "off"
-    return given
-
-
 def _grid(args: argparse.Namespace) -> int:
+    from .cli import explicit_fields
     from .grids import plan_seeds
     from .request import RenderRequest
 
-    given = _explicit(args)
+    given = explicit_fields(args)
     request = RenderRequest(prompt=args.prompt, **given)
     # The seed hunt's preset is draft; what the user gave explicitly wins over it.
     return _run(args, plan_seeds(request, args.seeds, quality=args.quality or "draft", explicit=set(given)))
@@ -88,34 +75,26 @@ def _grid(args: argparse.Namespace) -> int:
 
 def _xy(args: argparse.Namespace) -> int:
     from . import presets
+    from .cli import explicit_fields
     from .grids import parse_axis, plan_xy
     from .request import RenderRequest
 
-    request = RenderRequest(prompt=args.prompt, **presets.apply_quality(args.quality, _explicit(args)))
+    request = RenderRequest(prompt=args.prompt, **presets.apply_quality(args.quality, explicit_fields(args)))
     return _run(args, plan_xy(request, parse_axis(args.x), parse_axis(args.y)))
 
 
 def _run(args: argparse.Namespace, plan) -> int:
-    from .cli import echo
+    from .cli import echo, engine_options, step_bar
     from .engines import choose, create_engine
     from .grids import run_grid, save_grid
 
     # 1. Every cell is valid (the plan built them); now the engine, still before loading or writing.
-    choice = choose(args.engine)
+    options = engine_options(args)
+    choice = choose(args.engine, **options)
     echo(f"engine: {choice.name} ({choice.reason})", err=True)
-    options = {k: v for k, v in (("device", args.device), ("dtype", args.dtype), ("memory", args.memory)) if v}
-    if options and choice.name != "sdxl":
-        raise KeyartError(f"--device, --dtype and --memory apply to the sdxl engine, not {choice.name}")
     engine = create_engine(choice.name, **options)
     # 2. Render every cell under one progress bar (steps across cells; SDXL only, cards take milliseconds).
-    from tqdm import tqdm
-
-    with tqdm(desc=plan.kind, unit="step", file=sys.stderr, leave=False, disable=choice.name != "sdxl") as bar:
-
-        def progress(done: int, total: int) -> None:
-            bar.total = total
-            bar.update(done - bar.n)
-
+    with step_bar(plan.kind, enabled=choice.name == "sdxl") as progress:
         grid, images = run_grid(engine, plan, progress=progress)
     # 3. Save the cells, then the grid, and say where they are.
     grid_path, paths = save_grid(grid, images, args.output)

@@ -7,7 +7,6 @@ and become RenderRequest fields (diffusers' names) here; nothing heavy is import
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -88,7 +87,7 @@ def add_render_options(r: argparse.ArgumentParser) -> None:
     )
 
 
-def explicit_fields(args: argparse.Namespace) -> dict[str, Any]:
+def mode_fields(args: argparse.Namespace) -> dict[str, Any]:
     """RenderRequest fields from the image-mode options the user gave."""
     return {field: getattr(args, option) for option, field in MODE_FIELDS.items() if getattr(args, option, None) is not None}
 
@@ -144,21 +143,21 @@ def add_upscale_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run_upscale(args: argparse.Namespace) -> int:
-    from .cli import echo
+    from .cli import echo, engine_options, step_bar
     from .engines import MODEL_ENV, choose, create_engine
     from .metadata import save_png
     from .upscale import lanczos, plan
 
     # 1. Validate everything (file, scale, engine) before loading a model or writing a file.
     job = plan(args.file, scale=args.scale, upscaler=args.upscaler, strength=args.strength, steps=args.steps, prompt=args.prompt, seed=args.seed)
-    options = {k: v for k, v in (("device", args.device), ("dtype", args.dtype), ("memory", args.memory)) if v}
+    options = engine_options(args)
     if job.refine is None:
         if options or args.engine != "auto":
             raise KeyartError("--engine, --device, --dtype and --memory apply to a refinement pass (--strength)")
         # 2. Lanczos only: no model.
         image = lanczos(job)
     else:
-        choice = choose(args.engine)
+        choice = choose(args.engine, **options)
         if choice.name != "sdxl":
             raise KeyartError(
                 f"a refinement pass (--strength) renders with SDXL: set {MODEL_ENV} to a diffusers folder, .safetensors "
@@ -166,15 +165,8 @@ def run_upscale(args: argparse.Namespace) -> int:
             )
         echo(f"engine: {choice.name} ({choice.reason})", err=True)
         # 2. Refine: the Lanczos enlargement is the img2img pass's first step (its init image, resized).
-        from tqdm import tqdm
-
         engine = create_engine(choice.name, **options)
-        with tqdm(desc="upscale", unit="step", file=sys.stderr, leave=False) as bar:
-
-            def progress(done: int, total: int) -> None:
-                bar.total = total
-                bar.update(done - bar.n)
-
+        with step_bar("upscale") as progress:
             lineage = {"upscale": {"source": job.source, "scale": job.scale, "upscaler": job.upscaler}}
             [image] = engine.render(job.refine, lineage=lineage, progress=progress)
     # 3. Save one PNG with its parameters and lineage.

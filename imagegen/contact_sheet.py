@@ -13,8 +13,8 @@ from pathlib import Path
 from PIL import Image, ImageDraw
 
 from . import lettering
-from .engines.preview import INK_DARK
 from .errors import InvalidRequest
+from .lettering import INK_DARK
 
 log = logging.getLogger(__name__)
 
@@ -81,11 +81,14 @@ def _label_font(thumb: int):
     return lettering.font(max(10, thumb * 0.065))  # about 17 px at 256: a label per row without crowding
 
 
-def contact_sheet(cells: list[Cell], *, rows: list[str], columns: list[str], title: str, thumb: int = 256) -> Image.Image:
+def contact_sheet(
+    cells: list[Cell], *, rows: list[str], columns: list[str], title: str, thumb: int = 256, placeholders: bool = True
+) -> Image.Image:
     """A grid of `cells` under `title`: `rows` top to bottom and `columns` left to right, as given.
 
     Each image is scaled to fit `thumb` x `thumb`, keeping its aspect ratio; a cell with no image,
-    or no cell at all, is a grey placeholder with its note.
+    or no cell at all, is a grey placeholder with its note. With `placeholders=False`, a place with
+    no cell is left as background instead (a grid's empty corner).
     """
     # 1. Check everything before drawing: every cell must have a place, and only one cell each.
     grid = _place(cells, rows, columns, thumb)
@@ -98,9 +101,11 @@ def contact_sheet(cells: list[Cell], *, rows: list[str], columns: list[str], tit
     # 3. The cells, one image loaded at a time so a big catalog does not hold every render in memory.
     for i, row in enumerate(rows):
         for j, column in enumerate(columns):
+            cell = grid.get((row, column))
+            if cell is None and not placeholders:
+                continue
             box = layout.cell_box(i, j)
             draw.rectangle((box[0], box[1], box[2] - 1, box[3] - 1), fill=CELL)
-            cell = grid.get((row, column))
             image, problem = _thumbnail(cell, thumb) if cell is not None else (None, "")
             if image is None:
                 note = cell.note.strip() if cell is not None else ""

@@ -16,6 +16,7 @@ from typing import Any
 from . import presets
 from .axes import AXIS_HELP, KINDS, MAX_CELLS, Axis, parse_axis
 from .errors import InvalidRequest
+from .request import DEFAULTS as _DEFAULTS
 from .request import MAX_SEED, RenderedImage, RenderRequest
 
 __all__ = [
@@ -24,7 +25,6 @@ __all__ = [
 ]  # fmt: skip
 
 MAX_GRID_PIXELS = 64_000_000  # PIL warns past 89 MP when opening ("decompression bomb"); 64 MP stays clear
-_DEFAULTS = {f.name: f.default for f in dataclasses.fields(RenderRequest)}
 
 
 # -- planning -----------------------------------------------------------------------------------
@@ -50,18 +50,17 @@ class GridPlan:
 
 
 def seed_hunt(
-    request: RenderRequest, count: int, *, quality: str | None = "draft", explicit: Collection[str] | None = None
+    request: RenderRequest, count: int, *, quality: str | None = "draft", explicit: Collection[str]
 ) -> list[RenderRequest]:
     """`count` one-image requests on seeds seed, seed+1, ... at the `quality` preset (None: as given).
 
     A seed of -1 is resolved once, so the hunt is a run of consecutive seeds that can be recorded.
-    The user's fields win over the preset: `explicit` names the fields the user set (the CLI knows
-    them); without it, a field that differs from RenderRequest's default counts as set, so a default
-    value chosen on purpose (steps=30) is taken by the preset, and passing `explicit` avoids that.
+    The user's fields win over the preset: `explicit` names the fields the user set (the CLI and the
+    Studio know them), so even a default value chosen on purpose (steps=30) is kept.
     """
     if isinstance(count, bool) or not isinstance(count, int) or not 1 <= count <= MAX_CELLS:
         raise InvalidRequest(f"a seed hunt renders between 1 and {MAX_CELLS} seeds (got {count!r}); 9 makes a 3x3 grid")
-    names = set(explicit) if explicit is not None else {n for n, d in _DEFAULTS.items() if getattr(request, n) != d}
+    names = set(explicit)
     unknown = names - set(_DEFAULTS)
     if unknown:
         raise InvalidRequest(f"unknown request fields {sorted(unknown)}; known: {sorted(_DEFAULTS)}")
@@ -94,7 +93,7 @@ def xy_requests(request: RenderRequest, x: Axis, y: Axis) -> list[list[RenderReq
 
 
 def plan_seeds(
-    request: RenderRequest, count: int, *, quality: str | None = "draft", explicit: Collection[str] | None = None
+    request: RenderRequest, count: int, *, quality: str | None = "draft", explicit: Collection[str]
 ) -> GridPlan:
     """A seed hunt as a near-square grid: rows labelled by their first seed, columns by the offset."""
     requests = seed_hunt(request, count, quality=quality, explicit=explicit)
@@ -159,20 +158,13 @@ def compose_grid(
     Drawn by the contact sheet: the title bar, column labels above, row labels to the left. Each
     cell is `thumb` pixels square (default: the images' own size, within 1024 px and 64 MP in all).
     """
-    from PIL import ImageDraw
-
-    from .contact_sheet import BACKGROUND, Cell, SheetLayout, contact_sheet
+    from .contact_sheet import Cell
 
     # 1. Check the shape before drawing anything.
     if len(row_labels) != rows or len(column_labels) != columns:
         raise InvalidRequest(f"a {rows}x{columns} grid needs {rows} row and {columns} column labels (got {len(row_labels)} and {len(column_labels)})")
     if len(images) > rows * columns or (captions is not None and len(captions) > rows * columns):
         raise InvalidRequest(f"{len(images)} images (or captions) do not fit a {rows}x{columns} grid")
-    present = [im for im in images if im is not None]
-    if thumb is None:
-        biggest = max((max(im.size) for im in present), default=256)
-        fits = math.isqrt(MAX_GRID_PIXELS // max(1, rows * columns))
-        thumb = max(32, min(biggest, 1024, fits))  # contact sheet thumbnails run from 32 to 1024 px
     # 2. The contact sheet draws the cells and labels; slots without an image are left blank.
     notes = list(captions or [])
     cells = [
@@ -180,13 +172,18 @@ def compose_grid(
         for k, im in enumerate(images)
         if im is not None
     ]
-    sheet = contact_sheet(cells, rows=list(row_labels), columns=list(column_labels), title=title, thumb=thumb)
-    layout, draw = SheetLayout.for_thumb(thumb), ImageDraw.Draw(sheet)
-    for k in range(rows * columns):
-        if k >= len(images) or images[k] is None:
-            left, top, right, bottom = layout.cell_box(k // columns, k % columns)
-            draw.rectangle((left, top, right - 1, bottom - 1), fill=BACKGROUND)
-    return sheet
+    return _sheet(cells, row_labels, column_labels, title, thumb)
+
+
+def _sheet(cells: list[Any], row_labels: Sequence[str], column_labels: Sequence[str], title: str, thumb: int | None = None):
+    """The grid of `cells` (contact sheet Cells, PIL images) with places that have none left blank."""
+    from .contact_sheet import contact_sheet
+
+    if thumb is None:
+        biggest = max((max(cell.image.size) for cell in cells), default=256)
+        fits = math.isqrt(MAX_GRID_PIXELS // max(1, len(row_labels) * len(column_labels)))
+        thumb = max(32, min(biggest, 1024, fits))  # contact sheet thumbnails run from 32 to 1024 px
+    return contact_sheet(cells, rows=list(row_labels), columns=list(column_labels), title=title, thumb=thumb, placeholders=False)
 
 
 def run_grid(engine: Any, plan: GridPlan, *, lineage: dict[str, Any] | None = None, progress=None) -> tuple[RenderedImage, list[RenderedImage]]:
@@ -212,18 +209,15 @@ def run_grid(engine: Any, plan: GridPlan, *, lineage: dict[str, Any] | None = No
         done += weight
         if progress is not None:
             progress(done, total)
-    # 2. Compose, row by row, leaving empty cells empty.
-    by_cell = {(i, j): image for (i, j, _), image in zip(cells, rendered)}
-    slots = [by_cell.get((i, j)) for i in range(len(plan.requests)) for j in range(len(plan.column_labels))]
-    image = compose_grid(
-        [s.image if s is not None else None for s in slots],
-        rows=len(plan.requests),
-        columns=len(plan.column_labels),
-        row_labels=plan.row_labels,
-        column_labels=plan.column_labels,
-        title=plan.title,
-        captions=[c for row in plan.captions for c in row] if plan.captions else None,
-    )
+    # 2. Compose: one contact sheet cell per rendered image; places without one stay empty.
+    from .contact_sheet import Cell
+
+    captions = plan.captions or []
+    sheet_cells = [
+        Cell(plan.row_labels[i], plan.column_labels[j], image.image, captions[i][j] if i < len(captions) and j < len(captions[i]) else "")
+        for (i, j, _), image in zip(cells, rendered)
+    ]
+    image = _sheet(sheet_cells, plan.row_labels, plan.column_labels, plan.title)
     # 3. The grid's own metadata: the first cell's, plus what the grid varies (A1111's habit).
     from .metadata import format_infotext
 

@@ -30,12 +30,22 @@ def model_hash(path: str | Path) -> str:
 
     def whole_file(f) -> str:
         log.warning("hashing %s for A1111's Model hash (once per file)", Path(path).name)
-        digest = hashlib.sha256()
-        while block := f.read(CHUNK):
-            digest.update(block)
-        return digest.hexdigest()[:SHORT]
+        return digest(f)[:SHORT]
 
     return cached_hash(path, "model-hashes.json", whole_file)
+
+
+def file_sha256(path: str | Path) -> str:
+    """The full SHA-256 (hex) of a file, cached like the model hashes while the file is unchanged."""
+    return cached_hash(path, "file-hashes.json", digest)
+
+
+def digest(f) -> str:
+    """The SHA-256 (hex) of an open binary file from its current position to the end, read in chunks."""
+    sha = hashlib.sha256()
+    while block := f.read(CHUNK):
+        sha.update(block)
+    return sha.hexdigest()
 
 
 def cached_hash(path: str | Path, cache_name: str, compute) -> str:

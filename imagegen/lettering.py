@@ -10,6 +10,7 @@ from functools import lru_cache
 
 from PIL import ImageDraw, ImageFont
 
+INK_DARK, INK_LIGHT = (17, 17, 17), (248, 247, 242)  # text on light and on dark grounds
 MIN_FONT = 7  # px; below this the default font is unreadable, so a tiny card draws less instead
 # Pillow's built-in font (Aileron, subset) has ASCII, curly quotes, "·" and "…" but no dashes or accents.
 PLAIN = str.maketrans({"—": "-", "–": "-", "×": "x", "•": "·", "ø": "o", "Ø": "O", "ß": "ss", "æ": "ae", "Æ": "AE"})

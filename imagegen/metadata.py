@@ -152,8 +152,8 @@ def request_from_infotext(text: str, **inputs: Any) -> RenderRequest:
     if size is None:
         raise InvalidRequest(f"Size must be WIDTHxHEIGHT such as 1024x1024 (got {fields['Size']!r})")
     options: dict[str, Any] = {name: fields[key] for key, name in TEXT_FIELDS.items() if key in fields}
-    options |= {name: _number(fields[key]) for key, name in NUMBER_FIELDS.items() if key in fields}
-    options |= metadata_modes.request_fields(fields, _number) | inputs
+    options |= {name: parse_number(fields[key]) for key, name in NUMBER_FIELDS.items() if key in fields}
+    options |= metadata_modes.request_fields(fields, parse_number) | inputs
     if "strength" in options and options.get("init_image") is None:
         log.warning("these parameters are an img2img render's, whose init image they cannot name; pass it (init_image, --init-image) to reproduce it")
     return RenderRequest(
@@ -167,7 +167,7 @@ def request_from_infotext(text: str, **inputs: Any) -> RenderRequest:
     )
 
 
-def _number(text: str) -> int | float | str:
+def parse_number(text: str) -> int | float | str:
     """A number from infotext; anything else passes through for RenderRequest's own error."""
     for kind in (int, float):
         try:
@@ -217,8 +217,9 @@ def lineage_for(
     lineage: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """The keyart JSON of one image: the whole request, where it came from, and what rendered it."""
+    made = stamp()  # keyart's version first, as ever; the library versions and the time last
     data: dict[str, Any] = {
-        "keyart": _keyart_version(),
+        "keyart": made.pop("keyart"),
         "engine": engine,
         "model": model,
         "request": request.to_dict(),
@@ -227,9 +228,7 @@ def lineage_for(
         "lineage": dict(lineage or {}),
         # The init image and mask: path, SHA-256 and size, so a reproduction finds the very same files.
         **({"inputs": metadata_modes.input_records(request)} if request.init_image is not None else {}),
-        # Read from the installed distributions: importing torch here would cost seconds.
-        "versions": {name: v for name in VERSIONED if (v := _version(name)) is not None},
-        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        **made,
     }
     clash = set(extra or {}) & set(data)
     if clash:

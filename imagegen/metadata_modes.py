@@ -6,13 +6,12 @@ SHA-256, and a reproduction refuses a file that is gone or has changed.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
-from functools import lru_cache
 from typing import Any
 
 from .errors import MetadataError
+from .hashes import file_sha256
 from .request import RenderRequest
 
 log = logging.getLogger(__name__)
@@ -20,7 +19,6 @@ log = logging.getLogger(__name__)
 UPSCALER_NAMES = {"latent": "Latent", "lanczos": "Lanczos"}  # A1111's names in "Hires upscaler"
 AREA_NAMES = {"whole": "Whole picture", "masked": "Only masked"}  # A1111's "Inpaint area" choices
 INPUTS = ("init_image", "mask")
-CHUNK = 1 << 20
 
 
 def infotext_fields(request: RenderRequest) -> tuple[dict[str, object], dict[str, object]]:
@@ -92,29 +90,14 @@ def _upscaler(name: str, key: str) -> str:
 
 def input_records(request: RenderRequest) -> dict[str, Any]:
     """{"init_image": {"path", "sha256", "size"}, "mask": {...}} for the files a request reads."""
+    return {name: file_record(path) for name in INPUTS if (path := getattr(request, name)) is not None}
+
+
+def file_record(path: str, size: tuple[int, int] | None = None) -> dict[str, Any]:
+    """{"path", "sha256", "size"} of an input file; `size` when the caller already knows it."""
     from .canvas import image_size
 
-    records = {}
-    for name in INPUTS:
-        path = getattr(request, name)
-        if path is not None:
-            records[name] = {"path": path, "sha256": sha256(path), "size": list(image_size(path))}
-    return records
-
-
-def sha256(path: str) -> str:
-    """The file's SHA-256, hashed once per (path, size, modification time) in this process."""
-    stat = os.stat(path)
-    return _sha256(os.path.abspath(path), stat.st_size, stat.st_mtime_ns)
-
-
-@lru_cache(maxsize=64)
-def _sha256(path: str, size: int, mtime_ns: int) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        while block := f.read(CHUNK):
-            digest.update(block)
-    return digest.hexdigest()
+    return {"path": path, "sha256": file_sha256(path), "size": list(size if size is not None else image_size(path))}
 
 
 def check_inputs(records: Any, png: object, replaced: set[str]) -> None:
@@ -135,8 +118,8 @@ def check_inputs(records: Any, png: object, replaced: set[str]) -> None:
                 f"{png} was rendered from the {what} {path}, which is gone; put it back "
                 f"(sha256 {str(expected)[:12]}…), or pass {option} to render a variation from another file"
             )
-        if expected and sha256(path) != expected:
+        if expected and file_sha256(path) != expected:
             raise MetadataError(
                 f"the {what} {path} has changed since {png} was rendered (sha256 was {expected[:12]}…, is "
-                f"{sha256(path)[:12]}…); restore it, or pass {option} to render a variation from it as it is"
+                f"{file_sha256(path)[:12]}…); restore it, or pass {option} to render a variation from it as it is"
             )

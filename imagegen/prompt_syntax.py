@@ -131,11 +131,6 @@ class LoraTag:
     te_weight: float = 1.0
     unet_weight: float = 1.0
 
-    @property
-    def weight(self) -> float:
-        """The single weight of the common `<lora:name:w>` form."""
-        return self.unet_weight
-
 
 def extract_loras(text: str) -> tuple[str, list[LoraTag]]:
     """Strip `<lora:...>` tags from a prompt, as A1111 does (each tag becomes ""), and return them.

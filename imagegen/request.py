@@ -26,23 +26,11 @@ INPAINT_AREAS = ("whole", "masked")  # A1111's "Whole picture" and "Only masked"
 HR_UPSCALERS = ("latent", "lanczos")  # A1111's "Latent" (bilinear on latents) and "Lanczos" (on pixels)
 # Image-mode fields: left out of to_dict() at their defaults, so a text-to-image request serialises
 # as it did before they existed (catalog image keys and old lineage stay the same).
-MODE_DEFAULTS: dict[str, Any] = {
-    "init_image": None,
-    "init_upscaler": "lanczos",
-    "strength": 0.75,
-    "mask": None,
-    "mask_blur": 4,
-    "inpaint_area": "whole",
-    "masked_padding": 32,
-    "outpaint": None,
-    "outpaint_pixels": 128,
-    "hr_scale": 1.0,
-    "hr_upscaler": "latent",
-    "hr_second_pass_steps": 0,
-    "denoising_strength": 0.7,
-    "subseed": -1,
-    "subseed_strength": 0.0,
-}
+MODE_FIELDS = (
+    "init_image", "init_upscaler", "strength", "mask", "mask_blur", "inpaint_area", "masked_padding", "outpaint",
+    "outpaint_pixels", "hr_scale", "hr_upscaler", "hr_second_pass_steps", "denoising_strength", "subseed",
+    "subseed_strength",
+)  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -128,12 +116,7 @@ class RenderRequest:
         if not -1 <= subseed <= MAX_SEED:
             raise InvalidRequest(f"variation seed must be -1 (random) or between 0 and {MAX_SEED} (got {subseed})")
         set_("subseed", subseed)
-        strength = _number("variation seed strength", self.subseed_strength)
-        if not 0.0 <= strength <= 1.0:
-            raise InvalidRequest(
-                f"variation seed strength must be between 0 and 1 (got {strength:g}); "
-                "0.05-0.3 gives close variations of the seed's image, 1 the variation seed's own"
-            )
+        strength = _fraction("variation seed strength", self.subseed_strength, "0.05-0.3 gives close variations of the seed's image, 1 the variation seed's own")
         set_("subseed_strength", strength)
         _check_modes(self, set_)
         if strength > 0 and self.init_image is not None:
@@ -204,6 +187,11 @@ class RenderRequest:
             raise InvalidRequest(f"unknown request fields {sorted(unknown)}; known: {sorted(known)}")
         return cls(**data)
 
+# Every field's default (`prompt` has none: dataclasses.MISSING), and the image-mode ones, read from
+# the class so to_dict() cannot drift from it.
+DEFAULTS: dict[str, Any] = {f.name: f.default for f in dataclasses.fields(RenderRequest)}
+MODE_DEFAULTS: dict[str, Any] = {name: DEFAULTS[name] for name in MODE_FIELDS}
+
 
 @dataclass
 class RenderedImage:
@@ -224,20 +212,8 @@ def _check_modes(request: RenderRequest, set_) -> None:
     but lacks (a mask without an init image) is an error.
     """
     # 1. Strengths: A1111's "Denoising strength", for img2img and for the hires fix's second pass.
-    strength = _number("strength", request.strength)
-    if not 0.0 <= strength <= 1.0:
-        raise InvalidRequest(
-            f"strength must be between 0 and 1 (got {strength:g}); 0.3 keeps the composition, "
-            "0.75 repaints most of it, 1 keeps only the init image's size"
-        )
-    set_("strength", strength)
-    denoise = _number("denoising strength", request.denoising_strength)
-    if not 0.0 <= denoise <= 1.0:
-        raise InvalidRequest(
-            f"denoising strength (the hires fix's second pass) must be between 0 and 1 (got {denoise:g}); "
-            "0.3-0.5 sharpens, 0.7 (A1111's default) redraws detail"
-        )
-    set_("denoising_strength", denoise)
+    set_("strength", _fraction("strength", request.strength, "0.3 keeps the composition, 0.75 repaints most of it, 1 keeps only the init image's size"))
+    set_("denoising_strength", _fraction("denoising strength (the hires fix's second pass)", request.denoising_strength, "0.3-0.5 sharpens, 0.7 (A1111's default) redraws detail"))
     # 2. Whole-number settings with A1111's slider ranges.
     for name, label, low, top, hint in (
         ("mask_blur", "mask blur", 0, 64, "4 softens the seam"),
@@ -341,6 +317,14 @@ def _integer(name: str, value: Any) -> int:
     if isinstance(value, bool) or not isinstance(value, (int, float)) or int(value) != value:
         raise InvalidRequest(f"{name} must be a whole number (got {value!r})")
     return int(value)
+
+
+def _fraction(name: str, value: Any, hint: str) -> float:
+    """A number from 0 to 1, or an error that says what the values do."""
+    number = _number(name, value)
+    if not 0.0 <= number <= 1.0:
+        raise InvalidRequest(f"{name} must be between 0 and 1 (got {number:g}); {hint}")
+    return number
 
 
 def _number(name: str, value: Any) -> float:

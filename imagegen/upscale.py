@@ -19,6 +19,8 @@ SCALES = (1.0, 4.0)  # exclusive of 1: enlarging only, up to A1111's largest hir
 MAX_LANCZOS_SIDE = 8192  # Lanczos alone has no model limit; past this a PNG gets unwieldy
 DEFAULT_STEPS = 20  # at strength 0.3, 6 denoising steps: enough to sharpen, too few to redraw
 UPSCALERS = ("lanczos", "latent")
+# What a refinement pass reuses from the source's A1111 parameters, besides the prompts.
+REUSED = ("sampler", "schedule_type", "guidance_scale", "seed")
 
 
 @dataclass(frozen=True)
@@ -32,6 +34,7 @@ class Upscale:
     refine: RenderRequest | None  # None: Lanczos only
     settings: dict[str, Any]  # what the source's A1111 parameters say (prompt, seed...), maybe nothing
     infotext: str | None  # the source's A1111 parameters
+    source_size: tuple[int, int]  # the source's (width, height), as plan() read it
 
     @property
     def stem(self) -> str:
@@ -72,7 +75,7 @@ def plan(
             raise InvalidRequest("--steps, --prompt and --seed belong to the refinement pass: give --strength too (0.3 is gentle)")
         if max(size) > MAX_LANCZOS_SIDE:
             raise InvalidRequest(f"upscaling {width}x{height} by {scale:g} gives {size[0]}x{size[1]}; keep each side within {MAX_LANCZOS_SIDE}")
-        return Upscale(source, scale, size, upscaler, None, settings, infotext)
+        return Upscale(source, scale, size, upscaler, None, settings, infotext, (width, height))
     # 3. With a refinement pass: an img2img request at the new size, in whole latent cells.
     size = size[0] // 8 * 8, size[1] // 8 * 8
     if max(size) > canvas.MAX_SIDE:
@@ -91,7 +94,7 @@ def plan(
         strength=strength,
         refiner="off",  # the refiner's detail pass would fight a low-strength sharpening
     )
-    return Upscale(source, scale, size, upscaler, refine, settings, infotext)
+    return Upscale(source, scale, size, upscaler, refine, settings, infotext, (width, height))
 
 
 def lanczos(job: Upscale) -> RenderedImage:
@@ -99,7 +102,7 @@ def lanczos(job: Upscale) -> RenderedImage:
     from PIL import Image
 
     from .metadata import format_infotext, parse_infotext, stamp
-    from .metadata_modes import sha256
+    from .metadata_modes import file_record
 
     image = canvas.as_rgb(canvas.open_image(job.source, "image to upscale")).resize(job.size, Image.Resampling.LANCZOS)
     infotext = ""
@@ -109,7 +112,7 @@ def lanczos(job: Upscale) -> RenderedImage:
     lineage = stamp() | {
         "engine": "upscale",
         "upscale": {"scale": job.scale, "upscaler": "lanczos", "size": list(job.size)},
-        "source": {"path": job.source, "sha256": sha256(job.source), "size": list(canvas.image_size(job.source))},
+        "source": file_record(job.source, job.source_size),
     }
     seed = job.settings.get("seed", 0)
     return RenderedImage(image=image, request=None, seed=seed if isinstance(seed, int) and seed >= 0 else 0, index=0, infotext=infotext, lineage=lineage)  # type: ignore[arg-type]
@@ -117,7 +120,7 @@ def lanczos(job: Upscale) -> RenderedImage:
 
 def _source_settings(source: str) -> tuple[str | None, dict[str, Any]]:
     """The source's A1111 parameters and the settings a refinement reuses: prompt, negative, sampler, CFG, seed."""
-    from .metadata import parse_infotext, read_png
+    from .metadata import NUMBER_FIELDS, TEXT_FIELDS, parse_infotext, parse_number, read_png
 
     try:
         infotext = read_png(source).infotext
@@ -127,13 +130,11 @@ def _source_settings(source: str) -> tuple[str | None, dict[str, Any]]:
         return None, {}
     prompt, negative, fields = parse_infotext(infotext)
     settings: dict[str, Any] = {"prompt": prompt, "negative_prompt": negative}
-    for key, name, kind in (("Sampler", "sampler", str), ("Schedule type", "schedule_type", str), ("CFG scale", "guidance_scale", float), ("Seed", "seed", int)):
-        try:
-            if key in fields:
-                settings[name] = kind(fields[key])
-        except ValueError:
-            pass  # a field A1111 wrote oddly: the refinement uses its own default
-    if not 0 <= settings.get("seed", 0) <= MAX_SEED:
+    settings |= {name: fields[key] for key, name in TEXT_FIELDS.items() if name in REUSED and key in fields}
+    for key, name in NUMBER_FIELDS.items():
+        if name in REUSED and key in fields and not isinstance(value := parse_number(fields[key]), str):
+            settings[name] = value  # a field A1111 wrote oddly is left out: the refinement uses its own default
+    if "seed" in settings and not (isinstance(settings["seed"], int) and 0 <= settings["seed"] <= MAX_SEED):
         settings.pop("seed")
     try:
         samplers.normalize(settings.get("sampler", "DPM++ 2M"), settings.get("schedule_type", "Automatic"))

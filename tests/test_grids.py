@@ -30,6 +30,9 @@ from imagegen.request import MAX_SEED
 SMALL = ["--width", "64", "--height", "64", "--steps", "2"]
 
 
+SMALL_FIELDS = {"width", "height", "num_inference_steps", "seed", "refiner"}  # the fields small() sets
+
+
 def small(prompt="a lighthouse at dusk", **fields):
     return RenderRequest(prompt, **{"width": 64, "height": 64, "num_inference_steps": 2, "seed": 42, "refiner": "off", **fields})
 
@@ -38,7 +41,7 @@ def small(prompt="a lighthouse at dusk", **fields):
 
 
 def test_seed_hunt_runs_consecutive_seeds_at_draft_settings():
-    requests = seed_hunt(RenderRequest("a harbour", seed=100), 4)
+    requests = seed_hunt(RenderRequest("a harbour", seed=100), 4, explicit={"seed"})
     assert [r.seed for r in requests] == [100, 101, 102, 103]
     for r in requests:
         assert (r.num_inference_steps, r.sampler, r.schedule_type, r.guidance_scale, r.refiner) == (16, "DPM++ 2M", "Karras", 6.0, "off")
@@ -46,30 +49,29 @@ def test_seed_hunt_runs_consecutive_seeds_at_draft_settings():
 
 
 def test_seed_hunt_lets_the_users_fields_win():
-    # Without `explicit`, a field off its default counts as the user's.
-    [r] = seed_hunt(RenderRequest("x", seed=1, num_inference_steps=4, sampler="Euler a"), 1)
+    [r] = seed_hunt(RenderRequest("x", seed=1, num_inference_steps=4, sampler="Euler a"), 1, explicit={"seed", "num_inference_steps", "sampler"})
     assert (r.num_inference_steps, r.sampler, r.schedule_type, r.guidance_scale) == (4, "Euler a", "Automatic", 6.0)
-    # With `explicit`, even a default value chosen on purpose wins; "final" is the other preset.
+    # Even a default value chosen on purpose wins; "final" is the other preset.
     [r] = seed_hunt(RenderRequest("x", seed=1, num_inference_steps=30), 1, explicit={"num_inference_steps"})
     assert r.num_inference_steps == 30 and r.guidance_scale == 6.0
-    [r] = seed_hunt(RenderRequest("x", seed=1), 1, quality="final")
+    [r] = seed_hunt(RenderRequest("x", seed=1), 1, quality="final", explicit={"seed"})
     assert (r.num_inference_steps, r.guidance_scale, r.refiner) == (30, 7.0, "auto")
 
 
 def test_seed_hunt_resolves_a_random_seed_once_and_wraps():
-    seeds = [r.seed for r in seed_hunt(RenderRequest("x"), 5)]
+    seeds = [r.seed for r in seed_hunt(RenderRequest("x"), 5, explicit=())]
     assert seeds[0] != -1 and seeds == [(seeds[0] + i) % (MAX_SEED + 1) for i in range(5)]
-    assert [r.seed for r in seed_hunt(RenderRequest("x", seed=MAX_SEED), 2)] == [MAX_SEED, 0]
+    assert [r.seed for r in seed_hunt(RenderRequest("x", seed=MAX_SEED), 2, explicit={"seed"})] == [MAX_SEED, 0]
 
 
 @pytest.mark.parametrize("count", [0, MAX_CELLS + 1, 2.5, True])
 def test_seed_hunt_count_is_checked(count):
     with pytest.raises(InvalidRequest, match="between 1 and 100 seeds"):
-        seed_hunt(RenderRequest("x"), count)
+        seed_hunt(RenderRequest("x"), count, explicit=())
 
 
 def test_seed_plan_is_near_square_with_seed_labels():
-    plan = plan_seeds(small(), 7)
+    plan = plan_seeds(small(), 7, explicit=SMALL_FIELDS)
     assert (len(plan.requests), len(plan.column_labels)) == (3, 3)
     assert plan.row_labels == ["Seed: 42", "Seed: 45", "Seed: 48"] and plan.column_labels == ["+0", "+1", "+2"]
     assert [[r.seed if r else None for r in row] for row in plan.requests] == [[42, 43, 44], [45, 46, 47], [48, None, None]]
@@ -226,7 +228,7 @@ def test_run_grid_with_the_preview_engine(tmp_path):
 
 
 def test_seed_grid_with_the_tiny_sdxl_engine_matches_plain_renders(engine):
-    plan = plan_seeds(small(), 3, explicit={"num_inference_steps", "width", "height", "seed", "refiner"})
+    plan = plan_seeds(small(), 3, explicit=SMALL_FIELDS)
     grid, cells = run_grid(engine, plan)
     assert [c.seed for c in cells] == [42, 43, 44] and grid.image.size == SheetLayout.for_thumb(64).size(2, 2)
     assert "Sampler: DPM++ 2M, Schedule type: Karras, CFG scale: 6" in cells[1].infotext

@@ -85,9 +85,9 @@ def test_lora_tags_are_stripped_and_read(prompt, text, tags):
     assert extract_loras(prompt) == (text, tags)
 
 
-def test_lora_weight_is_the_unet_weight():
+def test_lora_tag_keeps_both_weights():
     [tag] = extract_loras("<lora:x:0.5:0.25>")[1]
-    assert tag.weight == 0.25
+    assert (tag.te_weight, tag.unet_weight) == (0.5, 0.25)
 
 
 @pytest.mark.parametrize(

@@ -64,16 +64,7 @@ def messages(season: Season, episodes: list[Episode]) -> list[Any]:
     """The system message and the request, the episodes as JSON so nothing in them acts as an instruction."""
     from langchain_core.messages import HumanMessage, SystemMessage
 
-    data = json.dumps(
-        {
-            "show": season.show,
-            "season": season.season,
-            "title": season.title,
-            "episodes": [{"episode": e.episode, "title": e.title, "summary": e.summary} for e in episodes],
-        },
-        ensure_ascii=False,
-        indent=1,
-    )
+    data = season_json(season, episodes, summary=False)
     request = SEASON_SUMMARY_REQUEST.format(number=season.season, show=season.show, count=len(episodes), season=data)
     return [SystemMessage(content=SEASON_SUMMARY), HumanMessage(content=request)]
 
@@ -96,3 +87,12 @@ def clean_summary(text: str) -> tuple[str, str]:
     if len(text.split()) < MIN_WORDS:
         return "", f"too short to be a summary ({text!r})"
     return text, ""
+
+
+def season_json(season: Season, episodes: list[Episode], *, summary: bool = True) -> str:
+    """A season and its episodes as the JSON data a model reads (never as instructions)."""
+    data = {"show": season.show, "season": season.season, "title": season.title}
+    if summary:
+        data["summary"] = season.summary
+    data["episodes"] = [{"episode": e.episode, "title": e.title, "summary": e.summary} for e in episodes]
+    return json.dumps(data, ensure_ascii=False, indent=1)

@@ -8,7 +8,6 @@ summary for gets one written from its episodes first (`season_summary`).
 
 from __future__ import annotations
 
-import json
 import re
 from typing import Any
 
@@ -26,7 +25,7 @@ from ..schemas import (
 )
 from .clean import finalize, one_line
 from .meta_prompt import style_check, system_message
-from .season_summary import write_season_summary
+from .season_summary import season_json, write_season_summary
 
 MAX_FOLLOW_UPS = 5
 
@@ -146,17 +145,7 @@ def season_prompts(
 def _ask(season, episodes, styles, model, trace: Trace, max_follow_ups: int):
     from langchain_core.messages import AIMessage, HumanMessage, SystemMessage
 
-    data = json.dumps(
-        {
-            "show": season.show,
-            "season": season.season,
-            "title": season.title,
-            "summary": season.summary,
-            "episodes": [{"episode": e.episode, "title": e.title, "summary": e.summary} for e in episodes],
-        },
-        ensure_ascii=False,
-        indent=1,
-    )
+    data = season_json(season, episodes)
     question = f"What single image best captures season {season.season} of {season.show}?"
     # 1. Self-ask: follow-ups and their answers, then the final answer (asked for once if missing).
     messages = [

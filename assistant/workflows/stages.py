@@ -84,7 +84,7 @@ class EngineSlot:
             return
         from imagegen.engines.sdxl_load import locate
 
-        choice = choose(name)  # validates the name and the configuration without loading anything
+        choice = choose(name, **self._options)  # validates name, options and configuration, loading nothing
         self.name, self.reason = choice.name, choice.reason
         self.model, self.refiner = "keyart-preview", None
         if choice.name == "sdxl":

@@ -18,6 +18,7 @@ from ..request import RenderedImage, RenderRequest
 log = logging.getLogger(__name__)
 
 ENGINES = ("auto", "sdxl", "preview")
+SDXL_OPTIONS = ("device", "dtype", "memory")
 MODEL_ENV = "KEYART_SDXL_MODEL"
 REFINER_ENV = "KEYART_SDXL_REFINER"
 
@@ -41,11 +42,25 @@ class Choice:
     reason: str
 
 
-def choose(name: str = "auto") -> Choice:
-    """Resolve an engine name without loading anything: `auto` is sdxl when a model is configured."""
+def choose(name: str = "auto", **options: Any) -> Choice:
+    """Resolve an engine name without loading anything: `auto` is sdxl when a model is configured.
+
+    `options` (device, dtype, memory; None or empty means unset) are checked here too: they are sdxl's.
+    """
     name = str(name).strip().lower()
     if name not in ENGINES:
         raise InvalidRequest(f"unknown engine {name!r}; choose one of: {', '.join(ENGINES)}")
+    given = sorted(k for k, v in options.items() if v)
+    unknown = set(given) - set(SDXL_OPTIONS)
+    if unknown:
+        raise InvalidRequest(f"unknown sdxl engine options {sorted(unknown)}; known: {', '.join(SDXL_OPTIONS)}")
+    choice = _choose(name)
+    if given and choice.name != "sdxl":
+        raise InvalidRequest(f"--{', --'.join(given)} apply to the sdxl engine, not {choice.name}")
+    return choice
+
+
+def _choose(name: str) -> Choice:
     model = os.environ.get(MODEL_ENV, "").strip()
     if name == "preview":
         return Choice("preview", "the preview engine was asked for: offline cards, not SDXL renders")
@@ -66,7 +81,7 @@ def choose(name: str = "auto") -> Choice:
 
 def create_engine(name: str = "auto", **options: Any) -> Engine:
     """Create the engine `name` resolves to; options (device, dtype, memory) go to the sdxl engine."""
-    choice = choose(name)
+    choice = choose(name, **options)
     log.info("engine: %s (%s)", choice.name, choice.reason)
     if choice.name == "sdxl":
         from .sdxl import SDXLEngine

@@ -7,7 +7,6 @@ PEFT backend and unloads them afterwards, so the next render is bit-identical to
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
 import re
@@ -104,12 +103,9 @@ def lora_hash(path: str | Path) -> str:
     """
 
     def tensors_only(f) -> str:
-        digest = hashlib.sha256()
         header = int.from_bytes(f.read(8), "little")  # safetensors: u64 header length, JSON header, tensors
         f.seek(8 + header)
-        while block := f.read(hashes.CHUNK):
-            digest.update(block)
-        return digest.hexdigest()[:SHORT]
+        return hashes.digest(f)[:SHORT]
 
     return hashes.cached_hash(path, "lora-hashes.json", tensors_only)
 

@@ -15,6 +15,7 @@ from PIL import Image, ImageColor, ImageDraw
 
 from .. import lettering, styles
 from ..errors import InvalidRequest
+from ..lettering import INK_DARK, INK_LIGHT
 from ..request import RenderedImage, RenderRequest
 from . import Progress
 
@@ -24,7 +25,6 @@ BANNER = ("PREVIEW · NOT AN SDXL RENDER", "PREVIEW · NOT SDXL", "PREVIEW")  # 
 LABEL = "offline preview card, not an SDXL render"  # the lineage's "label"
 ENGINE_FIELD = "preview (offline card, not an SDXL render)"  # the infotext's "Engine:"
 TITLE_WORDS = 6  # a title from the prompt: enough words to name the scene, short enough to be big
-INK_DARK, INK_LIGHT = (17, 17, 17), (248, 247, 242)
 HAZARD = (255, 200, 40)  # caution-tape yellow: the banner must not blend into any style's palette
 RGB = tuple[int, int, int]
 UNDERLAY = 0.55  # how much of the init image shows through a card: enough to recognise, not to mistake for a render
@@ -102,9 +102,9 @@ def _underlay(request: RenderRequest, size: tuple[int, int]) -> Image.Image | No
     """The (outpainted) init image at the card's size, for img2img, inpaint and outpaint previews."""
     if request.init_image is None:
         return None
-    from ..canvas import prepare
+    from ..canvas import source
 
-    return prepare(request).underlay.resize(size, Image.Resampling.LANCZOS)
+    return source(request)[0].resize(size, Image.Resampling.LANCZOS)
 
 
 def _card(

@@ -90,7 +90,9 @@ def _chunks(tokenizer, text: str) -> list[Chunk]:
     texts = ["" if is_break(run) else run[0] for run in runs]
     # verbose=False: the ids are meant to run past 77; the chunks below keep CLIP within it.
     ids = tokenizer(texts, add_special_tokens=False, truncation=False, verbose=False)["input_ids"]
-    comma = tokenizer.get_vocab().get(",</w>")
+    comma = tokenizer.convert_tokens_to_ids(",</w>")  # one lookup, not the whole vocab as a dict
+    if comma is None or comma == tokenizer.unk_token_id:
+        comma = None  # a vocabulary without the comma token: no comma breaks
     chunks: list[Chunk] = []
     chunk = Chunk()
     last_comma = -1
