@@ -61,7 +61,11 @@ def _jsonable(value: Any) -> Any:
 
 
 def attach(model: Any, cache: StoreCache) -> Any:
-    """Give a LangChain chat model the cache; other models (the offline rules) need none."""
-    if hasattr(model, "cache") and hasattr(model, "_generate_with_cache"):
-        model.cache = cache
+    """A copy of a LangChain chat model that uses the cache; other models (the offline rules) need none.
+
+    A copy, not the model itself: a shared model (the dashboard's) must not start answering from
+    one catalog's cache for every other user of it.
+    """
+    if hasattr(model, "model_copy") and hasattr(model, "_generate_with_cache"):
+        return model.model_copy(update={"cache": cache})
     return model

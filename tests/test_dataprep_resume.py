@@ -181,3 +181,13 @@ def test_force_asks_the_model_again(tmp_path, server, capsys):
     assert dataprep.main(args) == 0 and len(server.chat_requests) == 1
     assert "nothing to do" in capsys.readouterr().out
     assert dataprep.main([*args, "--force"]) == 0 and len(server.chat_requests) == 2
+
+
+def test_the_cache_goes_on_a_copy_so_a_shared_model_is_untouched(tmp_path):
+    from assistant.llm_cache import StoreCache, attach
+    from assistant.models.openai_chat import build_openai_chat
+    from assistant.store import Store
+
+    shared = build_openai_chat("m", base_url="http://127.0.0.1:9/v1")
+    cached = attach(shared, StoreCache(Store(tmp_path / "home")))
+    assert cached is not shared and isinstance(cached.cache, StoreCache) and shared.cache is None
