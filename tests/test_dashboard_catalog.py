@@ -226,6 +226,7 @@ def test_regenerate_with_an_edited_prompt_records_it(home, monkeypatch):
 
 
 def test_the_download_button_carries_the_png_with_its_metadata(home, monkeypatch, tmp_path):
+    from streamlit.runtime.media_file_manager import MediaFileManager
     from streamlit.runtime.memory_media_file_storage import MemoryMediaFileStorage
 
     from imagegen.metadata import read_png
@@ -239,6 +240,14 @@ def test_the_download_button_carries_the_png_with_its_metadata(home, monkeypatch
         return original(self, path_or_data, mimetype, kind, filename)
 
     monkeypatch.setattr(MemoryMediaFileStorage, "load_and_get_id", record)
+    deferred = MediaFileManager.add_deferred
+
+    def record_deferred(self, data_callable, mimetype, coordinates, file_name=None, **kwargs):
+        if file_name:
+            saved[file_name] = data_callable()  # what a click would download (the PNG is read on click)
+        return deferred(self, data_callable, mimetype, coordinates, file_name, **kwargs)
+
+    monkeypatch.setattr(MediaFileManager, "add_deferred", record_deferred)
     at = open_app(home, monkeypatch)
     row = next(r for r in rows(home) if (r["season"], r["episode"], r["style"]) == (1, 1, "anime"))
     assert at.download_button(key="ep-dl-gullhaven-s01-e01-anime").label == "Download PNG"

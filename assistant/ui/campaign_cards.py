@@ -81,7 +81,7 @@ def package_download(campaign: Campaign, folder: Path) -> None:
     slug = "".join(ch if ch.isalnum() else "-" for ch in (campaign.brief.show or "campaign").lower())
     part = campaign.brief.label.replace(" ", "")
     st.download_button(
-        f"Download the package ({len(package.get('ready', []))} ready{held})", data=zipped.read_bytes(), file_name=f"{slug}-{part}-{campaign.id}.zip",
+        f"Download the package ({len(package.get('ready', []))} ready{held})", data=zipped.read_bytes, file_name=f"{slug}-{part}-{campaign.id}.zip",
         mime="application/zip", icon=":material/download:", key=f"cmp:{campaign.id}:zip", on_click="ignore",
     )  # fmt: skip
     st.caption(f"posts.md, posts.csv, the images and campaign.json, in {zipped}")

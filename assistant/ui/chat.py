@@ -106,12 +106,8 @@ def _caption(image: Path) -> str:
 
 @lru_cache(maxsize=256)
 def _lineage(path: str, stamp: int) -> dict[str, Any]:
-    """The image's keyart chunk (read once per file version), {} when it has none."""
-    from imagegen.errors import MetadataError
-    from imagegen.metadata import read_png
+    """The image's keyart chunk (read once per file version: `stamp` is its mtime), {} when it has none."""
+    from ..workflows.regenerate import lineage_of
 
-    try:
-        return read_png(path).lineage or {}
-    except MetadataError:
-        return {}
+    return lineage_of(Path(path))
 

@@ -14,8 +14,6 @@ import streamlit as st
 
 from ..models import LLM_ENV, LLMS
 
-ENGINES = ("auto", "sdxl", "preview")
-
 
 def settings() -> dict[str, Any]:
     """The session's choices (Settings tab), defaulting to the environment as the CLIs do."""

@@ -15,7 +15,7 @@ import streamlit as st
 
 from imagegen.errors import KeyartError
 
-from ..workflows.regenerate import adopt, alternatives, entry_of, image_file, lineage_of, regenerate, rendered_request
+from ..workflows.regenerate import adopt, alternatives, entry_of, image_file, lineage_of, regenerate
 from . import common
 from .build import build_form, build_job, build_status, empty_state
 
@@ -68,8 +68,9 @@ def summaries() -> dict[tuple[str, int, int], str]:
 
 
 def download(path: Path, *, key: str, label: str = "Download PNG") -> None:
+    """A download of the PNG at `path`, read only when clicked (Streamlit calls `data` then)."""
     st.download_button(
-        label, path.read_bytes(), file_name=path.name, mime="image/png", key=key, icon=":material/download:", on_click="ignore",
+        label, path.read_bytes, file_name=path.name, mime="image/png", key=key, icon=":material/download:", on_click="ignore",
         help="The PNG as rendered: its A1111 parameters and keyart lineage travel inside it",
     )
 
@@ -105,7 +106,7 @@ def regenerate_panel(row: dict[str, Any], prefix: str) -> None:
     job = build_job(s["home"])
     busy = job is not None and job.running
     rid = row_id(row)
-    used = rendered_request(store, row)  # start from what the image used: an adopted edit stays edited
+    used = row["request"]  # start from what the image used: an adopted edit stays edited
     with st.form(key=f"{prefix}-regen-{rid}", border=False):
         prompt = st.text_area("Prompt", value=used.get("prompt", row["prompt"]), height=110, key=f"{prefix}-prompt-{rid}")
         negative = st.text_area("Negative prompt", value=used.get("negative_prompt", row["negative_prompt"] or ""), height=68, key=f"{prefix}-negative-{rid}")
@@ -228,7 +229,6 @@ def parameters_view(row: dict[str, Any], path: Path | None, request: dict[str, A
 
 def detail(row: dict[str, Any], summary: str, prefix: str = "ep") -> None:
     """One entry: the art, its story, prompt, parameters and trace; regenerate and download."""
-    store = common.current_store()
     title = f"S{row['season']:02d}E{row['episode']:02d}" if row["episode"] is not None else f"Season {row['season']}"
     st.subheader(f"{title} · {common.plain(row['title'])}" if row["title"] else title)
     badges(row)
@@ -242,8 +242,7 @@ def detail(row: dict[str, Any], summary: str, prefix: str = "ep") -> None:
         st.error(f"Failed at {row['failed_at']}: {common.plain(row['error'] or '')}", icon=":material/error:")
     else:
         st.info(f"No image yet ({STATE_LABELS[row['state']]}).")
-    request = rendered_request(store, row)
-    result = store.prompt(row["prompt_key"]) if row.get("prompt_key") else None
+    request, result = row["request"], row["result"]  # read with the catalog's rows (export.catalog_rows)
     story, prompt_tab, params, trace, again = st.tabs(["Story", "Prompt", "Parameters", "Trace", "Regenerate"])
     with story:
         st.markdown(common.plain(summary) if summary else "_The catalog file has no summary for this one._")

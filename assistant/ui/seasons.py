@@ -51,10 +51,9 @@ def _poster(row: dict[str, Any]) -> None:
 
 def season(rows: list[dict[str, Any]], summary: str) -> None:
     """One season: the posters side by side, then how self-ask wrote them, then regenerating a style."""
-    store = common.current_store()
     first = rows[0]
     st.subheader(f"Season {first['season']}" + (f" · {common.plain(first['title'])}" if first["title"] else ""), divider="gray")
-    result = store.prompt(first["prompt_key"]) if first.get("prompt_key") else None
+    result = first["result"]  # read with the catalog's rows (export.catalog_rows)
     text = summary or (result or {}).get("summary", "")
     if text:
         st.markdown(common.plain(text))

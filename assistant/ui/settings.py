@@ -88,6 +88,8 @@ def _apply_paths(home: str, source: str) -> None:
 
 
 def language_model(name: str) -> None:
+    from ..models.openai_chat import DEFAULT_MODEL, DEFAULT_TIMEOUT
+
     st.markdown(f"#### Language model: `{name}`")
     st.caption(LLM_HELP[name])
     if name == "offline":
@@ -95,7 +97,7 @@ def language_model(name: str) -> None:
     elif name == "openai":
         if _env("OPENAI_API_KEY") or _env("OPENAI_BASE_URL"):
             where = _env("OPENAI_BASE_URL") or "api.openai.com"
-            st.markdown(f"{OK} Configured: model `{_env('KEYART_LLM_MODEL') or 'gpt-4o-mini'}` at {where}. It is first called when prompts are written.")
+            st.markdown(f"{OK} Configured: model `{_env('KEYART_LLM_MODEL') or DEFAULT_MODEL}` at {where}. It is first called when prompts are written.")
         else:
             st.markdown(f"{MISSING} Not configured: set `OPENAI_API_KEY` for OpenAI, or `OPENAI_BASE_URL` (e.g. `http://127.0.0.1:11434/v1`) for a local server; `KEYART_LLM_MODEL` picks the model. Until then, choose **offline**.")
     else:
@@ -111,7 +113,7 @@ def language_model(name: str) -> None:
         ("KEYART_LLM_MODEL", "the model's name (openai) or folder (transformers)"),
         ("OPENAI_API_KEY", "OpenAI's key (a local server needs none)"),
         ("OPENAI_BASE_URL", "an OpenAI-compatible server's /v1 address"),
-        ("KEYART_LLM_TIMEOUT", "seconds to wait for a reply (default 60)"),
+        ("KEYART_LLM_TIMEOUT", f"seconds to wait for a reply (default {DEFAULT_TIMEOUT:g})"),
     ])  # fmt: skip
 
 

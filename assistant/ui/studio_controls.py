@@ -16,7 +16,7 @@ from typing import Any
 import streamlit as st
 
 from imagegen import InvalidRequest, KeyartError, RenderRequest, presets, samplers, styles
-from imagegen.canvas import DIRECTIONS
+from imagegen.canvas import DIRECTIONS, hires_size
 from imagegen.request import HR_UPSCALERS, INPAINT_AREAS, MAX_SEED, REFINER_MODES, SDXL_SIZES
 
 K = "studio_"  # widget keys: K + a RenderRequest field name (or a control of the tab's own)
@@ -111,7 +111,8 @@ def controls(home: Path, slot) -> None:
         a.slider("Upscale by", 1.0, 4.0, step=0.05, key=K + "hr_scale")
         b.slider("Denoising strength", 0.0, 1.0, step=0.01, key=K + "denoising_strength", help="0.3-0.5 sharpens, 0.7 redraws detail")
         w, h, s = state[K + "width"], state[K + "height"], state[K + "hr_scale"]
-        st.caption(f"{w}x{h} → {int(w * s) // 8 * 8}x{int(h * s) // 8 * 8}" + ("" if state[K + "hires"] else " (off)"))
+        hw, hh = hires_size(w, h, s)
+        st.caption(f"{w}x{h} → {hw}x{hh}" + ("" if state[K + "hires"] else " (off)"))
     with st.expander("Refiner", icon=":material/auto_fix_high:"):
         a, b = st.columns(2)
         a.radio("Refiner", REFINER_MODES, key=K + "refiner", format_func=REFINER_LABELS.get, horizontal=True)

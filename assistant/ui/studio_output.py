@@ -69,7 +69,7 @@ def _card(image: dict[str, Any], key: str, *, side_by_side: bool) -> None:
     if side_by_side:
         st.code(image["infotext"], language=None, wrap_lines=True)
     st.download_button(
-        "Download PNG", path.read_bytes(), file_name=path.name, mime="image/png", on_click="ignore", icon=":material/download:",
+        "Download PNG", path.read_bytes, file_name=path.name, mime="image/png", on_click="ignore", icon=":material/download:",
         key=f"{K}dl_{key}_{path.name}", help="The PNG with its parameters and lineage",
     )  # fmt: skip
 

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import CatalogError
-from ..store import SEASON_ART, Store
+from ..store import SEASON_ART, Entry, Store
 
 FORMATS = ("csv", "parquet")
 COLUMNS = [
@@ -25,18 +25,38 @@ COLUMNS = [
 ]  # fmt: skip
 
 
+_ROWS_SQL = (
+    "SELECT e.*, i.path AS image_path, i.seed AS image_seed, i.engine AS image_engine, i.model AS image_model, i.request AS image_request "
+    "FROM entries e LEFT JOIN images i ON i.key = e.image_key AND e.state = 'done'"
+)
+_ENTRY_COLUMNS = ("show", "season", "episode", "style", "kind", "title", "prompt_key", "image_key", "state", "stage", "error", "updated")
+_CHUNK = 500  # keys per `IN (...)`: well under SQLite's limit on bound parameters
+
+
 def catalog_rows(store: Store, show: str | None = None) -> list[dict[str, Any]]:
-    """Every entry of the catalog (of `show`), with its prompt and image when it has them."""
+    """Every entry of the catalog (of `show`), with its prompt and image when it has them.
+
+    Two queries in all: the entries joined with their images, then their prompts. Besides COLUMNS,
+    each row carries `request` (the image's RenderRequest, {} without one) and `result` (the prompt
+    result, trace included, or None; shared by the rows of one prompt key) for the dashboard.
+    """
+    db = store._db()  # the store's per-thread connection: sqlite3.Row rows
+    sql = _ROWS_SQL + (" WHERE e.show = ?" if show else "") + " ORDER BY e.show, e.season, e.episode = 0, e.episode, e.style"
+    found = db.execute(sql, (show,) if show else ()).fetchall()
+    keys = list(dict.fromkeys(r["prompt_key"] for r in found if r["prompt_key"]))
+    prompts: dict[str, dict[str, Any]] = {}
+    for start in range(0, len(keys), _CHUNK):
+        chunk = keys[start : start + _CHUNK]
+        marks = ", ".join("?" * len(chunk))
+        prompts |= {r["key"]: json.loads(r["result"]) for r in db.execute(f"SELECT key, result FROM prompts WHERE key IN ({marks})", chunk)}
     rows = []
-    prompts: dict[str, dict[str, Any] | None] = {}
-    for e in store.entries(show):
-        if e.prompt_key and e.prompt_key not in prompts:
-            prompts[e.prompt_key] = store.prompt(e.prompt_key)
+    for found_row in found:
+        e = Entry(**{k: found_row[k] for k in _ENTRY_COLUMNS})
         result = prompts.get(e.prompt_key) if e.prompt_key else None
         given = next((p for p in (result or {}).get("prompts", []) if p["style"] == e.style), {})
         trace = (result or {}).get("trace", {})
-        image = store.image(e.image_key) if e.image_key and e.state == "done" else None
-        request = json.loads(image["request"]) if image else {}
+        has_image = found_row["image_path"] is not None  # an entry that is done, and its image row
+        request = json.loads(found_row["image_request"]) if has_image else {}
         rows.append(
             {
                 "show": e.show,
@@ -51,10 +71,10 @@ def catalog_rows(store: Store, show: str | None = None) -> list[dict[str, Any]]:
                 "llm": trace.get("model"),
                 "technique": trace.get("technique"),
                 "fallback": trace.get("fallback"),
-                "image": str(store.home / image["path"]) if image else None,
-                "seed": image["seed"] if image else None,
-                "engine": image["engine"] if image else None,
-                "model": image["model"] if image else None,
+                "image": str(store.home / found_row["image_path"]) if has_image else None,
+                "seed": found_row["image_seed"] if has_image else None,
+                "engine": found_row["image_engine"] if has_image else None,
+                "model": found_row["image_model"] if has_image else None,
                 "width": request.get("width"),
                 "height": request.get("height"),
                 "steps": request.get("num_inference_steps"),
@@ -63,8 +83,10 @@ def catalog_rows(store: Store, show: str | None = None) -> list[dict[str, Any]]:
                 "failed_at": e.stage if e.state == "failed" else None,
                 "error": e.error if e.state == "failed" else None,
                 "prompt_key": e.prompt_key,
-                "image_key": e.image_key if image else None,
+                "image_key": e.image_key if has_image else None,
                 "updated": e.updated,
+                "request": request,
+                "result": result,
             }
         )
     return rows
