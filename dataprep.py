@@ -15,6 +15,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from imagegen.cli import echo
 from imagegen.errors import KeyartError
 
 EXIT_OK, EXIT_PARTIAL, EXIT_INTERRUPTED = 0, 1, 130  # argparse exits 2 on a usage error itself
@@ -32,22 +33,17 @@ environment:
   KEYART_SDXL_REFINER             optional SDXL refiner"""
 
 
-def echo(text: str = "", *, err: bool = False) -> None:
-    (sys.stderr if err else sys.stdout).write(text + "\n")
-
-
 def build_parser() -> argparse.ArgumentParser:
+    from assistant.cli_common import catalog_parser
     from assistant.models import LLMS
     from imagegen.engines import ENGINES
+    from imagegen.presets import QUALITIES
 
     home = argparse.ArgumentParser(add_help=False)
     home.add_argument("--home", type=Path, help="catalog home folder (default: KEYART_HOME, else data/home)")
     home.add_argument("-v", "--verbose", action="count", default=0, help="more logging (-vv for debug)")
 
-    source = argparse.ArgumentParser(add_help=False)
-    source.add_argument("--input", type=Path, help="episodes file: CSV, JSON, JSONL or Parquet (default: the sample show)")
-    source.add_argument("--seasons", type=Path, help="season summaries file (default: seasons.<ext> beside --input, if any)")
-    source.add_argument("--map", action="append", default=[], metavar="FIELD=COLUMN", help="read FIELD (show, season, episode, title, summary) from COLUMN; repeatable")
+    source = argparse.ArgumentParser(add_help=False, parents=[catalog_parser()])
     source.add_argument("--season", type=int, help="only this season")
     source.add_argument("--episodes", help="only these episodes, e.g. 1-3,5 (leaves out season art)")
     source.add_argument("--styles", help="comma-separated styles (default: all five catalog styles)")
@@ -59,7 +55,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     engine = argparse.ArgumentParser(add_help=False)
     engine.add_argument("--engine", choices=ENGINES, default="auto", help="auto (sdxl when KEYART_SDXL_MODEL is set, else preview), sdxl or preview")
-    engine.add_argument("--quality", choices=("draft", "final"), default="final", help="draft: quick look; final: full steps and the refiner (default)")
+    engine.add_argument("--quality", choices=QUALITIES, default="final", help="draft: quick look; final: full steps and the refiner (default)")
     engine.add_argument("--refiner", action=argparse.BooleanOptionalAction, help="use the SDXL refiner (default: when KEYART_SDXL_REFINER is set)")
     engine.add_argument("--steps", type=int, help="sampling steps (default: from --quality)")
     engine.add_argument("--cfg-scale", type=float, help="CFG scale (default: from --quality)")
@@ -114,7 +110,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _stages(args: argparse.Namespace) -> int:
-    from assistant.catalog import load_catalog, parse_mapping
+    from assistant.cli_common import catalog_from_args
     from assistant.models import load_model
     from assistant.store import Store
     from assistant.workflows import stages
@@ -123,7 +119,7 @@ def _stages(args: argparse.Namespace) -> int:
     # 1. Read and check everything before any work: the catalog, the selection, the settings.
     if args.limit is not None and args.limit < 1:
         raise KeyartError(f"--limit must be at least 1 (got {args.limit})")
-    catalog = load_catalog(args.input, mapping=parse_mapping(args.map), seasons=args.seasons)
+    catalog = catalog_from_args(args)
     for problem in catalog.problems:
         echo(f"skipped: {problem}", err=True)
     styles = tuple(s.strip() for s in args.styles.split(",") if s.strip()) if args.styles else None

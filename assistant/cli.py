@@ -9,34 +9,21 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import sys
-from pathlib import Path
 
+from imagegen.cli import echo
 from imagegen.errors import KeyartError
 
 from .cli_campaign import add_parser as add_campaign_parser
 from .cli_campaign import run as run_campaign
 from .cli_chat import add_parser as add_chat_parser
 from .cli_chat import run as run_chat
+from .cli_common import catalog_from_args, catalog_parser
 from .models import LLM_ENV, LLMS
 
 
-def echo(text: str = "", *, err: bool = False) -> None:
-    (sys.stderr if err else sys.stdout).write(text + "\n")
-
-
 def build_parser() -> argparse.ArgumentParser:
-    common = argparse.ArgumentParser(add_help=False)
+    common = argparse.ArgumentParser(add_help=False, parents=[catalog_parser()])
     common.add_argument("--llm", choices=LLMS, help=f"language model (default: {LLM_ENV}, else offline)")
-    common.add_argument("--input", type=Path, help="episodes file: CSV, JSON, JSONL or Parquet (default: the sample show)")
-    common.add_argument(
-        "--map",
-        action="append",
-        default=[],
-        metavar="FIELD=COLUMN",
-        help="read a keyart field (show, season, episode, title, summary) from another column, e.g. summary=plot; repeatable",
-    )
-    common.add_argument("--seasons", type=Path, metavar="FILE", help="season summaries file (default: seasons.<suffix> beside --input, if any)")
     common.add_argument("--styles", help="comma-separated style names (default: all catalog styles)")
     common.add_argument("--json", action="store_true", help="print the whole result, trace included, as JSON")
     common.add_argument("--trace", action="store_true", help="also print every message sent and reply received")
@@ -78,11 +65,10 @@ def _run(args: argparse.Namespace) -> int:
         return run_chat(args)
     if args.command == "campaign":
         return run_campaign(args)
-    from .catalog import load_catalog, parse_mapping
     from .models import load_model
     from .workflows.prompts import for_episode, for_season
 
-    catalog = load_catalog(args.input, mapping=parse_mapping(args.map), seasons=args.seasons)
+    catalog = catalog_from_args(args)
     for problem in catalog.problems:
         echo(f"warning: {problem}", err=True)
     styles = [s.strip() for s in args.styles.split(",") if s.strip()] if args.styles else None

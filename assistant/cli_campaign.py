@@ -11,6 +11,10 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from imagegen.cli import echo
+from imagegen.presets import QUALITIES
+
+from .cli_common import catalog_from_args, catalog_parser
 from .models import LLM_ENV, LLMS
 from .platforms import PLATFORMS
 from .workflows.campaign_state import EXAMPLE_BRIEF, STEPS
@@ -24,28 +28,21 @@ the chain: grounding (the catalog's art, else meta-prompting) and strategy, then
 copy -> image_brief -> prompt -> image; edit DIR/campaign.json and rerun with --from-step"""
 
 
-def echo(text: str = "", *, err: bool = False) -> None:
-    (sys.stderr if err else sys.stdout).write(text + "\n")
-
-
 def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     from imagegen.engines import ENGINES
 
     p = subparsers.add_parser(
         "campaign", help="a social campaign from a brief: strategy, per-platform posts and images, one zip",
         description="Chain a brief into a campaign: strategy, per-platform copy, image briefs, SDXL prompts and renders.",
-        epilog=EPILOG.format(example=EXAMPLE_BRIEF), formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog=EPILOG.format(example=EXAMPLE_BRIEF), formatter_class=argparse.RawDescriptionHelpFormatter, parents=[catalog_parser()],
     )  # fmt: skip
     p.add_argument("--brief", type=Path, metavar="YAML", help="the brief (needed unless --output already holds a campaign)")
     p.add_argument("--output", type=Path, required=True, metavar="DIR", help="the campaign's folder: campaign.json, posts.md, posts.csv, images/, campaign.zip")
     p.add_argument("--llm", choices=LLMS, help=f"language model (default: {LLM_ENV}, else offline)")
     p.add_argument("--engine", choices=ENGINES, default="auto", help="auto (sdxl when KEYART_SDXL_MODEL is set, else preview cards), sdxl or preview")
-    p.add_argument("--quality", choices=("draft", "final"), default="final", help="render preset (default final)")
+    p.add_argument("--quality", choices=QUALITIES, default="final", help="render preset (default final)")
     p.add_argument("--from-step", choices=STEPS, help="redo this step and every later one; earlier outputs (edited ones too) are kept")
     p.add_argument("--platform", choices=tuple(PLATFORMS), help="with --from-step: redo that platform's post only")
-    p.add_argument("--input", type=Path, help="episodes file: CSV, JSON, JSONL or Parquet (default: the sample show)")
-    p.add_argument("--map", action="append", default=[], metavar="FIELD=COLUMN", help="read a keyart field from another column, e.g. summary=plot; repeatable")
-    p.add_argument("--seasons", type=Path, metavar="FILE", help="season summaries file (default: seasons.<suffix> beside --input, if any)")
     p.add_argument("--home", type=Path, help="the catalog store whose art the images start from (default: KEYART_HOME, else data/home)")
     p.add_argument("-v", "--verbose", action="count", default=0, help="more logging")
     return p
@@ -70,7 +67,6 @@ class Bar:
 
 
 def run(args: argparse.Namespace) -> int:
-    from .catalog import load_catalog, parse_mapping
     from .models import load_model
     from .workflows.campaign import STATE_FILE, Tools, load, load_brief, new_campaign
     from .workflows.campaign import run as run_chain
@@ -92,7 +88,7 @@ def run(args: argparse.Namespace) -> int:
     else:
         campaign = new_campaign(load_brief(args.brief))
     # 2. Everything the chain uses, checked before any work.
-    catalog = load_catalog(args.input, mapping=parse_mapping(args.map), seasons=args.seasons)
+    catalog = catalog_from_args(args)
     source_of(campaign, catalog)  # the brief's show, season and episode are in the catalog
     slot, model = EngineSlot(name=args.engine), load_model(args.llm)
     bar = Bar(total=2 + 4 * len(campaign.brief.platforms) + 1)

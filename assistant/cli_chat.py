@@ -14,6 +14,7 @@ from pathlib import Path
 from imagegen.engines import ENGINES
 from imagegen.presets import QUALITIES
 
+from .cli_common import catalog_from_args, catalog_parser
 from .models import LLM_ENV, LLMS
 
 COMMANDS = (
@@ -33,14 +34,12 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
             "\"wider\", \"another one\", \"use seed 1234\", \"undo\"; or ask \"who is Mara Quill?\". One message a line; "
             "commands: " + ", ".join(name for name, _ in COMMANDS) + "."
         ),
+        parents=[catalog_parser()],
     )
     c.add_argument("--llm", choices=LLMS, help=f"language model (default: {LLM_ENV}, else offline); openai uses tool calling")
     c.add_argument("--engine", choices=ENGINES, default="auto", help="image engine (default: auto, SDXL when KEYART_SDXL_MODEL is set, else preview cards)")
     c.add_argument("--quality", choices=QUALITIES, default="final", help="render preset (default: final, as the catalog's art)")
     c.add_argument("--home", type=Path, help="catalog home folder: conversations and chat images live there (default: KEYART_HOME, else data/home)")
-    c.add_argument("--input", type=Path, help="episodes file (default: the sample show)")
-    c.add_argument("--map", action="append", default=[], metavar="FIELD=COLUMN", help="read a keyart field from another column, e.g. summary=plot; repeatable")
-    c.add_argument("--seasons", type=Path, metavar="FILE", help="season summaries file (default: seasons.<suffix> beside --input, if any)")
     c.add_argument("--resume", metavar="ID", help="carry on a stored conversation")
     c.add_argument("--list", action="store_true", help="list the stored conversations and exit")
     c.add_argument("-v", "--verbose", action="count", default=0, help="more logging")
@@ -48,8 +47,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
 
 
 def run(args: argparse.Namespace) -> int:
-    from .catalog import load_catalog, parse_mapping
-    from .cli import echo
+    from imagegen.cli import echo
+
     from .conversations import Conversations
     from .models import label, load_model
     from .workflows.illustrator import Illustrator
@@ -65,7 +64,7 @@ def run(args: argparse.Namespace) -> int:
             echo(f"{c.id}  {c.updated}  {c.turns:3d} turns  {c.show}  {c.title}")
         return 0
     # 2. The illustrator: the catalog, the model, and an engine loaded at the first drawing.
-    catalog = load_catalog(args.input, mapping=parse_mapping(args.map), seasons=args.seasons)
+    catalog = catalog_from_args(args)
     model = load_model(args.llm)
     slot = EngineSlot(name=args.engine)
     illustrator = Illustrator(catalog, model, home=args.home, slot=slot, settings=RenderSettings(quality=args.quality))

@@ -88,6 +88,29 @@ def ask_json(chat: Any, messages: list[Any], schema: type[T], trace: Trace, *, c
     raise ReplyInvalid(f"the reply was still not valid after a repair round: {error}")
 
 
+def ask_or_offline(
+    model: Any,
+    messages: Callable[[], list[Any]],
+    schema: type[T],
+    trace: Trace,
+    *,
+    offline: Callable[[], T],
+    what: str,
+    check: Callable[[T], str | None] | None = None,
+) -> T:
+    """`offline()` for the offline model; else `ask_json` on `messages()`, and when the reply stays
+    unusable `offline()` with the reason in `trace.fallback` ("offline rules {what}: ...")."""
+    from .models import is_offline
+
+    if is_offline(model):
+        return offline()
+    try:
+        return ask_json(model, messages(), schema, trace, check=check)
+    except ReplyInvalid as exc:
+        trace.fallback = f"offline rules {what}: {exc}"
+        return offline()
+
+
 def _request(chat: Any, conversation: list[Any], schema: type[T], trace: Trace) -> tuple[str, T | None, str]:
     method = _method(chat)
     trace.messages.append(_as_dicts(conversation))

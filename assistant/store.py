@@ -108,6 +108,30 @@ class Entry:
     updated: str
 
 
+@dataclass(frozen=True)
+class Art:
+    """A piece of catalog art as the store has it: its entry, its prompt result, and its image once done."""
+
+    entry: Entry
+    result: dict[str, Any]  # the EpisodePrompts / SeasonPrompts JSON, trace included
+    image: sqlite3.Row | None  # None unless the entry is done: an older image of changed prompts is stale
+
+    def styled(self, style: str) -> dict[str, Any] | None:
+        """The result's prompt for `style`, if it has one."""
+        return next((p for p in self.result.get("prompts", []) if p["style"] == style), None)
+
+
+def stored_art(home: Path, show: str, season: int, episode: int, style: str) -> Art | None:
+    """`Store.art` of the catalog in `home`, or None when there is no catalog there yet."""
+    if not (home / DB_NAME).is_file():
+        return None
+    store = Store(home, create=False)
+    try:
+        return store.art(show, season, episode, style)
+    finally:
+        store.close()
+
+
 class Store(SQLiteFile):
     """The home folder's database and images. Safe to share between threads (a connection each)."""
 
@@ -257,8 +281,14 @@ class Store(SQLiteFile):
         sql = "SELECT * FROM entries" + (" WHERE show = ?" if show else "") + " ORDER BY show, season, episode = 0, episode, style"
         return [Entry(**dict(row)) for row in self._db().execute(sql, (show,) if show else ())]
 
-    def shows(self) -> list[str]:
-        return [row[0] for row in self._db().execute("SELECT DISTINCT show FROM entries ORDER BY show")]
+    def art(self, show: str, season: int, episode: int, style: str) -> Art | None:
+        """The entry's prompts and (when done) image; None until its prompts are written."""
+        entry = self.entry(show, season, episode, style)
+        result = self.prompt(entry.prompt_key) if entry is not None and entry.prompt_key else None
+        if result is None:
+            return None
+        image = self.image(entry.image_key) if entry.image_key and entry.state == "done" else None
+        return Art(entry, result, image)
 
     # -- the language model cache -----------------------------------------------------------
 

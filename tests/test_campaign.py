@@ -139,6 +139,14 @@ def test_every_post_keeps_to_its_platform_and_renders_at_its_aspect(tmp_path):
     assert [(p.limit, p.aspect.ratio) for p in PLATFORMS.values()] == [(2200, "4:5"), (500, "1:1"), (280, "16:9"), (3000, "1:1"), (2200, "9:16")]
 
 
+def test_the_refiner_setting_reaches_the_render_and_overrides_keep_the_platform_size(tmp_path):
+    data = {"season": 1, "episode": 3, "platforms": ["x"]}
+    campaign = run(new_campaign(brief_from(data)), tools(tmp_path / "out", refiner="off", overrides=TINY))
+    made = read_png(tmp_path / "out" / campaign.output("image", "x").path).lineage["request"]
+    assert made["refiner"] == "off" and made["num_inference_steps"] == 2
+    assert (made["width"], made["height"]) == (PLATFORMS["x"].aspect.width, PLATFORMS["x"].aspect.height)
+
+
 def test_fit_trims_at_a_word_boundary_and_says_so():
     x = PLATFORMS["x"]
     text, tags, note = fit("the keeper climbs " * 30, ["#A", "#B", "#C"], x)

@@ -288,3 +288,15 @@ def test_a_stop_event_ends_a_run_after_the_item_in_hand_and_the_rerun_finishes(t
     assert report.interrupted and report.images.done == 3
     again = stages.run_stage(items, store, model, slot, RenderSettings(overrides=TINY))
     assert not again.interrupted and again.images.skipped == 3 and again.images.done == len(items) - 3
+
+
+def test_seeds_hash_their_parts_as_they_always_have():
+    import hashlib
+
+    from assistant.workflows.chat_scenes import chat_seed
+
+    def old(key):
+        return int(hashlib.sha256(key.encode()).hexdigest()[:8], 16) % (2**32)
+
+    assert catalog_seed("Gullhaven", 1, 3, "anime") == old("Gullhaven|1|3|anime")
+    assert chat_seed("Gullhaven", "  A Storm  at SEA ") == old("Gullhaven|chat|a storm at sea")

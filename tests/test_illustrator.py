@@ -143,6 +143,23 @@ def test_dataprep_art_is_the_starting_point(tmp_path):
     }
 
 
+def test_a_stale_catalog_image_lends_neither_its_seed_nor_its_size(tmp_path):
+    import dataprep
+    from assistant.store import Store
+
+    assert dataprep.main(["run", "--home", str(tmp_path), "--season", "1", "--episodes", "3", "--styles", "anime", "--engine", "preview"]) == 0
+    store = Store(tmp_path)
+    assert store.art(CATALOG.show, 1, 3, "anime").image is not None
+    store.set_entry(CATALOG.show, 1, 3, "anime", state="prompted")  # prompts rewritten: the old image is stale
+    art = store.art(CATALOG.show, 1, 3, "anime")
+    assert art.image is None and art.entry.image_key and art.styled("anime")["prompt"]
+    store.close()
+    chat = Illustrator(CATALOG, home=tmp_path, slot=EngineSlot(name="preview"))
+    drawn = chat.turn(chat.start(), "show me The Keeper's Lamp in anime style")
+    assert drawn.state.source == "the catalog's prompt, made by dataprep"
+    assert drawn.state.seed == catalog_seed(CATALOG.show, 1, 3, "anime")
+
+
 def test_characters_places_and_free_words_are_drawn_too(chat):
     cid = chat.start()
     wren = chat.turn(cid, "draw Wren Abernethy")

@@ -13,7 +13,7 @@ from typing import Any
 from pydantic import BaseModel, Field
 
 from ..errors import ReplyInvalid
-from ..llm import ask_json
+from ..llm import ask_json, ask_or_offline
 from ..models import is_offline, new_trace
 from ..platforms import PLATFORMS, fit, hashtag, post_text
 from ..policy import blocked_terms
@@ -180,16 +180,12 @@ def write_strategy(data: dict[str, Any], model: Any) -> tuple[Strategy, Trace]:
     from ..models import offline_campaign as offline
 
     trace = new_trace(model, "campaign-strategy")
-    if is_offline(model):
-        reply = offline.strategy(data)
-    else:
-        messages = [SystemMessage(content=STRATEGY.format(shape=STRATEGY_SHAPE)),
-                    HumanMessage(content=STRATEGY_REQUEST.format(brief=_data(data["brief"]), source=_data(data["source"])))]  # fmt: skip
-        try:
-            reply = ask_json(model, messages, Strategy, trace)
-        except ReplyInvalid as exc:
-            trace.fallback = f"offline rules wrote the strategy: {exc}"
-            reply = offline.strategy(data)
+
+    def messages() -> list[Any]:
+        return [SystemMessage(content=STRATEGY.format(shape=STRATEGY_SHAPE)),
+                HumanMessage(content=STRATEGY_REQUEST.format(brief=_data(data["brief"]), source=_data(data["source"])))]  # fmt: skip
+
+    reply = ask_or_offline(model, messages, Strategy, trace, offline=lambda: offline.strategy(data), what="wrote the strategy")
     return reply.model_copy(update={"hashtags": hashtags(reply.hashtags, data["brief"]["avoid_words"])}), trace
 
 
@@ -245,15 +241,12 @@ def write_image_brief(data: dict[str, Any], model: Any) -> tuple[ImageBrief, Tra
     from ..models import offline_campaign as offline
 
     trace = new_trace(model, "campaign-image-brief")
-    if is_offline(model):
-        return offline.image_brief(data), trace
-    system = IMAGE_BRIEF.format(frame=data["platform"]["composition"], shape=IMAGE_BRIEF_SHAPE)
-    messages = [SystemMessage(content=system), HumanMessage(content=IMAGE_BRIEF_REQUEST.format(post=_data(data)))]
-    try:
-        return ask_json(model, messages, ImageBrief, trace), trace
-    except ReplyInvalid as exc:
-        trace.fallback = f"offline rules wrote the image brief: {exc}"
-        return offline.image_brief(data), trace
+
+    def messages() -> list[Any]:
+        system = IMAGE_BRIEF.format(frame=data["platform"]["composition"], shape=IMAGE_BRIEF_SHAPE)
+        return [SystemMessage(content=system), HumanMessage(content=IMAGE_BRIEF_REQUEST.format(post=_data(data)))]
+
+    return ask_or_offline(model, messages, ImageBrief, trace, offline=lambda: offline.image_brief(data), what="wrote the image brief"), trace
 
 
 def write_prompt(data: dict[str, Any], model: Any) -> tuple[StylePrompt, Trace]:

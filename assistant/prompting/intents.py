@@ -13,7 +13,6 @@ from pydantic import BaseModel, Field, model_validator
 
 from ..references import CatalogIndex, Reference
 
-ACTIONS = ("draw", "refine", "answer", "say")
 CHANGES = ("darker", "brighter", "warmer", "colder", "moodier", "style", "size", "new_seed", "seed", "undo", "edit_prompt")
 SIZE_STEPS = ("wider", "taller")  # one step along the size ladder
 SIZE_NAMES = ("tall", "portrait", "square", "landscape", "wide", "panorama")  # narrow to wide

@@ -9,8 +9,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from ..errors import ReplyInvalid
-from ..llm import ask_json
+from ..llm import ask_or_offline
 from ..models import is_offline, new_trace
 from ..schemas import Episode, EpisodePrompts, SceneReply, StyleSpec
 from .clean import CLIP_BUDGET, finalize, missing_styles
@@ -81,18 +80,17 @@ def episode_prompts(episode: Episode, styles: list[StyleSpec], model: Any) -> Ep
     from ..models.offline import OfflineModel
 
     trace = new_trace(model, "meta-prompt")
-    if is_offline(model):
-        reply = model.episode_reply(episode, styles)
-    else:
+
+    def messages() -> list[Any]:
         # 1. The lesson, then the episode as data.
         data = json.dumps(episode.model_dump(include={"show", "season", "episode", "title", "summary"}), ensure_ascii=False, indent=1)
-        messages = [SystemMessage(content=system_message(styles)), HumanMessage(content=EPISODE_REQUEST.format(episode=data))]
-        # 2. A validated reply, or the offline rules with the reason in the trace.
-        try:
-            reply = ask_json(model, messages, SceneReply, trace, check=style_check(styles))
-        except ReplyInvalid as exc:
-            trace.fallback = f"offline rules filled this episode: {exc}"
-            reply = OfflineModel().episode_reply(episode, styles)
+        return [SystemMessage(content=system_message(styles)), HumanMessage(content=EPISODE_REQUEST.format(episode=data))]
+
+    # 2. A validated reply, or the offline rules (the reason in the trace when the model's reply stayed unusable).
+    rules = model if is_offline(model) else OfflineModel()
+    reply = ask_or_offline(
+        model, messages, SceneReply, trace, check=style_check(styles), what="filled this episode", offline=lambda: rules.episode_reply(episode, styles)
+    )
     # 3. One line per prompt, no leaked instructions, the budget checked.
     prompts = finalize(reply.prompts, styles, trace.warnings)
     return EpisodePrompts(

@@ -8,13 +8,11 @@ edit). Every file is written atomically.
 from __future__ import annotations
 
 import io
-import os
-import secrets
 import zipfile
 from typing import TYPE_CHECKING, Any
 
 from ..platforms import PLATFORMS, post_text
-from .campaign_state import STATE_FILE, save, write_atomic
+from .campaign_state import STATE_FILE, replacing, save, write_atomic
 from .campaign_steps import EXPORT
 
 if TYPE_CHECKING:
@@ -114,13 +112,8 @@ def export(session: Session) -> dict[str, Any]:
     with session.lock:
         c.package = package
         save(c, folder)
-    tmp = folder / f".{ZIP}.{secrets.token_hex(4)}.tmp"
-    try:
-        with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_DEFLATED) as z:
-            for name in package["files"]:
-                z.write(folder / name, arcname=name)
-        os.replace(tmp, folder / ZIP)
-    finally:
-        tmp.unlink(missing_ok=True)
+    with replacing(folder / ZIP) as tmp, zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_DEFLATED) as z:
+        for name in package["files"]:
+            z.write(folder / name, arcname=name)
     session.tell(EXPORT, None, "done", str(folder / ZIP))
     return package

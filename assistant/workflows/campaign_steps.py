@@ -22,10 +22,10 @@ from ..platforms import PLATFORMS, post_text
 from ..policy import Verdict, blocklist, check
 from ..prompting.campaign import write_copy, write_image_brief, write_prompt, write_strategy
 from ..schemas import Trace
-from ..store import DB_NAME, SEASON_ART, Store, digest, now, resolve_home
+from ..store import SEASON_ART, digest, now, resolve_home, stored_art
 from .campaign_state import STEPS, Blocked, Campaign, CampaignError, Grounding, PostImage, save
-from .plan import catalog_seed
-from .prompts import style_specs
+from .plan import RenderSettings, catalog_seed
+from .prompts import catalog_prompts, style_specs
 from .stages import EngineSlot
 
 log = logging.getLogger(__name__)
@@ -44,6 +44,7 @@ class Tools:
     catalog: Catalog
     home: Path | None = None  # the catalog store to ground on (None: KEYART_HOME, else data/home)
     quality: str = "final"
+    refiner: str = "auto"  # "auto" | "on" | "off", as RenderSettings
     overrides: dict[str, Any] = field(default_factory=dict)  # render fields besides the size (steps, sampler...)
     max_concurrency: int = 5  # language-model requests at once
     progress: Callable[[str, str | None, str, str], None] | None = None  # (step, platform, outcome, detail)
@@ -67,23 +68,16 @@ def source_of(campaign: Campaign, catalog: Catalog) -> dict[str, Any]:
 
 def catalog_art(home: Path, show: str, season: int, episode: int, style: str) -> Grounding | None:
     """The catalog's prompt (and image seed) for this piece of art in this style, when dataprep has made it."""
-    if not (home / DB_NAME).is_file():
+    art = stored_art(home, show, season, episode, style)
+    given = art.styled(style) if art is not None else None
+    if given is None:
         return None
-    store = Store(home, create=False)
-    try:
-        entry = store.entry(show, season, episode, style)
-        result = store.prompt(entry.prompt_key) if entry is not None and entry.prompt_key else None
-        given = next((p for p in (result or {}).get("prompts", []) if p["style"] == style), None)
-        if given is None:
-            return None
-        image = store.image(entry.image_key) if entry.image_key and entry.state == "done" else None
-        return Grounding(
-            source="catalog", brief=result["brief"], prompt=given["prompt"], negative_prompt=given.get("negative_prompt", ""),
-            seed=image["seed"] if image else catalog_seed(show, season, episode, style), llm=result["trace"]["model"],
-            prompt_key=entry.prompt_key, image=str(home / image["path"]) if image else None,
-        )  # fmt: skip
-    finally:
-        store.close()
+    image, result = art.image, art.result
+    return Grounding(
+        source="catalog", brief=result["brief"], prompt=given["prompt"], negative_prompt=given.get("negative_prompt", ""),
+        seed=image["seed"] if image else catalog_seed(show, season, episode, style), llm=result["trace"]["model"],
+        prompt_key=art.entry.prompt_key, image=str(home / image["path"]) if image else None,
+    )  # fmt: skip
 
 
 def order(step: str) -> int:
@@ -145,7 +139,7 @@ class Session:
             return {"image_brief": c.output("image_brief", platform).model_dump(), "style": style.model_dump(), "grounding": grounding, "platform": where}
         p = c.output("prompt", platform)
         return {"prompt": p.prompt, "negative_prompt": p.negative_prompt, "style": b.style, "width": where["width"], "height": where["height"],
-                "seed": g.seed, "quality": self.tools.quality, "overrides": dict(self.tools.overrides)}  # fmt: skip
+                "seed": g.seed, "quality": self.tools.quality, "refiner": self.tools.refiner, "overrides": dict(self.tools.overrides)}  # fmt: skip
 
     def input_for(self, step: str, platform: str | None) -> tuple[dict[str, Any], str, bool]:
         """(input, digest as built, edited): the run's first step keeps an input edited by hand in campaign.json."""
@@ -246,19 +240,12 @@ class Session:
 
 def _grounding(session: Session, data: dict[str, Any], _: str | None) -> tuple[Grounding, Trace | None, list[str]]:
     """The catalog's art for this episode (or season) and style; else written now, as dataprep would."""
-    from ..prompting.meta_prompt import episode_prompts
-    from ..prompting.self_ask import season_prompts
-
     home, catalog = Path(data["home"]), session.tools.catalog
     number = data["episode"] or SEASON_ART
     found = catalog_art(home, data["show"], data["season"], number, data["style"])
     if found is not None:
         return found, None, [f"from the catalog in {home}: prompt {found.prompt_key[:12]}, seed {found.seed}" + (", rendered" if found.image else "")]
-    styles = style_specs([data["style"]])
-    if data["episode"]:
-        written = episode_prompts(catalog.episode(data["season"], data["episode"]), styles, session.tools.model)
-    else:
-        written = season_prompts(catalog.season(data["season"]), catalog.episodes_of(data["season"]), styles, session.tools.model)
+    written = catalog_prompts(catalog, data["season"], data["episode"] or None, style_specs([data["style"]]), session.tools.model)
     p = written.prompt_for(data["style"])
     grounding = Grounding(
         source=written.trace.technique, brief=written.brief, prompt=p.prompt, negative_prompt=p.negative_prompt,
@@ -269,13 +256,15 @@ def _grounding(session: Session, data: dict[str, Any], _: str | None) -> tuple[G
 
 def _render(session: Session, data: dict[str, Any], platform: str) -> tuple[PostImage, None, list[str]]:
     """The post's image at the platform's size, on the catalog seed, written with its lineage."""
-    from imagegen import RenderRequest
     from imagegen.metadata import write_png
-    from imagegen.presets import apply_quality
 
     c, slot = session.campaign, session.tools.slot
-    given = {**data.get("overrides", {}), "width": data["width"], "height": data["height"]}  # the platform's size wins
-    request = RenderRequest(prompt=data["prompt"], negative_prompt=data["negative_prompt"], style=data["style"], seed=data["seed"], **apply_quality(data["quality"], given))
+    overrides = {k: v for k, v in data.get("overrides", {}).items() if k not in ("width", "height")}  # the platform's size wins
+    settings = RenderSettings(quality=data["quality"], refiner=data.get("refiner", "auto"), overrides=overrides)
+    request = settings.request(
+        session.source["kind"], prompt=data["prompt"], negative_prompt=data["negative_prompt"], style=data["style"], seed=data["seed"],
+        size=(data["width"], data["height"]),
+    )  # fmt: skip
     grounding = c.output("grounding")
     lineage = {
         "show": session.source["show"], "season": c.brief.season, "episode": c.brief.episode, "title": session.source["title"],

@@ -8,7 +8,6 @@ meta-prompted as a one-scene story, on a seed derived from the words, so the sam
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 from dataclasses import dataclass, field
@@ -16,24 +15,22 @@ from pathlib import Path
 from typing import Any
 
 from imagegen import styles as style_catalog
-from imagegen.request import MAX_SEED
 
 from ..catalog import Catalog
 from ..errors import LLMUnavailable
 from ..models.offline import OfflineModel
 from ..prompting.intents import Intent
 from ..prompting.meta_prompt import episode_prompts
-from ..prompting.self_ask import season_prompts
 from ..references import CatalogIndex, Reference
 from ..schemas import Episode, StyleSpec
-from ..store import DB_NAME, SEASON_ART, Store
+from ..store import SEASON_ART, stored_art
 from .chat_state import ChatState, size_of
-from .plan import catalog_seed
+from .plan import KIND_ASPECT, catalog_seed, hashed_seed
+from .prompts import catalog_prompts
 
 log = logging.getLogger(__name__)
 
-KIND_SIZE = {"episode": "landscape", "season": "portrait"}  # the catalog's shapes; anything else starts square
-SCENE_TITLE = {"character": "{name}", "place": "{name}", "free": ""}
+KIND_SIZE = dict(KIND_ASPECT)  # the catalog's shapes (aspect names are size names); anything else starts square
 
 
 @dataclass
@@ -48,8 +45,7 @@ class Drawn:
 
 def chat_seed(show: str, words: str) -> int:
     """A free description's seed: the same words, the same image (case and spacing aside)."""
-    key = f"{show}|chat|{' '.join(words.lower().split())}"
-    return int(hashlib.sha256(key.encode()).hexdigest()[:8], 16) % (MAX_SEED + 1)
+    return hashed_seed(show, "chat", " ".join(words.lower().split()))
 
 
 class SceneMaker:
@@ -88,33 +84,22 @@ class SceneMaker:
             state.seed = seed if seed is not None else state.seed
             state.size = size or state.size
             return Drawn(state, state.source)
-        if ref.kind == "episode":
-            result, notes = self._written(lambda m: episode_prompts(self.catalog.episode(ref.season, ref.episode), self.styles, m), model)
-        else:
-            season, episodes = self.catalog.season(ref.season), self.catalog.episodes_of(ref.season)
-            result, notes = self._written(lambda m: season_prompts(season, episodes, self.styles, m), model)
+        episode = ref.episode if ref.kind == "episode" else None
+        result, notes = self._written(lambda m: catalog_prompts(self.catalog, ref.season, episode, self.styles, m), model)
         state.prompts = {p.style: {"prompt": p.prompt, "negative_prompt": p.negative_prompt} for p in result.prompts}
         state.source = f"{result.trace.technique} by {result.trace.label}; the catalog's seed"
         return Drawn(state, state.source, [result.trace.model_dump(mode="json")], notes)
 
     def _stored(self, season: int, number: int, style: str) -> tuple[dict[str, dict[str, str]], int | None, str | None] | None:
         """(prompts by style, the image's seed, its size) of the art dataprep made, when it has."""
-        if not (self.home / DB_NAME).is_file():
+        art = stored_art(self.home, self.catalog.show, season, number, style)
+        if art is None:
             return None
-        store = Store(self.home, create=False)
-        try:
-            entry = store.entry(self.catalog.show, season, number, style)
-            result = store.prompt(entry.prompt_key) if entry is not None and entry.prompt_key else None
-            if result is None:
-                return None
-            prompts = {p["style"]: {"prompt": p["prompt"], "negative_prompt": p.get("negative_prompt", "")} for p in result["prompts"]}
-            image = store.image(entry.image_key) if entry.image_key else None
-        finally:
-            store.close()
-        if image is None:
+        prompts = {p["style"]: {"prompt": p["prompt"], "negative_prompt": p.get("negative_prompt", "")} for p in art.result["prompts"]}
+        if art.image is None:
             return prompts, None, None
-        request = json.loads(image["request"])
-        return prompts, int(image["seed"]), size_of(request.get("width", 0), request.get("height", 0), "")
+        request = json.loads(art.image["request"])
+        return prompts, int(art.image["seed"]), size_of(request.get("width", 0), request.get("height", 0), "")
 
     # -- characters, places and free words -----------------------------------------------------
 

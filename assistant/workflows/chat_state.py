@@ -15,7 +15,7 @@ from pydantic import BaseModel, Field
 
 from imagegen import RenderRequest, styles
 from imagegen.errors import InvalidRequest
-from imagegen.presets import ASPECTS, apply_quality
+from imagegen.presets import ASPECTS
 from imagegen.request import MAX_SEED
 
 from .plan import RenderSettings
@@ -205,10 +205,8 @@ def compose(state: ChatState) -> tuple[str, str]:
 
 def request_for(state: ChatState, settings: RenderSettings) -> RenderRequest:
     """The render request of a state: its size, seed and style under the settings' quality and overrides."""
-    width, height = SIZES[state.size]
     prompt, negative = compose(state)
-    given = {"width": width, "height": height, **({"refiner": settings.refiner} if settings.refiner != "auto" else {}), **settings.overrides}
-    return RenderRequest(prompt=prompt, negative_prompt=negative, style=state.style, seed=state.seed, **apply_quality(settings.quality, given))
+    return settings.request(state.kind, prompt=prompt, negative_prompt=negative, style=state.style, seed=state.seed, size=SIZES[state.size])
 
 
 def size_of(width: int, height: int, default: str) -> str:

@@ -67,8 +67,9 @@ class RenderSettings:
     refiner: str = "auto"  # "auto" | "on" | "off"
     overrides: dict[str, Any] = field(default_factory=dict)
 
-    def request(self, kind: str, *, prompt: str, negative_prompt: str, style: str, seed: int) -> RenderRequest:
-        width, height = ASPECTS[KIND_ASPECT[kind]]
+    def request(self, kind: str, *, prompt: str, negative_prompt: str, style: str | None, seed: int, size: tuple[int, int] | None = None) -> RenderRequest:
+        """The request for art of `kind` at its aspect (or at `size`, when given); the overrides win over both."""
+        width, height = size or ASPECTS[KIND_ASPECT[kind]]
         given = {"width": width, "height": height, **({"refiner": self.refiner} if self.refiner != "auto" else {}), **self.overrides}
         return RenderRequest(prompt=prompt, negative_prompt=negative_prompt, style=style, seed=seed, **apply_quality(self.quality, given))
 
@@ -87,9 +88,15 @@ def parse_episodes(text: str) -> tuple[int, ...]:
     return tuple(dict.fromkeys(numbers))
 
 
+def hashed_seed(*parts: Any) -> int:
+    """A seed derived from `parts` (joined with "|"): the same parts, the same seed, on every machine."""
+    key = "|".join(str(p) for p in parts)
+    return int(hashlib.sha256(key.encode()).hexdigest()[:8], 16) % (MAX_SEED + 1)  # 8 hex digits: 32 bits, any seed
+
+
 def catalog_seed(show: str, season: int, episode: int, style: str) -> int:
     """The default seed of a piece of catalog art: the same (show, season, episode, style), the same image."""
-    return int(hashlib.sha256(f"{show}|{season}|{episode}|{style}".encode()).hexdigest()[:8], 16) % (MAX_SEED + 1)
+    return hashed_seed(show, season, episode, style)
 
 
 @lru_cache(maxsize=None)

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import re
-import secrets
 from pathlib import Path
 from typing import Any
 
@@ -36,33 +35,21 @@ def regenerate(store, slot, row: dict[str, Any], *, prompt: str, negative_prompt
     what it was regenerated from. The catalog keeps its image: this is an alternative until `adopt`.
     """
     from imagegen.metadata import write_png
-    from imagegen.request import MAX_SEED
 
     from ..store import IMAGES
     from .plan import RenderSettings, image_key, image_path
+    from .stages import lineage as catalog_lineage
 
     # 1. A concrete seed before the key: the key names the file, so two random renders never collide.
-    seed = secrets.randbelow(MAX_SEED + 1) if seed < 0 else seed
-    request = RenderSettings(quality=quality).request(row["kind"], prompt=prompt, negative_prompt=negative_prompt, style=row["style"], seed=seed)
+    request = RenderSettings(quality=quality).request(row["kind"], prompt=prompt, negative_prompt=negative_prompt, style=row["style"], seed=max(seed, -1)).with_seed()
     key = image_key(request, slot.identity(request.refiner))
     # 2. The lineage the catalog writes, plus where this render came from.
     result = store.prompt(row["prompt_key"]) if row.get("prompt_key") else None
-    trace = (result or {}).get("trace", {})
-    lineage = {
-        "show": row["show"],
-        "season": row["season"],
-        "episode": row["episode"],
-        "title": row["title"],
-        "kind": row["kind"],
-        "style": row["style"],
-        "technique": trace.get("technique"),
-        "llm": trace.get("model"),
-        "fallback": trace.get("fallback"),
-        "trace": trace,
-        "prompt_key": row.get("prompt_key"),
-        "image_key": key,
-        "regenerated": {"from_image": row.get("image_key"), "from_seed": row.get("seed"), "edited_prompt": (prompt, negative_prompt) != (row.get("prompt"), row.get("negative_prompt")), "by": "dashboard"},
-    }
+    lineage = catalog_lineage(
+        show=row["show"], season=row["season"], episode=row["episode"], title=row["title"], kind=row["kind"], style=row["style"],
+        trace=(result or {}).get("trace", {}), prompt_key=row.get("prompt_key"), image_key=key,
+    )  # fmt: skip
+    lineage["regenerated"] = {"from_image": row.get("image_key"), "from_seed": row.get("seed"), "edited_prompt": (prompt, negative_prompt) != (row.get("prompt"), row.get("negative_prompt")), "by": "dashboard"}
     # 3. Render, and write the PNG atomically next to the catalog's.
     [image] = slot.get().render(request, lineage=lineage, progress=progress)
     return write_png(image, store.home / IMAGES / image_path(*entry_of(row), key))

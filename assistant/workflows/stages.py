@@ -19,10 +19,9 @@ from imagegen import KeyartError
 from imagegen.engines import MODEL_ENV, REFINER_ENV, choose, create_engine
 
 from ..errors import LLMUnavailable
-from ..prompting.meta_prompt import episode_prompts
-from ..prompting.self_ask import season_prompts
 from ..store import IMAGES, Store
 from .plan import PromptItem, RenderSettings, catalog_seed, image_key, image_path
+from .prompts import write_prompts_for
 
 log = logging.getLogger(__name__)
 
@@ -109,12 +108,7 @@ class EngineSlot:
 
 def write_prompts(item: PromptItem, model: Any) -> dict[str, Any]:
     """The item's prompts in every style, by meta-prompting (episode) or self-ask (season), as JSON data."""
-    if item.kind == "episode":
-        result = episode_prompts(item.source, list(item.styles), model)
-    else:
-        season, episodes = item.source
-        result = season_prompts(season, list(episodes), list(item.styles), model)
-    return result.model_dump(mode="json")
+    return write_prompts_for(item.kind, item.source, item.styles, model).model_dump(mode="json")
 
 
 def ensure_prompts(item: PromptItem, store: Store, model: Any, *, force: bool, report: Report, progress: Progress) -> dict[str, Any] | None:
@@ -169,7 +163,7 @@ def render_item(
         #    the same key onto the same file name, so nothing is duplicated.
         start = time.perf_counter()
         try:
-            [image] = slot.get().render(request, lineage=_lineage(item, prompt_key, result, style.name, key))
+            [image] = slot.get().render(request, lineage=_item_lineage(item, prompt_key, result, style.name, key))
             path = write_png(image, store.home / IMAGES / image_path(*entry, key))
         except KeyartError as exc:
             report.images.failed += 1
@@ -185,21 +179,26 @@ def render_item(
         progress.step("render", "done", label)
 
 
-def _lineage(item: PromptItem, prompt_key: str, result: dict[str, Any], style: str, key: str) -> dict[str, Any]:
-    trace = result["trace"]
+def _item_lineage(item: PromptItem, prompt_key: str, result: dict[str, Any], style: str, key: str) -> dict[str, Any]:
+    episode = item.episode if item.kind == "episode" else None
+    return lineage(show=item.show, season=item.season, episode=episode, title=item.title, kind=item.kind, style=style, trace=result["trace"], prompt_key=prompt_key, image_key=key)
+
+
+def lineage(*, show: str, season: int, episode: int | None, title: str, kind: str, style: str, trace: dict[str, Any], prompt_key: str | None, image_key: str) -> dict[str, Any]:
+    """The keyart lineage of a piece of catalog art: what it is, and the language model's trace that wrote its prompt."""
     return {
-        "show": item.show,
-        "season": item.season,
-        "episode": item.episode if item.kind == "episode" else None,
-        "title": item.title,
-        "kind": item.kind,
+        "show": show,
+        "season": season,
+        "episode": episode,
+        "title": title,
+        "kind": kind,
         "style": style,
-        "technique": trace["technique"],
-        "llm": trace["model"],
+        "technique": trace.get("technique"),
+        "llm": trace.get("model"),
         "fallback": trace.get("fallback"),
         "trace": trace,
         "prompt_key": prompt_key,
-        "image_key": key,
+        "image_key": image_key,
     }
 
 
