@@ -9,6 +9,7 @@ from __future__ import annotations
 from importlib import metadata as _metadata
 
 from .errors import InvalidRequest, KeyartError, MetadataError, ModelNotFound, RenderFailed, UnknownStyle
+from .prompt_schedule import prompt_schedule
 from .request import RenderedImage, RenderRequest
 
 try:
@@ -26,4 +27,5 @@ __all__ = [
     "RenderedImage",
     "UnknownStyle",
     "__version__",
+    "prompt_schedule",
 ]

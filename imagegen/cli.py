@@ -136,6 +136,15 @@ def build_parser() -> argparse.ArgumentParser:
     i.add_argument("file", type=Path)
     i.add_argument("--json", action="store_true", help="one JSON object instead of text")
     add_upscale_parser(sub)  # `upscale` brings its own handler (cli_modes)
+    sc = sub.add_parser(
+        "schedule",
+        help="show the prompt in force at each step (prompt editing [from:to:when], alternation [a|b])",
+        description="Print a prompt's schedule: the text in force up to and including each step, as the engine encodes it.",
+    )
+    sc.add_argument("prompt")
+    sc.add_argument("--steps", type=int, default=30, help="sampling steps to lay the schedule over (default 30)")
+    sc.add_argument("--json", action="store_true", help="a JSON list of [last_step, text] instead of text")
+    sc.set_defaults(handler=_schedule)
 
     from .cli_grids import add_parsers  # `grid` and `xy`, sharing render's options
 
@@ -156,6 +165,21 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         echo("interrupted: images already saved are kept", err=True)
         return 130
+
+
+def _schedule(args: argparse.Namespace) -> int:
+    from .prompt_schedule import prompt_schedule
+
+    rows = prompt_schedule(args.prompt, args.steps)
+    if args.json:
+        echo(json.dumps(rows, ensure_ascii=False))
+        return 0
+    first = 1
+    for last, text in rows:
+        steps = f"step {first}" if first == last else f"steps {first}-{last}"
+        echo(f"{steps:>13}: {text}")
+        first = last + 1
+    return 0
 
 
 def _info(args: argparse.Namespace) -> int:

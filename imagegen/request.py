@@ -14,7 +14,7 @@ import secrets
 from dataclasses import dataclass, field
 from typing import Any
 
-from . import samplers, styles
+from . import prompt_syntax, samplers, styles
 from .errors import InvalidRequest
 
 # The sizes SDXL was trained on (aspect buckets around one megapixel).
@@ -77,6 +77,9 @@ class RenderRequest:
             raise InvalidRequest("prompt must be text")
         if not isinstance(self.negative_prompt, str):
             raise InvalidRequest("negative prompt must be text")
+        # The prompt language's syntax errors come now, before any engine loads.
+        prompt_syntax.parse(self.prompt)
+        prompt_syntax.parse(self.negative_prompt)
         sampler, schedule_type = samplers.normalize(self.sampler, self.schedule_type)
         set_("sampler", sampler)
         set_("schedule_type", schedule_type)

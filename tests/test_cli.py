@@ -109,3 +109,14 @@ def test_sdxl_with_a_missing_model_folder(tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("KEYART_SDXL_MODEL", str(tmp_path / "nowhere"))
     assert main(["render", "x", "--output", str(tmp_path / "out"), *SMALL]) == 2
     assert "KEYART_SDXL_MODEL" in capsys.readouterr().err and not (tmp_path / "out").exists()
+
+
+def test_schedule_shows_the_prompt_in_force_at_each_step(capsys):
+    assert main(["schedule", "a [cat:dog:0.5] on a [rock|log]", "--steps", "4"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert [line.strip() for line in lines] == ["step 1: a cat on a rock", "step 2: a cat on a log", "step 3: a dog on a rock", "step 4: a dog on a log"]
+    assert main(["schedule", "[a:b:10]", "--steps", "30", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out) == [[10, "a"], [30, "b"]]
+    # Bad syntax: exit 2 and one line that says how to fix it.
+    assert main(["schedule", "a [cat:dog"]) == 2
+    assert "end it with ]" in capsys.readouterr().err
