@@ -3,7 +3,8 @@
 import pytest
 import torch
 
-from imagegen.engines.sdxl_prompt import _chunks, encode
+from imagegen.engines.sdxl_prompt import chunk_tokens, encode
+from imagegen.prompt_schedule import attention_runs
 
 KEYS = ("prompt_embeds", "negative_prompt_embeds", "pooled_prompt_embeds", "negative_pooled_prompt_embeds")
 PROMPT = "a lighthouse keeper in a storm"
@@ -106,11 +107,11 @@ def test_break_starts_a_new_chunk(tiny_pipes):
 def test_a_full_chunk_breaks_at_its_last_comma(tiny_pipes):
     tokenizer = tiny_pipes[0].tokenizer
     head = " ".join(["cat"] * 22)  # 66 tokens
-    chunks = _chunks(tokenizer, f"{head}, a hot dog on a bun")
+    chunks = chunk_tokens(tokenizer, attention_runs(f"{head}, a hot dog on a bun"))
     comma_at = count_tokens(tiny_pipes[0], head)
     # 75 tokens would cut mid-word; A1111 moves everything after the comma (within 20 tokens) on.
-    assert [len(c.tokens) for c in chunks] == [comma_at + 1, count_tokens(tiny_pipes[0], f"{head}, a hot dog on a bun") - comma_at - 1]
-    assert chunks[0].tokens[-1] == tokenizer.get_vocab()[",</w>"]
+    assert [len(c) for c in chunks] == [comma_at + 1, count_tokens(tiny_pipes[0], f"{head}, a hot dog on a bun") - comma_at - 1]
+    assert chunks[0][-1][0] == tokenizer.get_vocab()[",</w>"]
 
 
 def test_negative_and_positive_get_the_same_chunk_count(tiny_pipes):

@@ -15,16 +15,26 @@ from typing import Any
 from .. import canvas, samplers
 from ..errors import InvalidRequest, ModelNotFound, RenderFailed
 from ..metadata import infotext_for, lineage_for
-from ..prompt_syntax import extract_loras
+from ..prompt_schedule import loras, schedule
+from ..prompt_syntax import parse
 from ..request import RenderedImage, RenderRequest
 from ..variation import initial_latents
 from . import MODEL_ENV, REFINER_ENV, Progress
 from . import lora
 from . import sdxl_modes as modes
-from .sdxl_prompt import encode
+from .sdxl_prompt import chunk_count
+from .sdxl_schedule import PassPrompts, RenderPrompts
 from .sdxl_load import keep_vae_safe, load_pipelines, pick_device, pick_dtype, place
 
 log = logging.getLogger(__name__)
+
+
+# What requests must share to go through one pipeline call together (render_batch); prompts,
+# negatives, styles and seeds are per image.
+BATCHED_BY = (
+    "width", "height", "num_inference_steps", "sampler", "schedule", "guidance_scale", "refiner", "refiner_switch_at",
+    "hr_scale", "hr_upscaler", "hr_second_pass_steps", "denoising_strength",
+)  # fmt: skip
 
 
 class SDXLEngine:
@@ -116,42 +126,90 @@ class SDXLEngine:
         Text to image, img2img, inpaint or outpaint as the request says, with the hires fix when
         hr_scale > 1; the passes are in sdxl_modes, the pixel work (masks, paste-back) in canvas.
         """
+        return self._render([request], [lineage], progress)[0]
+
+    def render_batch(
+        self, requests: list[RenderRequest], *, lineages: list[dict[str, Any] | None] | None = None, progress: Progress | None = None
+    ) -> list[list[RenderedImage]]:
+        """Render several text-to-image requests in one pipeline call per pass: each image its own
+        prompt, negative and seed; the call's settings (BATCHED_BY) the same for all.
+
+        Each request's images are what `render` gives within the last bits of the arithmetic (a
+        batch computes in other blocks), and carry their own request's infotext and lineage.
+        """
+        lineages = list(lineages) if lineages is not None else [None] * len(requests)
+        if not requests or len(lineages) != len(requests):
+            raise InvalidRequest(f"render_batch takes one or more requests and one lineage each (got {len(requests)} and {len(lineages)})")
+        first = requests[0]
+        for other in requests:
+            if other.mode != "txt2img" or other.batch_count != 1 or other.subseed_strength > 0:
+                raise InvalidRequest("render_batch takes text-to-image requests of one batch each, without a variation seed; render() takes the rest")
+            differ = [name for name in BATCHED_BY if getattr(other, name) != getattr(first, name)]
+            if differ:
+                raise InvalidRequest(f"requests in one batch must share {', '.join(differ)}; render them apart")
+        return self._render(requests, lineages, progress)
+
+    def _render(self, requests: list[RenderRequest], lineages: list, progress: Progress | None) -> list[list[RenderedImage]]:
+        """One request (in batch_count batches), or compatible requests in one batch; images per request."""
         import torch
 
-        # 1. Resolve the seed and the refiner; build the sampler from the pristine configs; read the inputs.
-        request = request.with_seed()
+        # 1. Resolve the seeds and the refiner; build the sampler from the pristine configs; read the inputs.
+        requests = [r.with_seed() for r in requests]
+        request = requests[0]  # the call's settings: the same for every request here
         use_refiner = self._use_refiner(request)
         self.base.scheduler = samplers.make_scheduler(request.sampler, request.schedule_type, self._scheduler_config)
         if use_refiner:
             self.refiner.scheduler = samplers.make_scheduler(request.sampler, request.schedule_type, self._refiner_scheduler_config)
         prepared = canvas.prepare(request) if request.init_image is not None else None
-        prompt, negative = request.styled
-        # A1111 syntax: <lora:...> tags leave the text (the infotext keeps the prompt as written);
-        # weights, BREAK and prompts past 75 tokens are encode()'s work.
-        text, tags = extract_loras(prompt)
-        seeds = request.seeds()
+        # 2. keyart's prompt language, per request: <lora:...> tags apply to the whole render; edits and
+        #    alternations switch the conditioning at their steps (sdxl_schedule); the infotext keeps
+        #    the prompt as written. Image rows: (request, its index, seed, prompt trees).
+        rows, tags = [], None
+        for k, r in enumerate(requests):
+            positive, negative = (parse(text) for text in r.styled)
+            if loras(negative):
+                raise InvalidRequest("LoRA tags go in the prompt, not the negative prompt; move <lora:...> to the prompt")
+            if tags is None:
+                tags = loras(positive)
+            elif loras(positive) != tags:
+                raise InvalidRequest("requests in one batch must carry the same <lora:...> tags; render them apart")
+            rows += [(k, i, seed, (positive, negative)) for i, seed in enumerate(r.seeds())]
+        first_steps, hires_steps = modes.schedule_steps(request)
+        hires = request.hr_scale > 1
+        calls = self._calls(requests, rows, first_steps, hires_steps if hires else None)
         subseeds = request.subseeds() if request.subseed_strength > 0 else None
         passes = modes.pass_steps(request)
         per_batch = sum(passes)
-        total = request.batch_count * per_batch
-        results: list[RenderedImage] = []
+        total = len(calls) * per_batch
+        results: list[list[RenderedImage]] = [[] for _ in requests]
         try:
-            # 2. The prompts, encoded once. The refiner's come before the LoRAs go in: it shares
-            #    text_encoder_2 with the base, and A1111 applies LoRAs to the base model only.
-            refiner_embeds = encode(self.refiner, text, negative, refiner=True) if use_refiner else {}
-            with lora.applied(self.base, tags) as lora_paths:
-                loras = lora.lora_infotext(tags, lora_paths)
-                base_embeds = encode(self.base, text, negative)  # inside: a LoRA's text-encoder part counts
-                for batch in range(request.batch_count):
-                    here = slice(batch * request.batch_size, (batch + 1) * request.batch_size)
-                    batch_seeds = seeds[here]
-                    # 3. One CPU generator per image: the same seed gives the same image on any device.
-                    generators = [torch.Generator("cpu").manual_seed(s) for s in batch_seeds]
-                    common = dict(**base_embeds, guidance_scale=request.guidance_scale, num_images_per_prompt=request.batch_size, generator=generators)
-                    refiner_common = {k: v for k, v in common.items() if k not in base_embeds} | refiner_embeds
+            # 3. The prompts, each distinct text encoded once; the calls of one request share them. The
+            #    refiner's come before the LoRAs go in: it shares text_encoder_2 with the base, and
+            #    A1111 applies LoRAs to the base only.
+            calls_of = {tuple(row[0] for row in call): [row[3] for row in call] for call in calls}
+
+            def prompts_of(pipe, trees, refiner=False):
+                first = PassPrompts(pipe, trees, first_steps, refiner=refiner)
+                return first, PassPrompts(pipe, trees, hires_steps, refiner=refiner) if hires else None
+
+            refiner_prompts = {key: prompts_of(self.refiner, trees, True) if use_refiner else (None, None) for key, trees in calls_of.items()}
+            with lora.applied(self.base, tags or []) as lora_paths:
+                loras_used = lora.lora_infotext(tags or [], lora_paths)
+                # Inside: a LoRA's text-encoder part counts.
+                call_prompts = {}
+                for key, trees in calls_of.items():
+                    (first, hires_pass), (refiner_first, refiner_hires) = prompts_of(self.base, trees), refiner_prompts[key]
+                    call_prompts[key] = RenderPrompts(first, refiner_first, hires_pass, refiner_hires)
+                for batch, call in enumerate(calls):
+                    prompts = call_prompts[tuple(row[0] for row in call)]
+                    call_seeds = [row[2] for row in call]
+                    # 4. One CPU generator per image: the same seed gives the same image on any device.
+                    generators = [torch.Generator("cpu").manual_seed(s) for s in call_seeds]
+                    common = dict(guidance_scale=request.guidance_scale, num_images_per_prompt=1, generator=generators)
                     # A variation seed's noise: slerp of the seed's and the subseed's, from the same generators.
+                    here = slice(batch * request.batch_size, (batch + 1) * request.batch_size)  # subseeds: one request only
                     noise = (
-                        initial_latents(self.base, batch_seeds, subseeds[here], request.subseed_strength, request.height, request.width, generators=generators)
+                        initial_latents(self.base, call_seeds, subseeds[here], request.subseed_strength, request.height, request.width, generators=generators)
                         if subseeds
                         else None
                     )
@@ -159,28 +217,40 @@ class SDXLEngine:
                     def span(index: int, start: float, end: float, offset: int = batch * per_batch):
                         return modes.reporter(progress, offset + sum(passes[:index]), start, end, passes[index], total)
 
-                    # 4. The passes: first (txt2img, img2img or inpaint), then the hires fix's second pass.
-                    latents = modes.run_batch(self, request, prepared, common, use_refiner, span, refiner_common or None, noise)
+                    # 5. The passes: first (txt2img, img2img or inpaint), then the hires fix's second pass.
+                    latents = modes.run_batch(self, request, prepared, common, use_refiner, span, prompts, noise)
                     images = modes.decode(self, latents)
-                    # 5. A NaN decode is a black image: say so rather than save it.
+                    # 6. A NaN decode is a black image: say so rather than save it.
                     if not torch.isfinite(torch.as_tensor(images)).all():
                         raise RenderFailed(
                             "the VAE decoded NaNs (the image would be black); run in bf16 (KEYART_DTYPE=bf16) "
                             "or fp32, or use an fp16-safe VAE such as madebyollin/sdxl-vae-fp16-fix"
                         )
-                    # 6. Inpaint and outpaint paste the repaint back over the original, outside the blurred mask.
-                    for offset, (image, seed) in enumerate(zip(self.base.image_processor.numpy_to_pil(images), batch_seeds)):
+                    # 7. Inpaint and outpaint paste the repaint back over the original, outside the blurred mask.
+                    for row, (image, (k, i, seed, _)) in enumerate(zip(self.base.image_processor.numpy_to_pil(images), call)):
                         image = prepared.finish(image) if prepared is not None else image
-                        index = batch * request.batch_size + offset
-                        results.append(self._rendered(request, image, seed, index, use_refiner, lineage, loras))
+                        results[k].append(self._rendered(requests[k], image, seed, i, use_refiner, lineages[k], loras_used, prompts.record(row)))
         except torch.cuda.OutOfMemoryError as exc:
             torch.cuda.empty_cache()
             w, h = request.output_size
             raise RenderFailed(
-                f"out of GPU memory rendering {w}x{h} at batch size {request.batch_size}; "
+                f"out of GPU memory rendering {w}x{h} at batch size {len(calls[0])}; "
                 "use a smaller size or batch, or KEYART_MEMORY=medvram (model offload) or lowvram"
             ) from exc
         return results
+
+    def _calls(self, requests, rows, first_steps: int, hires_steps: int | None) -> list[list]:
+        """The pipeline calls: a request's batch_count batches, or, for several requests, one call per
+        prompt length (75-token chunks): padding a shorter prompt with empty chunks would change its
+        image, while rows of one length batch to the same bits as single renders (on the CPU)."""
+        if len(requests) == 1:
+            size = requests[0].batch_size
+            return [rows[at : at + size] for at in range(0, len(rows), size)]
+        by_length: dict[int, list] = {}
+        for row in rows:
+            texts = [segment.runs for tree in row[3] for steps in (first_steps, hires_steps) if steps for segment in schedule(tree, steps)]
+            by_length.setdefault(chunk_count(self.base, texts), []).append(row)
+        return list(by_length.values())
 
     def pipe(self, kind: str, request: RenderRequest):
         """The img2img or inpaint pipeline over the base's models (built once), on the request's sampler."""
@@ -195,7 +265,7 @@ class SDXLEngine:
             raise ModelNotFound(f"the refiner was asked for, but none is loaded; set {REFINER_ENV} to an SDXL refiner folder, file or hub id")
         return self.refiner is not None and request.refiner != "off"
 
-    def _rendered(self, request, image, seed, index, use_refiner, lineage, loras=None) -> RenderedImage:
+    def _rendered(self, request, image, seed, index, use_refiner, lineage, loras=None, schedule=None) -> RenderedImage:
         extra: dict[str, Any] = {}
         if use_refiner:
             # A1111 writes the refiner as "name [hash]".
@@ -209,6 +279,8 @@ class SDXLEngine:
             "model_hash": self.model_hash,
             "refiner": self.refiner_name if use_refiner else None,
         }
+        if schedule is not None:  # the prompt changed during the render: which text each step ran with
+            details["prompt_schedule"] = schedule
         return RenderedImage(
             image=image,
             request=request,

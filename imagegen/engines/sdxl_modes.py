@@ -14,6 +14,7 @@ from typing import Any
 from ..canvas import Prepared, hires_size
 from ..request import RenderRequest
 from . import Progress
+from .sdxl_schedule import TENSOR_INPUTS
 
 
 def derived_pipe(base, kind: str):
@@ -43,20 +44,24 @@ def pass_steps(request: RenderRequest) -> tuple[int, int]:
     return first, second
 
 
-def run_batch(
-    engine, request: RenderRequest, prepared: Prepared | None, common: dict[str, Any], use_refiner: bool, span,
-    refiner_common: dict[str, Any] | None = None, latents=None,
-):  # fmt: skip
+def schedule_steps(request: RenderRequest) -> tuple[int, int]:
+    """The steps each pass lays the prompt schedule over: those it runs (at least one)."""
+    first, second = pass_steps(request)
+    return max(first, 1), max(second, 1)
+
+
+def run_batch(engine, request: RenderRequest, prepared: Prepared | None, common: dict[str, Any], use_refiner: bool, span, prompts, latents=None):
     """One batch's latents after every pass (decode them with `decode`), before any paste-back.
 
-    `span(pass_index, start, end)` makes the step callback for a fraction of a pass. The refiner
-    takes `refiner_common` (its own prompt embeddings) where given; `latents` is the first pass's
-    starting noise (a variation seed's), else each generator draws its own.
+    `common` holds the kwargs every pipeline call shares (guidance, generators); `prompts`
+    (sdxl_schedule.RenderPrompts) each pass's conditioning. `span(pass_index, start, end)` makes
+    the progress callback for a fraction of a pass. `latents` is the first pass's starting noise (a
+    variation seed's), else each generator draws its own.
     """
     steps = request.num_inference_steps
     # 1. The first pass: text to image, or img2img/inpaint from the prepared init image.
     if prepared is None:
-        latents = text_to_image(engine, request, common, use_refiner, lambda a, b: span(0, a, b), refiner_common, latents)
+        latents = text_to_image(engine, request, common, use_refiner, lambda a, b: span(0, a, b), (prompts.first, prompts.first_refiner), latents)
     else:
         batch = len(common["generator"])
         image: Any = [prepared.image] * batch  # one copy per image: each is encoded with its own generator
@@ -64,7 +69,7 @@ def run_batch(
             image = enlarge_latents(engine, prepared.image, (request.width, request.height), batch)
         latents = image_to_image(
             engine, request, common, image=image, mask=prepared.mask, strength=request.strength, steps=steps,
-            use_refiner=use_refiner, span=lambda a, b: span(0, a, b), refiner_common=refiner_common,
+            use_refiner=use_refiner, span=lambda a, b: span(0, a, b), prompts=(prompts.first, prompts.first_refiner),
         )  # fmt: skip
     if request.hr_scale == 1:
         return latents
@@ -82,7 +87,7 @@ def run_batch(
     return image_to_image(
         engine, request, common, image=upscaled, mask=None, strength=request.denoising_strength,
         steps=request.hr_second_pass_steps or steps, use_refiner=use_refiner, span=lambda a, b: span(1, a, b),
-        refiner_common=refiner_common,
+        prompts=(prompts.hires, prompts.hires_refiner),
     )  # fmt: skip
 
 
@@ -110,53 +115,72 @@ def decode(engine, latents):
     return base.image_processor.postprocess(image, output_type="np")
 
 
-def text_to_image(engine, request: RenderRequest, common: dict[str, Any], use_refiner: bool, span, refiner_common=None, latents=None):
-    """The base, then the refiner on the base's latents from `refiner_switch_at` on (ensemble of experts)."""
+def text_to_image(engine, request: RenderRequest, common: dict[str, Any], use_refiner: bool, span, prompts, latents=None):
+    """The base, then the refiner on the base's latents from `refiner_switch_at` on (ensemble of experts).
+
+    `prompts` is the pass's (base, refiner) conditioning; the refiner takes the schedule up from
+    the steps the base ran.
+    """
+    base_prompts, refiner_prompts = prompts
     switch = request.refiner_switch_at if use_refiner else 1.0
     latents = engine.base(
         **common,
+        **base_prompts.kwargs(0),
         latents=latents,
         num_inference_steps=request.num_inference_steps,
         width=request.width,
         height=request.height,
         denoising_end=switch if use_refiner else None,
         output_type="latent",
-        callback_on_step_end=span(0.0, switch),
+        callback_on_step_end=base_prompts.callback(0, span(0.0, switch)),
+        callback_on_step_end_tensor_inputs=TENSOR_INPUTS,
     ).images
     if use_refiner:
+        done = base_prompts.steps_run(engine.base)
         latents = engine.refiner(
-            **(refiner_common or common),
+            **common,
+            **refiner_prompts.kwargs(done),
             num_inference_steps=request.num_inference_steps,
             image=latents,
             denoising_start=switch,
             output_type="latent",
-            callback_on_step_end=span(switch, 1.0),
+            callback_on_step_end=refiner_prompts.callback(done, span(switch, 1.0)),
+            callback_on_step_end_tensor_inputs=TENSOR_INPUTS,
         ).images
     return latents
 
 
-def image_to_image(engine, request: RenderRequest, common, *, image, mask, strength: float, steps: int, use_refiner: bool, span, refiner_common=None):
+def image_to_image(engine, request: RenderRequest, common, *, image, mask, strength: float, steps: int, use_refiner: bool, span, prompts):
     """img2img (or inpaint, with a mask) at `strength`, as latents; the refiner takes the end of the schedule.
 
     The hand-off point is where `refiner_switch_at` of the steps actually run has passed: img2img
     starts at `strength` of the noise, so the switch is 1 - strength x (1 - refiner_switch_at).
+    `prompts` is the pass's (base, refiner) conditioning, laid over the steps this pass runs.
     """
+    base_prompts, refiner_prompts = prompts
     pipe = engine.pipe("inpaint" if mask is not None else "img2img", request)
     kwargs: dict[str, Any] = dict(common, image=image, strength=strength, num_inference_steps=steps, output_type="latent")
     if mask is not None:
         kwargs |= {"mask_image": [mask] * len(common["generator"]), "width": mask.width, "height": mask.height}
     switch = 1 - strength * (1 - request.refiner_switch_at) if use_refiner else None
     with vae_kept(pipe.vae):
-        latents = pipe(**kwargs, denoising_end=switch, callback_on_step_end=span(0.0, request.refiner_switch_at if use_refiner else 1.0)).images
+        callback = base_prompts.callback(0, span(0.0, request.refiner_switch_at if use_refiner else 1.0))
+        latents = pipe(
+            **kwargs, **base_prompts.kwargs(0), denoising_end=switch,
+            callback_on_step_end=callback, callback_on_step_end_tensor_inputs=TENSOR_INPUTS,
+        ).images  # fmt: skip
     if not use_refiner:
         return latents
+    done = base_prompts.steps_run(pipe)
     return engine.refiner(
-        **(refiner_common or common),
+        **common,
+        **refiner_prompts.kwargs(done),
         image=latents,
         num_inference_steps=steps,
         denoising_start=switch,
         output_type="latent",
-        callback_on_step_end=span(request.refiner_switch_at, 1.0),
+        callback_on_step_end=refiner_prompts.callback(done, span(request.refiner_switch_at, 1.0)),
+        callback_on_step_end_tensor_inputs=TENSOR_INPUTS,
     ).images
 
 

@@ -1,29 +1,25 @@
-"""SDXL prompt embeddings the A1111 way: attention weights, BREAK, and prompts of any length.
+"""SDXL prompt embeddings for keyart's prompt language: attention weights, BREAK, prompts of any length.
 
-`encode(pipe, prompt, negative)` returns the `prompt_embeds`/`pooled_prompt_embeds` kwargs that
-diffusers' SDXL base and refiner pipelines accept. Tokens go in chunks of 75 (+BOS/EOS = 77), each
-chunk through every text encoder, weights applied with A1111's "Original" emphasis, chunks
-concatenated; a plain short prompt gives what diffusers computes from `prompt=` itself.
+Compatible with the encoding A1111 documents for long and weighted prompts
+(https://github.com/AUTOMATIC1111/stable-diffusion-webui/wiki/Features#infinite-prompt-length and
+#attentionemphasis): tokens go in chunks of 75 (+BOS/EOS = 77), a chunk that fills up ends after
+its last comma when that comma is among its last 20 tokens, BREAK starts a chunk, each chunk goes
+through every text encoder, and weights scale each token's embedding with the chunk's mean kept
+(A1111's "Original" emphasis). A plain short prompt gives exactly what diffusers computes from
+`prompt=`. `encode` serves one fixed prompt; `encode_runs` encodes many texts at one length, for
+prompts that change during a render (sdxl_schedule).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from typing import Any
 
 from ..errors import ModelNotFound
-from ..prompt_syntax import is_break, parse_attention
+from ..prompt_schedule import Runs, attention_runs
 
 CHUNK = 75  # CLIP sees 77 positions: BOS + 75 tokens + EOS
-COMMA_BACKTRACK = 20  # A1111's `comma_padding_backtrack`: end a full chunk at a comma this close
-
-
-@dataclass
-class Chunk:
-    """75 token ids and their weights, before BOS/EOS and padding."""
-
-    tokens: list[int] = field(default_factory=list)
-    weights: list[float] = field(default_factory=list)
+COMMA_WINDOW = 20  # a full chunk may end early at a comma this close to its end, as A1111 documents
+Chunk = list[tuple[int, float]]  # (token id, weight), at most CHUNK of them
 
 
 def encode(
@@ -35,43 +31,69 @@ def encode(
     device: Any = None,
     num_images_per_prompt: int = 1,
 ) -> dict[str, Any]:
-    """The four embedding kwargs of an SDXL pipeline call for one prompt and its negative.
+    """The four embedding kwargs of an SDXL pipeline call for one prompt and its negative (no edits).
 
     `refiner` uses text_encoder_2 alone (None: whatever text encoders `pipe` has). An empty negative
     is all zeros when the pipeline's `force_zeros_for_empty_prompt` says so, as diffusers (and A1111
     for SDXL) do; otherwise "" is encoded. Repeat for a batch either here (`num_images_per_prompt`)
     or in the pipeline call, not both: the pipeline repeats the embeddings it is given once more.
     """
+    zero = not negative and zeros_for_empty(pipe)
+    hidden, pooled = encode_runs(pipe, [attention_runs(prompt), attention_runs(negative)], refiner=refiner, device=device)
+    if zero:
+        hidden[1], pooled[1] = 0, 0
+    n = num_images_per_prompt
+    return {
+        "prompt_embeds": hidden[0:1].repeat(n, 1, 1),
+        "negative_prompt_embeds": hidden[1:2].repeat(n, 1, 1),
+        "pooled_prompt_embeds": pooled[0:1].repeat(n, 1),
+        "negative_pooled_prompt_embeds": pooled[1:2].repeat(n, 1),
+    }
+
+
+def zeros_for_empty(pipe) -> bool:
+    """Whether this pipeline conditions on zeros, not on the encoding of "", for an empty negative."""
+    return bool(getattr(pipe.config, "force_zeros_for_empty_prompt", False))
+
+
+def encode_runs(pipe, texts: list[Runs], *, refiner: bool | None = None, device: Any = None):
+    """Hidden states (len(texts), 77 x chunks, widths summed) and pooled vectors (len(texts), width).
+
+    Every text gets the same number of chunks (the most any needs; the rest are encodings of ""),
+    so any of them can stand in for another at any step, and a prompt and its negative line up for
+    CFG. The pooled vector is text_encoder_2's for a text's first chunk. On the pipeline's dtype and
+    `device` (default: its execution device).
+    """
     import torch
 
     # 1. The (tokenizer, encoder) pairs: CLIP-L then OpenCLIP-G on the base, OpenCLIP-G alone on the refiner.
     encoders = _encoders(pipe, refiner)
     device = device if device is not None else pipe._execution_device
+    # 2. Chunk every text with every tokenizer; pad all of them to one chunk count.
+    chunked = [[chunk_tokens(tokenizer, runs) for runs in texts] for tokenizer, _ in encoders]
+    count = max(len(chunks) for per_encoder in chunked for chunks in per_encoder)
+    # 3. Encode chunk by chunk (the same arithmetic as diffusers' own single-chunk call); identical
+    #    chunks, such as the padding, are encoded once.
     with torch.no_grad():
-        # 2. Chunk both prompts with each tokenizer; every encoder and both prompts get the same chunk count.
-        positive = [_chunks(tokenizer, prompt) for tokenizer, _ in encoders]
-        zero_negative = not negative and bool(getattr(pipe.config, "force_zeros_for_empty_prompt", False))
-        negatives = [_chunks(tokenizer, negative) for tokenizer, _ in encoders]
-        count = max(len(c) for c in positive + negatives)
-        # 3. Encode: hidden states side by side across encoders, pooled from text_encoder_2's first chunk.
-        embeds, pooled = _encode(encoders, [_pad(c, count) for c in positive])
-        if zero_negative:
-            negative_embeds, negative_pooled = torch.zeros_like(embeds), torch.zeros_like(pooled)
-        else:
-            negative_embeds, negative_pooled = _encode(encoders, [_pad(c, count) for c in negatives])
-    # 4. The pipeline's dtype and device, one copy per image.
+        widths, pooled = [], None
+        for (tokenizer, encoder), per_text in zip(encoders, chunked):
+            seen: dict[tuple, Any] = {}
+            rows = [torch.cat([_hidden(tokenizer, encoder, chunk, seen)[0] for chunk in _padded(chunks, count)], dim=1) for chunks in per_text]
+            widths.append(torch.cat(rows, dim=0))
+            firsts = [_hidden(tokenizer, encoder, chunks[0] if chunks else [], seen)[1] for chunks in per_text]
+            if all(first is not None for first in firsts):
+                pooled = torch.cat(firsts, dim=0)
+    if pooled is None:
+        raise ModelNotFound("text_encoder_2 must be a CLIPTextModelWithProjection: SDXL needs its pooled output")
+    # 4. Side by side across encoders, in the last encoder's dtype, on the device.
     dtype = encoders[-1][1].dtype
+    hidden = torch.cat([w.to(widths[-1].device) for w in widths], dim=-1)
+    return hidden.to(dtype=dtype, device=device), pooled.to(dtype=dtype, device=device)
 
-    def place(tensor, dims: int):
-        tensor = tensor.to(dtype=dtype, device=device)
-        return tensor.repeat(num_images_per_prompt, *([1] * (dims - 1)))
 
-    return {
-        "prompt_embeds": place(embeds, 3),
-        "negative_prompt_embeds": place(negative_embeds, 3),
-        "pooled_prompt_embeds": place(pooled, 2),
-        "negative_pooled_prompt_embeds": place(negative_pooled, 2),
-    }
+def chunk_count(pipe, texts: list[Runs]) -> int:
+    """How many 75-token chunks the longest of `texts` takes on `pipe`'s tokenizers (no encoding)."""
+    return max(len(chunk_tokens(tokenizer, runs)) for tokenizer, _ in _encoders(pipe, None) for runs in texts)
 
 
 def _encoders(pipe, refiner: bool | None) -> list[tuple[Any, Any]]:
@@ -84,96 +106,76 @@ def _encoders(pipe, refiner: bool | None) -> list[tuple[Any, Any]]:
     return pairs
 
 
-def _chunks(tokenizer, text: str) -> list[Chunk]:
-    """A1111's `tokenize_line`: weighted tokens in chunks of 75, broken at BREAK or a late comma."""
-    runs = parse_attention(text)
-    texts = ["" if is_break(run) else run[0] for run in runs]
-    # verbose=False: the ids are meant to run past 77; the chunks below keep CLIP within it.
-    ids = tokenizer(texts, add_special_tokens=False, truncation=False, verbose=False)["input_ids"]
+def chunk_tokens(tokenizer, runs: Runs) -> list[Chunk]:
+    """Weighted token ids in chunks of at most 75: a new chunk at each BREAK and when one fills up.
+
+    A full chunk whose last comma is among its last 20 tokens ends after that comma, and the words
+    after it open the next chunk, so a phrase is not cut in two. A trailing BREAK adds no empty chunk.
+    """
     comma = tokenizer.convert_tokens_to_ids(",</w>")  # one lookup, not the whole vocab as a dict
-    if comma is None or comma == tokenizer.unk_token_id:
+    if comma == tokenizer.unk_token_id:
         comma = None  # a vocabulary without the comma token: no comma breaks
     chunks: list[Chunk] = []
-    chunk = Chunk()
-    last_comma = -1
-
-    def next_chunk() -> None:
-        nonlocal chunk, last_comma
-        chunks.append(chunk)
-        chunk, last_comma = Chunk(), -1
-
-    for run, tokens in zip(runs, ids):
-        if is_break(run):
-            next_chunk()
-            continue
-        weight = run[1]
-        for token in tokens:
-            if token == comma:
-                last_comma = len(chunk.tokens)
-            elif len(chunk.tokens) == CHUNK and last_comma != -1 and len(chunk.tokens) - last_comma <= COMMA_BACKTRACK:
-                # A full chunk with a comma among its last 20 tokens: move the words after it on.
-                cut = last_comma + 1
-                moved = Chunk(chunk.tokens[cut:], chunk.weights[cut:])
-                del chunk.tokens[cut:], chunk.weights[cut:]
-                next_chunk()
-                chunk = moved
-            if len(chunk.tokens) == CHUNK:
-                next_chunk()
-            chunk.tokens.append(token)
-            chunk.weights.append(weight)
-    if chunk.tokens or not chunks:
-        next_chunk()
+    for part in runs:
+        current: Chunk = []
+        chunks.append(current)
+        # Each run is tokenized apart (verbose=False: the ids may run past 77; the chunks keep CLIP within it).
+        ids = tokenizer([text for text, _ in part], add_special_tokens=False, truncation=False, verbose=False)["input_ids"]
+        for (_, weight), run_ids in zip(part, ids):
+            for token in run_ids:
+                if len(current) == CHUNK:
+                    current = _overflow(current, token, comma)
+                    chunks.append(current)
+                current.append((token, weight))
+    while len(chunks) > 1 and not chunks[-1]:
+        chunks.pop()
     return chunks
 
 
-def _pad(chunks: list[Chunk], count: int) -> list[Chunk]:
-    """Empty chunks (the encoding of "") at the end, so cond and uncond line up for CFG."""
-    return chunks + [Chunk() for _ in range(count - len(chunks))]
+def _overflow(full: Chunk, token: int, comma: int | None) -> Chunk:
+    """The next chunk after `full`: empty, or the words after `full`'s last comma moved onto it."""
+    if token == comma or comma is None:
+        return []
+    for at in range(len(full) - 1, len(full) - 1 - COMMA_WINDOW, -1):
+        if full[at][0] == comma:
+            moved = full[at + 1 :]
+            del full[at + 1 :]
+            return moved
+    return []
 
 
-def _ids(tokenizer, chunk: Chunk) -> tuple[list[int], list[float]]:
-    """77 ids as diffusers and A1111 build them: BOS, tokens, EOS, then the tokenizer's pad id.
-
-    (CLIP-L pads with EOS; SDXL's OpenCLIP tokenizer pads with "!", which is A1111's id_pad 0.)
-    """
-    bos, eos = tokenizer.bos_token_id, tokenizer.eos_token_id
-    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else eos
-    rest = CHUNK - len(chunk.tokens)
-    ids = [bos, *chunk.tokens, eos] + [pad] * rest
-    weights = [1.0, *chunk.weights, 1.0] + [1.0] * rest
-    return ids, weights
+def _padded(chunks: list[Chunk], count: int) -> list[Chunk]:
+    """`count` chunks: empty ones (the encoding of "") after the text's own, so every text lines up."""
+    return chunks + [[] for _ in range(count - len(chunks))]
 
 
-def _encode(encoders, chunks_per_encoder: list[list[Chunk]]):
-    """(1, 77 * chunks, sum of widths) hidden states and (1, pooled width) from the last encoder."""
+def _hidden(tokenizer, encoder, chunk: Chunk, seen: dict):
+    """One chunk through one encoder: (1, 77, width) weighted penultimate hidden states, and the
+    pooled (1, width) vector when the encoder has a projection (text_encoder_2), else None."""
     import torch
     from diffusers.utils.torch_utils import get_module_execution_device
 
-    hidden, pooled = [], None
-    for (tokenizer, encoder), chunks in zip(encoders, chunks_per_encoder):
-        rows = [_ids(tokenizer, chunk) for chunk in chunks]
-        on = get_module_execution_device(encoder)
-        ids = torch.tensor([r[0] for r in rows], device=on)
-        weights = torch.tensor([r[1] for r in rows], device=on)
-        per_chunk, chunk_pooled = [], None
-        for i in range(len(rows)):
-            # One chunk at a time, as A1111: the same arithmetic as diffusers' own single-chunk call.
-            out = encoder(ids[i : i + 1], output_hidden_states=True)
-            z = _emphasis(out.hidden_states[-2], weights[i : i + 1])  # SDXL reads the penultimate layer
-            per_chunk.append(z)
-            if i == 0 and out[0].ndim == 2:  # CLIPTextModelWithProjection: text_embeds, the pooled vector
-                chunk_pooled = out[0]
-        hidden.append(torch.cat(per_chunk, dim=1))  # chunks follow each other along the sequence
-        pooled = chunk_pooled if chunk_pooled is not None else pooled
-    if pooled is None:
-        raise ModelNotFound("text_encoder_2 must be a CLIPTextModelWithProjection: SDXL needs its pooled output")
-    return torch.cat([h.to(hidden[-1].device) for h in hidden], dim=-1), pooled
+    key = tuple(chunk)
+    if key in seen:
+        return seen[key]
+    # 77 ids as diffusers builds them: BOS, tokens, EOS, then the tokenizer's pad id (CLIP-L pads
+    # with EOS; SDXL's OpenCLIP tokenizer pads with "!").
+    eos = tokenizer.eos_token_id
+    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else eos
+    fill = CHUNK - len(chunk)
+    ids = [tokenizer.bos_token_id, *(token for token, _ in chunk), eos, *[pad] * fill]
+    weights = [1.0, *(weight for _, weight in chunk), 1.0, *[1.0] * fill]
+    on = get_module_execution_device(encoder)
+    out = encoder(torch.tensor([ids], device=on), output_hidden_states=True)
+    hidden = weigh(out.hidden_states[-2], torch.tensor([weights], device=on))  # SDXL reads the penultimate layer
+    pooled = out[0] if out[0].ndim == 2 else None  # CLIPTextModelWithProjection's text_embeds
+    seen[key] = (hidden, pooled)
+    return seen[key]
 
 
-def _emphasis(z, weights):
-    """A1111's "Original" emphasis: scale each token by its weight, then restore the chunk's mean."""
+def weigh(hidden, weights):
+    """Scale each token's embedding by its weight, then rescale the chunk so its mean is as before."""
     if bool((weights == 1.0).all()):
-        return z
-    original_mean = z.mean()
-    z = z * weights.to(z.dtype).unsqueeze(-1)
-    return z * (original_mean / z.mean())
+        return hidden
+    scaled = hidden * weights.to(hidden.dtype).unsqueeze(-1)
+    return scaled * (hidden.mean() / scaled.mean())
