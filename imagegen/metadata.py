@@ -1,7 +1,11 @@
-"""A1111 "parameters" infotext and the keyart lineage JSON: written into PNGs and read back.
+"""A1111's PNG "parameters" infotext and the keyart lineage JSON: written into PNGs and read back.
 
-The infotext follows AUTOMATIC1111's layout exactly, so A1111, Forge and Civitai read our images
-and we read theirs; the lineage chunk carries the whole request, so a re-render is exact.
+The infotext is the PNG text chunk that AUTOMATIC1111's web UI writes and that A1111, Forge and
+Civitai read: the prompt, an optional `Negative prompt:` line, then one `Key: value, ...` line of
+generation parameters. We write and read that format as the A1111 wiki documents it (Features,
+"PNG info": https://github.com/AUTOMATIC1111/stable-diffusion-webui/wiki/Features) and as the
+infotexts those tools write show it (samples in tests/test_metadata.py), so they read our images
+and we read theirs. The lineage chunk carries the whole request, so a re-render is exact.
 """
 
 from __future__ import annotations
@@ -32,8 +36,13 @@ log = logging.getLogger(__name__)
 PARAMETERS_KEY = "parameters"  # A1111's PNG text chunk
 LINEAGE_KEY = "keyart"  # our JSON chunk
 NEGATIVE_PREFIX = "Negative prompt:"
-# A1111's `re_param`: one `Key: value` pair, the value either JSON-quoted or up to the next comma.
-RE_PARAM = re.compile(r'\s*(\w[\w \-/]+):\s*("(?:\\.|[^\\"])+"|[^,]*)(?:,|$)')
+# A parameters line names at least Steps, Seed and Size; a last line with fewer pairs is prompt
+# text that happens to hold a colon or two ("a cat, style: noir, mood: dark").
+MIN_PAIRS = 3
+# A field name as the web UIs write them: "Steps", "CFG scale", "Hires upscaler", "Lora hashes".
+RE_KEY = re.compile(r"\w[\w /-]*")
+# None is a single character: a one-letter "key" is prompt text, such as the drive of a C:\ path.
+MIN_KEY_LENGTH = 2
 RE_SIZE = re.compile(r"^(\d+)x(\d+)$")
 RE_NUMBER = re.compile(r"(\d+)(?=[-.]|$)")  # A1111's sequence number: the 00007 of 00007-1234.png
 REQUIRED = ("Steps", "Seed", "Size")
@@ -63,9 +72,10 @@ class PngMetadata:
 
 
 def _quote(value: object) -> str:
-    """A1111's `quote()`: JSON-quote a value that would otherwise break the `Key: value, ...` line."""
+    """A value as it goes on the `Key: value, ...` line: JSON-quoted where plain text would break it."""
     text = f"{value:g}" if isinstance(value, float) else str(value)
-    # A1111 quotes on "," "\n" ":"; a leading quote is added so such a value cannot be mis-read.
+    # A comma would end the value, a newline the line, a colon could read as a new key; a value
+    # that starts with a quote is quoted too, so a reader cannot take it for a JSON string.
     if any(c in text for c in ",\n:") or text.startswith('"'):
         return json.dumps(text, ensure_ascii=False)
     return text
@@ -79,31 +89,92 @@ def format_infotext(prompt: str, negative_prompt: str, fields: dict[str, object]
 
 
 def parse_infotext(text: str) -> tuple[str, str, dict[str, str]]:
-    """(prompt, negative prompt, fields) from an infotext, as A1111's `parse_generation_parameters`."""
-    *lines, last = text.strip().split("\n")
-    if len(RE_PARAM.findall(last)) < 3:  # not a parameters line: A1111 reads it as prompt
-        lines.append(last)
-        last = ""
-    prompt = negative = ""
-    in_negative = False
-    for line in lines:
-        line = line.strip()
-        if line.startswith(NEGATIVE_PREFIX):
-            in_negative = True
-            line = line[len(NEGATIVE_PREFIX) :].strip()
-        if in_negative:
-            negative += ("\n" if negative else "") + line
-        else:
-            prompt += ("\n" if prompt else "") + line
-    fields: dict[str, str] = {}
-    for key, value in RE_PARAM.findall(last):
-        if len(value) > 1 and value[0] == value[-1] == '"':
+    """(prompt, negative prompt, fields) from an infotext; the field values as text.
+
+    The last line is the parameters line when it holds at least MIN_PAIRS `Key: value` pairs;
+    otherwise it is more prompt text. Above it, the lines before the first one that starts with
+    `Negative prompt:` are the prompt; that line (less the prefix) and the ones after it the
+    negative. Each line is stripped; Windows line endings (CRLF) read as plain newlines.
+    """
+    # 1. The lines, each without its surrounding blanks (and the \r of a CRLF ending).
+    lines = [line.strip() for line in text.replace("\r\n", "\n").strip().split("\n")]
+    # 2. The last line: the parameters, or prompt text like the lines above it.
+    pairs = parameter_pairs(lines[-1])
+    if len(pairs) >= MIN_PAIRS:
+        lines.pop()
+    else:
+        pairs = []
+    # 3. The prompt up to the first negative line, the negative from there on.
+    cut = next((i for i, line in enumerate(lines) if line.startswith(NEGATIVE_PREFIX)), len(lines))
+    negative = lines[cut:]
+    if negative:
+        negative[0] = negative[0].removeprefix(NEGATIVE_PREFIX).strip()
+    # A negative written on the line after its prefix ("Negative prompt:\nblurry") starts at its text.
+    return "\n".join(lines[:cut]), "\n".join(negative).lstrip("\n"), dict(pairs)
+
+
+def parameter_pairs(line: str) -> list[tuple[str, str]]:
+    """The `Key: value` pairs of a parameters line, left to right, a repeated key kept each time.
+
+    A key runs up to its colon. A value that opens with a quote and whose closing quote is followed
+    by a comma (or the line's end) is a JSON string, its backslash escapes decoded; any other value
+    is the text up to the next comma. A piece whose key is not a field name, such as a prompt's
+    "(cat:1.2)", is passed over up to its comma and gives no pair.
+    """
+    pairs: list[tuple[str, str]] = []
+    pos = 0
+    while pos < len(line):
+        # 1. The key: the text up to the next colon, unless a comma ends the piece first.
+        colon, comma = line.find(":", pos), line.find(",", pos)
+        if colon == -1:
+            break
+        if -1 < comma < colon:
+            pos = comma + 1
+            continue
+        key = line[pos:colon].strip()
+        # 2. The value, and where the next piece starts.
+        value, pos = _read_value(line, colon + 1)
+        if len(key) >= MIN_KEY_LENGTH and RE_KEY.fullmatch(key):
+            pairs.append((key, value))
+    return pairs
+
+
+def _read_value(line: str, start: int) -> tuple[str, int]:
+    """The value that starts at `start` (just after a key's colon), and the index past its comma."""
+    start = _skip_blanks(line, start)
+    close = _closing_quote(line, start) if line.startswith('"', start) else None
+    if close is not None:
+        after = _skip_blanks(line, close + 1)
+        if after == len(line) or line[after] == ",":
+            quoted = line[start : close + 1]
             try:
-                value = json.loads(value)
+                return json.loads(quoted, strict=False), after + 1
             except json.JSONDecodeError:
-                pass  # A1111's `unquote` keeps such a value as written
-        fields[key] = value
-    return prompt, negative, fields
+                return quoted, after + 1  # not valid JSON (an unknown escape): kept as written
+    # Plain text (or a quote that does not end the value): up to the next comma.
+    end = line.find(",", start)
+    end = len(line) if end == -1 else end
+    return line[start:end].strip(), end + 1
+
+
+def _skip_blanks(line: str, i: int) -> int:
+    """The index of the first non-blank character of `line` at or after `i` (len(line) if none)."""
+    while i < len(line) and line[i].isspace():
+        i += 1
+    return i
+
+
+def _closing_quote(line: str, start: int) -> int | None:
+    """The index of the quote that closes the one at `start`, stepping over backslash escapes."""
+    i = start + 1
+    while i < len(line):
+        if line[i] == "\\":
+            i += 2  # the escaped character cannot close the string
+        elif line[i] == '"':
+            return i
+        else:
+            i += 1
+    return None
 
 
 def infotext_for(

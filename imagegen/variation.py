@@ -1,7 +1,11 @@
-"""A1111's variation seed: each image's initial noise is slerp(strength, noise(seed), noise(subseed)).
+"""Variation seeds: each image starts from noise between its seed's noise and its subseed's.
 
-Strength 0 is the seed's image, 1 the subseed's starting noise; the sampler's own noise (ancestral
-samplers) still comes from the seed, as in A1111. torch is imported only when a function runs.
+Compatible with A1111's "Variation seed" and "Variation strength" (the wiki's Features page,
+"Variations": https://github.com/AUTOMATIC1111/stable-diffusion-webui/wiki/Features): strength 0
+is the seed's image, 1 starts from the variation seed's noise, and values between turn the noise
+along the sphere from one to the other. The sampler's own noise (ancestral samplers) still comes
+from the seed, so only a deterministic sampler at strength 1 gives exactly the variation seed's
+image. torch is imported only when a function runs.
 """
 
 from __future__ import annotations
@@ -11,30 +15,39 @@ from typing import Any
 
 from .errors import InvalidRequest
 
-# A1111 falls back to a straight line when the two noises point almost the same way: acos and
-# 1/sin(omega) lose all precision there (the same seed twice gives dot == 1 exactly).
+# Noises whose strips point this nearly the same way (mean cosine) are interpolated on a straight
+# line: sin(angle) is then too small to divide by (the same seed twice gives a cosine of 1).
 PARALLEL = 0.9995
 
 
 def slerp(t: float, a, b):
-    """Spherical interpolation from `a` (t=0) to `b` (t=1), as A1111's `slerp(val, low, high)`.
+    """The noise a fraction `t` of the way from `a` (t=0) to `b` (t=1) along the sphere.
 
-    A1111 calls it on one image's noise, shaped (channels, height, width), and normalises along
-    dim 1 (height), so each (channel, column) strip is interpolated on its own sphere; keeping that
-    makes our starting noise A1111's own (with its CPU random source). t=0 gives `a` exactly, t=1 `b`.
+    `a` and `b` are one image's noise, shaped (channels, height, width). Each (channel, column)
+    strip, a vector along dim 1 (height), turns on its own great circle from a's strip to b's, so
+    the noise keeps about the length of a Gaussian draw where a straight line would shrink it.
+    t=0 gives `a` exactly and t=1 `b`; noises closer than PARALLEL give the straight line from `a`
+    to `b`.
     """
     import torch
 
-    a_norm = a / torch.norm(a, dim=1, keepdim=True)
-    b_norm = b / torch.norm(b, dim=1, keepdim=True)
-    dot = (a_norm * b_norm).sum(1)
-    if dot.mean() > PARALLEL:
-        # A1111 writes `low * val + high * (1 - val)` here, backwards; that only matters when the
-        # two noises differ, which they then hardly do. This is the line from a to b.
-        return a * (1 - t) + b * t
-    omega = torch.acos(dot)
-    so = torch.sin(omega)
-    return (torch.sin((1.0 - t) * omega) / so).unsqueeze(1) * a + (torch.sin(t * omega) / so).unsqueeze(1) * b
+    # 1. The ends are the noises themselves, bit for bit.
+    if t == 0:
+        return a.clone()
+    if t == 1:
+        return b.clone()
+    # 2. Per strip, the cosine of the angle between a and b: the dot product of their unit vectors.
+    unit_a = a / a.norm(dim=1, keepdim=True)
+    unit_b = b / b.norm(dim=1, keepdim=True)
+    cos = (unit_a * unit_b).sum(dim=1, keepdim=True)
+    if cos.mean() > PARALLEL:
+        return torch.lerp(a, b, t)
+    # 3. The angle from its sine and cosine; the sine is the length of b's unit strip at right
+    # angles to a's. atan2 stays accurate near 0 and pi, where acos(cos) does not.
+    sin = (unit_b - cos * unit_a).norm(dim=1, keepdim=True)
+    angle = torch.atan2(sin, cos)
+    # 4. The standard spherical weights: sin((1-t)*angle) on a, sin(t*angle) on b, over sin(angle).
+    return (torch.sin((1 - t) * angle) * a + torch.sin(t * angle) * b) / torch.sin(angle)
 
 
 def initial_latents(

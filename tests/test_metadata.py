@@ -13,6 +13,7 @@ from imagegen.metadata import (
     format_infotext,
     infotext_for,
     lineage_for,
+    parameter_pairs,
     parse_infotext,
     read_png,
     request_from_infotext,
@@ -123,6 +124,101 @@ def test_multiline_prompt_and_negative_round_trip():
 
 def test_short_last_line_belongs_to_the_prompt():
     assert parse_infotext("a cat\nstyle: noir, mood: dark") == ("a cat\nstyle: noir, mood: dark", "", {})
+
+
+BASE = "Steps: 20, Seed: 1, Size: 64x64"
+BASE_FIELDS = {"Steps": "20", "Seed": "1", "Size": "64x64"}
+
+# (infotext, (prompt, negative, fields)): how the reader takes infotexts apart, case by case.
+INFOTEXTS = {
+    "quoted value with commas and escaped quotes": (
+        f'p\n{BASE}, Note: "a, \\"b\\", c"',
+        ("p", "", BASE_FIELDS | {"Note": 'a, "b", c'}),
+    ),
+    "colons inside a quoted value": (
+        f'p\n{BASE}, Lora hashes: "ink: 1a2b, neon: 3c4d", Version: v1.10.1',
+        ("p", "", BASE_FIELDS | {"Lora hashes": "ink: 1a2b, neon: 3c4d", "Version": "v1.10.1"}),
+    ),
+    "JSON escapes decoded: backslashes, newline, unicode": (
+        f'p\n{BASE}, Model: "C:\\\\models\\\\xl", Note: "one\\ntwo \\u00e9"',
+        ("p", "", BASE_FIELDS | {"Model": "C:\\models\\xl", "Note": "one\ntwo é"}),
+    ),
+    "multi-line prompt and negative": (
+        f"line one,\nline two: (detail:1.1)\n\nline four\nNegative prompt: bad,\nworse\n{BASE}",
+        ("line one,\nline two: (detail:1.1)\n\nline four", "bad,\nworse", BASE_FIELDS),
+    ),
+    "no negative": (f"a quay at dawn\n{BASE}", ("a quay at dawn", "", BASE_FIELDS)),
+    "negative starting on the line after its prefix": (
+        f"p\nNegative prompt:\nblurry\n{BASE}",
+        ("p", "blurry", BASE_FIELDS),
+    ),
+    "a later 'Negative prompt:' line stays negative text": (
+        f"p\nNegative prompt: bad\nNegative prompt: kept\n{BASE}",
+        ("p", "bad\nNegative prompt: kept", BASE_FIELDS),
+    ),
+    "only a parameters line": (BASE, ("", "", BASE_FIELDS)),
+    "two pairs are prompt text": ("a cat\nSteps: 20, Seed: 1", ("a cat\nSteps: 20, Seed: 1", "", {})),
+    "a weighted one-line prompt is not a parameters line": (
+        "masterpiece, (best quality:1.2), (sharp focus:1.1), <lora:ink:0.8>, [cat:dog:0.5]",
+        ("masterpiece, (best quality:1.2), (sharp focus:1.1), <lora:ink:0.8>, [cat:dog:0.5]", "", {}),
+    ),
+    "a drive letter is not a key": (
+        "a map, style: noir, C:\\maps\\harbour, mood: dark",
+        ("a map, style: noir, C:\\maps\\harbour, mood: dark", "", {}),
+    ),
+    "extra unknown fields kept as text": (
+        f"p\n{BASE}, ADetailer model: face_yolov8n.pt, Downcast alphas_cumprod: True, CFG Rescale φ: 0.7, X/Y-Z plot: on",
+        ("p", "", BASE_FIELDS | {
+            "ADetailer model": "face_yolov8n.pt", "Downcast alphas_cumprod": "True", "CFG Rescale φ": "0.7", "X/Y-Z plot": "on",
+        }),
+    ),
+    "spaces around keys, values and lines": (
+        "  a cat  \n  Negative prompt:   blurry  \nSteps :  20 ,  Seed: 1,Size: 64x64 ,Model:  m  ",
+        ("a cat", "blurry", BASE_FIELDS | {"Model": "m"}),
+    ),
+    "empty values, plain and quoted": (
+        f'p\nNote: , {BASE}, Empty: "", Last:',
+        ("p", "", {"Note": "", **BASE_FIELDS, "Empty": "", "Last": ""}),
+    ),
+    "an unquoted value may hold colons": (
+        f"p\n{BASE}, Model: C:/models/xl.safetensors, Hires upscaler: 4x-UltraSharp",
+        ("p", "", BASE_FIELDS | {"Model": "C:/models/xl.safetensors", "Hires upscaler": "4x-UltraSharp"}),
+    ),
+    "a quote that does not end the value is plain text": (
+        f'p\n{BASE}, Note: "a" b, Open: "to the end, Tail: x',
+        ("p", "", BASE_FIELDS | {"Note": '"a" b', "Open": '"to the end', "Tail": "x"}),
+    ),
+    "a quoted value that is not valid JSON is kept as written": (
+        f'p\n{BASE}, Note: "a\\q, b"',
+        ("p", "", BASE_FIELDS | {"Note": '"a\\q, b"'}),
+    ),
+    "a repeated key: the last one wins": (f"p\n{BASE}, Seed: 2", ("p", "", BASE_FIELDS | {"Seed": "2"})),
+    "Windows line endings": (
+        f"line one\r\nline two\r\nNegative prompt: bad\r\nworse\r\n{BASE}\r\n",
+        ("line one\nline two", "bad\nworse", BASE_FIELDS),
+    ),
+    "empty text": ("", ("", "", {})),
+}
+
+
+@pytest.mark.parametrize(("text", "expected"), INFOTEXTS.values(), ids=INFOTEXTS.keys())
+def test_parse_infotext_behaviour(text, expected):
+    assert parse_infotext(text) == expected
+
+
+def test_parameter_pairs_keep_order_and_repeats():
+    line = 'Seed: 1, (junk:1.2), Note: "x, y", Seed: 2, no colon here, Size: 64x64'
+    assert parameter_pairs(line) == [("Seed", "1"), ("Note", "x, y"), ("Seed", "2"), ("Size", "64x64")]
+
+
+# Values that need quoting (or look as if they might) go through format_infotext and back unchanged.
+AWKWARD_VALUES = ["a, b", "key: value", 'say "hi"', '"lead', "C:\\x\\y", "tab\there", "one\ntwo", "", "é灯台, «Ölfass»", "\\", '\\"']
+
+
+@pytest.mark.parametrize("value", AWKWARD_VALUES)
+def test_awkward_values_round_trip(value):
+    _, _, fields = parse_infotext(format_infotext("p", "n", {"Steps": 20, "Value": value, "Seed": 1, "Size": "64x64"}))
+    assert fields == {"Steps": "20", "Value": value, "Seed": "1", "Size": "64x64"}
 
 
 def test_infotext_round_trips_to_the_same_request():
