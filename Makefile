@@ -33,6 +33,7 @@ test: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python bench/engine.py
 	$(BIN)/python bench/dataprep.py
+	$(BIN)/python bench/queue.py
 
 clean:
 	rm -rf $(VENV) data/outputs data/home
