@@ -1,6 +1,7 @@
 """The imagegen command line: `render` a prompt with A1111-named options, `info` on a PNG.
 
 Errors a user can fix exit with code 2 and one line that says how; nothing is written for them.
+An edge: main reads the settings (environment, then flags) once and passes them down.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from . import presets, samplers, styles
 from .cli_modes import MODES_HELP, add_render_options, add_upscale_parser, check_belongs, mode_fields, sized
 from .errors import KeyartError
 from .request import SDXL_SIZES, RenderRequest
+from .settings import ENGINE_OPTIONS, VARIABLES, ImageSettings, configure, help_text
 
 DEFAULT_OUTPUT = Path("data/outputs")
 
@@ -42,7 +44,7 @@ FIELDS = {
 
 def engine_options(args: argparse.Namespace) -> dict[str, str]:
     """The sdxl engine's options given on the command line (--device, --dtype, --memory)."""
-    return {name: value for name in ("device", "dtype", "memory") if (value := getattr(args, name, None))}
+    return {name: value for name in ENGINE_OPTIONS if (value := getattr(args, name, None))}
 
 
 def explicit_fields(args: argparse.Namespace) -> dict[str, Any]:
@@ -71,6 +73,19 @@ def echo(text: str = "", *, err: bool = False) -> None:
     (sys.stderr if err else sys.stdout).write(text + "\n")
 
 
+def _engine_rows() -> list[tuple[str, str]]:
+    """(name, one line) for auto and each engine, from the engine table."""
+    from .engines import describe
+
+    return describe()
+
+
+def _engine_lines() -> str:
+    rows = _engine_rows()
+    width = max(len(name) for name, _ in rows)
+    return "\n".join(f"  {name:<{width}}  {line}" for name, line in rows)
+
+
 def _catalog_help() -> str:
     width = max(len(s.name) for s in styles.catalog().values())
     style_lines = "\n".join(f"  {s.name:<{width}}  {s.description}" for s in styles.catalog().values())
@@ -82,10 +97,8 @@ def _catalog_help() -> str:
         f"styles:\n{style_lines}\n  none{' ' * (width - 2)}  the prompt as written\n"
         f"quality presets (--quality; options given explicitly win):\n{quality_lines}\n"
         f"SDXL sizes (WxH):\n  {', '.join(f'{w}x{h}' for w, h in SDXL_SIZES)}\n"
-        "engines:\n  auto (sdxl when KEYART_SDXL_MODEL is set, else preview), sdxl, preview (offline labelled card)\n"
-        "environment:\n  KEYART_SDXL_MODEL, KEYART_SDXL_REFINER  SDXL folder, .safetensors file or hub id\n"
-        "  KEYART_DEVICE, KEYART_DTYPE, KEYART_MEMORY  override --device, --dtype, --memory\n"
-        "  KEYART_STYLES  extra style JSON files (os.pathsep-separated)"
+        f"engines (--engine):\n{_engine_lines()}\n"
+        f"environment (an empty value is unset; --device, --dtype and --memory win):\n{help_text(VARIABLES)}"
     )
 
 
@@ -124,7 +137,7 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--refiner-switch-at", type=float, help="fraction of the steps the base runs before the refiner (default 0.8)")
     r.add_argument("--subseed", type=int, help="A1111's variation seed (-1 random); used when --subseed-strength > 0")
     r.add_argument("--subseed-strength", type=float, help="0..1: how far the starting noise moves toward the variation seed's (0.05-0.3: close variations)")
-    r.add_argument("--engine", default="auto", help="auto, sdxl or preview (default auto)")
+    r.add_argument("--engine", default="auto", help=f"{', '.join(name for name, _ in _engine_rows())} (default auto; see engines below)")
     r.add_argument("--device", help="cuda, cuda:1, mps or cpu (default: the best available)")
     r.add_argument("--dtype", help="auto, fp16, bf16 or fp32 (default: fp16 on GPUs, fp32 on the CPU)")
     r.add_argument("--memory", help="normal, medvram (model offload) or lowvram (sequential offload) for small GPUs")
@@ -153,12 +166,17 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    # 1. The environment, read once: the extra style files are listed by --help already.
+    settings = ImageSettings.from_env()
+    configure(settings)
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=(logging.WARNING, logging.INFO, logging.DEBUG)[min(args.verbose, 2)], format="%(levelname)s %(name)s: %(message)s")
+    # 2. The flags win over the environment; the handlers get this one settings object.
+    settings = settings.overridden(**{name: getattr(args, name, None) for name in ENGINE_OPTIONS})
     try:
-        if hasattr(args, "handler"):  # grid and xy bring their own (cli_grids)
-            return args.handler(args)
-        return _info(args) if args.command == "info" else _render(args)
+        if hasattr(args, "handler"):  # schedule, upscale, grid and xy bring their own (cli_modes, cli_grids)
+            return args.handler(args, settings)
+        return _info(args) if args.command == "info" else _render(args, settings)
     except KeyartError as exc:
         echo(f"error: {exc}", err=True)
         return exc.exit_code
@@ -167,7 +185,7 @@ def main(argv: list[str] | None = None) -> int:
         return 130
 
 
-def _schedule(args: argparse.Namespace) -> int:
+def _schedule(args: argparse.Namespace, _settings: ImageSettings) -> int:
     from .prompt_schedule import prompt_schedule
 
     rows = prompt_schedule(args.prompt, args.steps)
@@ -225,17 +243,16 @@ def _request(args: argparse.Namespace) -> tuple[RenderRequest, int | None]:
     return original.replace(seed=batch_start, batch_count=1), index % original.batch_size
 
 
-def _render(args: argparse.Namespace) -> int:
+def _render(args: argparse.Namespace, settings: ImageSettings) -> int:
     from .engines import choose, create_engine
     from .metadata import save_png
 
-    # 1. Validate everything before loading a model or writing a file.
+    # 1. Validate everything before loading a model or writing a file (flags for sdxl asked of preview too).
     request, keep = _request(args)
-    options = engine_options(args)
-    choice = choose(args.engine, **options)
+    choice = choose(args.engine, settings, **engine_options(args))
     echo(f"engine: {choice.name} ({choice.reason})", err=True)
-    # 2. Load the engine and render with a progress bar.
-    engine = create_engine(choice.name, **options)
+    # 2. Load the engine (the settings carry the flags) and render with a progress bar.
+    engine = create_engine(choice.name, settings)
     # Preview cards take milliseconds; a step bar is for SDXL, where a CPU render takes minutes.
     with step_bar("render", enabled=choice.name == "sdxl") as progress:
         images = engine.render(request, progress=progress)

@@ -9,6 +9,8 @@ from __future__ import annotations
 import argparse
 import json
 
+from .settings import ImageSettings
+
 # render's options that a grid cell uses; the batch, --from and image-to-image options are render's own.
 SHARED = (
     "negative_prompt", "style", "quality", "sampler", "schedule_type", "steps", "cfg_scale", "width", "height",
@@ -62,7 +64,7 @@ def _share(source: argparse.ArgumentParser, target: argparse.ArgumentParser) -> 
         target._add_action(actions[dest])
 
 
-def _grid(args: argparse.Namespace) -> int:
+def _grid(args: argparse.Namespace, settings: ImageSettings) -> int:
     from .cli import explicit_fields
     from .grids import plan_seeds
     from .request import RenderRequest
@@ -70,29 +72,29 @@ def _grid(args: argparse.Namespace) -> int:
     given = explicit_fields(args)
     request = RenderRequest(prompt=args.prompt, **given)
     # The seed hunt's preset is draft; what the user gave explicitly wins over it.
-    return _run(args, plan_seeds(request, args.seeds, quality=args.quality or "draft", explicit=set(given)))
+    return _run(args, plan_seeds(request, args.seeds, quality=args.quality or "draft", explicit=set(given)), settings)
 
 
-def _xy(args: argparse.Namespace) -> int:
+def _xy(args: argparse.Namespace, settings: ImageSettings) -> int:
     from . import presets
     from .cli import explicit_fields
     from .grids import parse_axis, plan_xy
     from .request import RenderRequest
 
     request = RenderRequest(prompt=args.prompt, **presets.apply_quality(args.quality, explicit_fields(args)))
-    return _run(args, plan_xy(request, parse_axis(args.x), parse_axis(args.y)))
+    return _run(args, plan_xy(request, parse_axis(args.x), parse_axis(args.y)), settings)
 
 
-def _run(args: argparse.Namespace, plan) -> int:
+def _run(args: argparse.Namespace, plan, settings: ImageSettings) -> int:
+    """Render the plan's cells with the engine main's `settings` choose, then save cells and grid."""
     from .cli import echo, engine_options, step_bar
     from .engines import choose, create_engine
     from .grids import run_grid, save_grid
 
     # 1. Every cell is valid (the plan built them); now the engine, still before loading or writing.
-    options = engine_options(args)
-    choice = choose(args.engine, **options)
+    choice = choose(args.engine, settings, **engine_options(args))
     echo(f"engine: {choice.name} ({choice.reason})", err=True)
-    engine = create_engine(choice.name, **options)
+    engine = create_engine(choice.name, settings)
     # 2. Render every cell under one progress bar (steps across cells; SDXL only, cards take milliseconds).
     with step_bar(plan.kind, enabled=choice.name == "sdxl") as progress:
         grid, images = run_grid(engine, plan, progress=progress)

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import KeyartError
+from .settings import ImageSettings
 
 # CLI option -> RenderRequest field.
 MODE_FIELDS = {
@@ -142,7 +143,8 @@ def add_upscale_parser(sub: argparse._SubParsersAction) -> None:
     u.set_defaults(handler=run_upscale)
 
 
-def run_upscale(args: argparse.Namespace) -> int:
+def run_upscale(args: argparse.Namespace, settings: ImageSettings) -> int:
+    """`upscale`: Lanczos, then an SDXL img2img pass when --strength is given; `settings` are main's."""
     from .cli import echo, engine_options, step_bar
     from .engines import MODEL_ENV, choose, create_engine
     from .metadata import save_png
@@ -157,7 +159,7 @@ def run_upscale(args: argparse.Namespace) -> int:
         # 2. Lanczos only: no model.
         image = lanczos(job)
     else:
-        choice = choose(args.engine, **options)
+        choice = choose(args.engine, settings, **options)
         if choice.name != "sdxl":
             raise KeyartError(
                 f"a refinement pass (--strength) renders with SDXL: set {MODEL_ENV} to a diffusers folder, .safetensors "
@@ -165,7 +167,7 @@ def run_upscale(args: argparse.Namespace) -> int:
             )
         echo(f"engine: {choice.name} ({choice.reason})", err=True)
         # 2. Refine: the Lanczos enlargement is the img2img pass's first step (its init image, resized).
-        engine = create_engine(choice.name, **options)
+        engine = create_engine(choice.name, settings)
         with step_bar("upscale") as progress:
             lineage = {"upscale": {"source": job.source, "scale": job.scale, "upscaler": job.upscaler}}
             [image] = engine.render(job.refine, lineage=lineage, progress=progress)

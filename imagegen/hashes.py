@@ -1,7 +1,9 @@
 """A1111's model hash: the first 10 hex digits of a checkpoint file's SHA-256.
 
 Civitai links an image to its checkpoint by this hash. Hashing a 7 GB file takes a while, so
-results are cached (by path, size and modification time) in KEYART_CACHE (default ~/.cache/keyart).
+results are cached (by path, size and modification time) in the cache folder: the one the entry
+point configured (`use_cache`, from KEYART_CACHE via imagegen.settings), else, for library use, the
+environment's (KEYART_CACHE, default ~/.cache/keyart).
 """
 
 from __future__ import annotations
@@ -12,17 +14,29 @@ import logging
 import os
 from pathlib import Path
 
+from .settings import ImageSettings
+
 log = logging.getLogger(__name__)
 
 SHORT = 10  # A1111's "shorthash" length
 CHUNK = 1 << 20
+_cache: Path | None = None  # the folder use_cache configured; None: not configured
+
+
+def use_cache(folder: str | Path | None) -> None:
+    """Configure the cache folder: entry points call it once with `ImageSettings.cache`
+    (imagegen.settings.configure does). None forgets it: the environment's folder applies again."""
+    global _cache
+    _cache = Path(folder).expanduser() if folder else None
 
 
 def cache_dir() -> Path:
-    explicit = os.environ.get("KEYART_CACHE")
-    if explicit:
-        return Path(explicit)
-    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "keyart"
+    """The cache folder: the configured one, else (library use) the environment's."""
+    if _cache is not None:
+        return _cache
+    folder = ImageSettings.from_env().cache
+    assert folder is not None, "ImageSettings.from_env always sets the cache folder"
+    return Path(folder).expanduser()
 
 
 def model_hash(path: str | Path) -> str:

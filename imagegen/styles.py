@@ -2,24 +2,27 @@
 
 Applied as StyleSelectorXL and Fooocus apply theirs: the user's prompt replaces "{prompt}" and the
 style's negative comes first in the negative prompt. The built-in catalog is `styles.json` beside
-this file; `KEYART_STYLES` may name more JSON files (os.pathsep-separated) that add or override.
+this file; more JSON files add to or override it: those the entry point configured once
+(`use_files`, from KEYART_STYLES via imagegen.settings), else, for library use, KEYART_STYLES itself.
 """
 
 from __future__ import annotations
 
 import json
-import os
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 
 from .errors import InvalidRequest, UnknownStyle
+from .settings import ImageSettings
 
 BUILTIN = Path(__file__).with_name("styles.json")
 PLACEHOLDER = "{prompt}"
 NO_STYLE = "none"
 _HEX = re.compile(r"#[0-9a-fA-F]{6}")
+_files: tuple[Path, ...] | None = None  # the extra style files use_files configured; None: not configured
 
 
 @dataclass(frozen=True)
@@ -86,13 +89,27 @@ def _stamp(path: Path) -> tuple[Path, int]:
         return path, -1  # _parse reports the missing file
 
 
+def use_files(paths: Iterable[str | Path] | None) -> None:
+    """Configure the extra style files, in the order they override: entry points call it once with
+    `ImageSettings.styles` (imagegen.settings.configure does). None forgets the configuration, so
+    the catalog falls back to the environment's KEYART_STYLES, as for library use."""
+    global _files
+    _files = None if paths is None else tuple(Path(p).expanduser() for p in paths)
+
+
+def extra_files() -> tuple[Path, ...]:
+    """The extra style files: those configured with use_files, else (library use) KEYART_STYLES's."""
+    if _files is not None:
+        return _files
+    return tuple(Path(p).expanduser() for p in ImageSettings.from_env().styles)
+
+
 def catalog() -> dict[str, Style]:
-    """All styles by lower-case name: the built-ins plus those in `KEYART_STYLES`.
+    """All styles by lower-case name: the built-ins plus those in the extra files (`extra_files`).
 
     Cached per file and modification time, so an edited styles file is read again.
     """
-    extra = [Path(p) for p in os.environ.get("KEYART_STYLES", "").split(os.pathsep) if p]
-    return _load(tuple(_stamp(p) for p in [BUILTIN, *extra]))
+    return _load(tuple(_stamp(p) for p in [BUILTIN, *extra_files()]))
 
 
 def names() -> list[str]:

@@ -24,6 +24,17 @@ def _one_torch_thread():
     yield
 
 
+@pytest.fixture(autouse=True)
+def _unconfigured_styles_and_cache():
+    """An entry point run in a test (the CLI's main) configures the style files and the hash cache
+    for the process; forget that afterwards, so the next test sees its own environment."""
+    yield
+    from imagegen import hashes, styles
+
+    styles.use_files(None)
+    hashes.use_cache(None)
+
+
 @pytest.fixture(scope="session")
 def tiny_pipes(tmp_path_factory):
     """In-memory tiny SDXL (base, refiner), sharing text_encoder_2 and the VAE."""

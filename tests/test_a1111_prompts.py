@@ -25,8 +25,17 @@ def lora_dir(tiny_pipes, tmp_path_factory):
     return folder
 
 
-def test_the_full_a1111_prompt_renders_with_everything_honoured_and_recorded(engine, lora_dir, monkeypatch, tmp_path):
-    monkeypatch.setenv("KEYART_LORA_DIR", str(lora_dir))
+@pytest.fixture(scope="module")
+def lora_engine(tiny_pipes, lora_dir):
+    """A second engine over the same tiny pipelines, with the LoRA folder (the shared `engine` has none)."""
+    from imagegen.engines.sdxl import SDXLEngine
+
+    base, refiner = tiny_pipes
+    return SDXLEngine(base, refiner, model_name="tiny-sdxl-base", refiner_name="tiny-sdxl-refiner", lora_dir=lora_dir)
+
+
+def test_the_full_a1111_prompt_renders_with_everything_honoured_and_recorded(lora_engine, tmp_path):
+    engine = lora_engine
     prompt = f"((lighthouse keeper)), (storm:1.4), [calm sea] BREAK {LONG} <lora:ink:0.8> <lora:neon:0.5>"
     request = RenderRequest(prompt, negative_prompt="(blurry:1.2), text", **SMALL)
     [with_all] = engine.render(request)
@@ -51,15 +60,17 @@ def test_the_full_a1111_prompt_renders_with_everything_honoured_and_recorded(eng
     assert np.array_equal(pixels(engine.render(again))[index], base)
 
 
-def test_an_unknown_lora_is_a_clear_error_naming_what_exists(engine, lora_dir, monkeypatch):
+def test_an_unknown_lora_is_a_clear_error_naming_what_exists(lora_engine, engine):
     from imagegen import ModelNotFound
 
-    monkeypatch.setenv("KEYART_LORA_DIR", str(lora_dir))
     with pytest.raises(ModelNotFound, match="ink") as caught:
-        engine.render(RenderRequest("a harbour <lora:missing:1>", **SMALL))
+        lora_engine.render(RenderRequest("a harbour <lora:missing:1>", **SMALL))
     assert "neon" in str(caught.value)
     with pytest.raises(InvalidRequest):
-        engine.render(RenderRequest("a harbour <lora:../ink:1>", **SMALL))
+        lora_engine.render(RenderRequest("a harbour <lora:../ink:1>", **SMALL))
+    # An engine without a LoRA folder says which variable to set.
+    with pytest.raises(ModelNotFound, match="KEYART_LORA_DIR is not set"):
+        engine.render(RenderRequest("a harbour <lora:ink:1>", **SMALL))
 
 
 def test_variation_seeds_slerp_the_noise_as_a1111(engine, tmp_path):

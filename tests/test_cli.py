@@ -24,6 +24,30 @@ def test_help_lists_samplers_styles_and_sizes():
         assert expected in done.stdout, expected
 
 
+def test_help_lists_every_image_variable_from_the_one_table(capsys):
+    from imagegen.settings import VARIABLES
+
+    with pytest.raises(SystemExit):
+        main(["render", "--help"])
+    out = capsys.readouterr().out
+    for variable in VARIABLES:
+        assert f"  {variable.env} " in out and variable.meaning in out and variable.default in out, variable.env
+
+
+def test_the_cli_reads_the_environment_at_its_edge(tmp_path, monkeypatch, capsys):
+    extra = tmp_path / "mine.json"
+    extra.write_text(json.dumps([{"name": "ukiyo-e", "description": "woodblock print", "prompt": "ukiyo-e print of {prompt}"}]))
+    monkeypatch.setenv("KEYART_STYLES", str(extra))
+    with pytest.raises(SystemExit):
+        main(["render", "--help"])
+    assert "woodblock print" in capsys.readouterr().out  # the configured styles are listed
+    assert main(["render", "a wave", "--style", "ukiyo-e", "--seed", "1", "--output", str(tmp_path / "out"), *SMALL]) == 0
+    capsys.readouterr()
+    [png] = pngs(tmp_path / "out")
+    assert main(["info", str(png)]) == 0
+    assert "ukiyo-e print of a wave" in capsys.readouterr().out
+
+
 def test_preview_render_says_why_and_writes_labelled_pngs(tmp_path, capsys):
     assert main(["render", "a harbour at night", "--style", "anime", "--seed", "5", "--batch-size", "2", "--output", str(tmp_path), *SMALL]) == 0
     out, err = capsys.readouterr()

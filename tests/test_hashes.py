@@ -24,6 +24,22 @@ def test_short_sha256_cached_until_the_file_changes(tmp_path):
     assert model_hash(checkpoint) == hashlib.sha256(b"other weights").hexdigest()[:10]
 
 
+def test_the_cache_folder_is_configured_once_else_the_environments(tmp_path, monkeypatch):
+    from imagegen import hashes
+
+    monkeypatch.setenv("KEYART_CACHE", str(tmp_path / "from-env"))
+    assert cache_dir() == tmp_path / "from-env"  # library use: nobody configured it
+    hashes.use_cache(tmp_path / "configured")
+    monkeypatch.setenv("KEYART_CACHE", str(tmp_path / "later"))
+    assert cache_dir() == tmp_path / "configured"
+    checkpoint = tmp_path / "model.safetensors"
+    checkpoint.write_bytes(b"weights")
+    model_hash(checkpoint)
+    assert (tmp_path / "configured" / "model-hashes.json").is_file()
+    hashes.use_cache(None)
+    assert cache_dir() == tmp_path / "later"
+
+
 def test_hash_and_refiner_appear_as_a1111_writes_them(tiny_pipes):
     from imagegen import RenderRequest
     from imagegen.engines.sdxl import SDXLEngine

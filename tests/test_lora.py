@@ -1,4 +1,4 @@
-"""LoRA tags on the tiny base: found in KEYART_LORA_DIR, applied at their weights, removed without a trace."""
+"""LoRA tags on the tiny base: found in the LoRA folder (KEYART_LORA_DIR), applied at their weights, removed without a trace."""
 
 import hashlib
 import os
@@ -25,15 +25,15 @@ def lora_folder(tiny_pipes, tmp_path_factory):
 
 
 @pytest.fixture
-def loras(lora_folder, monkeypatch):
-    monkeypatch.setenv(lora.LORA_ENV, str(lora_folder))
+def loras(lora_folder):
+    """The LoRA folder, as the engine passes it (its lora_dir) to lora.applied and resolve."""
     return lora_folder
 
 
-def render(pipe, prompt, seed=0):
-    """What the engine does with a prompt: strip the tags, apply them, encode inside, render."""
+def render(pipe, prompt, folder, seed=0):
+    """What the engine does with a prompt: strip the tags, apply them from `folder`, encode inside, render."""
     text, tags = extract_loras(prompt)
-    with lora.applied(pipe, tags):
+    with lora.applied(pipe, tags, folder=folder):
         embeds = encode(pipe, text, "blurry")
         generator = torch.Generator("cpu").manual_seed(seed)
         return pipe(num_inference_steps=2, width=64, height=64, generator=generator, output_type="np", **embeds).images
@@ -51,9 +51,9 @@ PROMPT = "a lighthouse keeper in a storm"
 
 def test_a_lora_changes_the_render_and_leaves_no_trace(tiny_pipes, loras):
     base = tiny_pipes[0]
-    before = render(base, PROMPT)
-    with_ink = render(base, PROMPT + " <lora:ink:1>")
-    after = render(base, PROMPT)
+    before = render(base, PROMPT, loras)
+    with_ink = render(base, PROMPT + " <lora:ink:1>", loras)
+    after = render(base, PROMPT, loras)
     assert abs(with_ink - before).max() > 0.01
     # Bit-identical afterwards: the PEFT layers are unwrapped, the attention processors untouched.
     assert (after == before).all()
@@ -65,18 +65,18 @@ def test_a_lora_changes_the_render_and_leaves_no_trace(tiny_pipes, loras):
 
 def test_the_weight_matters(tiny_pipes, loras):
     base = tiny_pipes[0]
-    full, half, plain = render(base, f"{PROMPT} <lora:ink:1>"), render(base, f"{PROMPT} <lora:ink:0.5>"), render(base, PROMPT)
+    full, half, plain = render(base, f"{PROMPT} <lora:ink:1>", loras), render(base, f"{PROMPT} <lora:ink:0.5>", loras), render(base, PROMPT, loras)
     assert abs(full - half).max() > 0.01 and abs(half - plain).max() > 0.01
     # `<lora:ink>` is weight 1.0.
-    assert (render(base, f"{PROMPT} <lora:ink>") == full).all()
+    assert (render(base, f"{PROMPT} <lora:ink>", loras) == full).all()
 
 
 def test_text_encoder_and_unet_weights_are_separate(tiny_pipes, loras):
     base = tiny_pipes[0]
     plain = encode(base, PROMPT)["prompt_embeds"]
-    with lora.applied(base, [LoraTag("ink", te_weight=1.0, unet_weight=0.0)]):
+    with lora.applied(base, [LoraTag("ink", te_weight=1.0, unet_weight=0.0)], folder=loras):
         te_only = encode(base, PROMPT)["prompt_embeds"]
-    with lora.applied(base, [LoraTag("ink", te_weight=0.0, unet_weight=1.0)]):
+    with lora.applied(base, [LoraTag("ink", te_weight=0.0, unet_weight=1.0)], folder=loras):
         unet_only = encode(base, PROMPT)["prompt_embeds"]
     assert not torch.allclose(te_only, plain)
     assert torch.equal(unet_only, plain)
@@ -84,29 +84,29 @@ def test_text_encoder_and_unet_weights_are_separate(tiny_pipes, loras):
 
 def test_two_loras_combine(tiny_pipes, loras):
     base = tiny_pipes[0]
-    ink, neon = render(base, f"{PROMPT} <lora:ink:0.8>"), render(base, f"{PROMPT} <lora:styles/neon:0.8>")
-    both = render(base, f"<lora:ink:0.8> {PROMPT} <lora:styles/neon:0.8>")
+    ink, neon = render(base, f"{PROMPT} <lora:ink:0.8>", loras), render(base, f"{PROMPT} <lora:styles/neon:0.8>", loras)
+    both = render(base, f"<lora:ink:0.8> {PROMPT} <lora:styles/neon:0.8>", loras)
     assert abs(both - ink).max() > 0.01 and abs(both - neon).max() > 0.01
     assert not has_peft_layers(base)
 
 
 def test_a_bare_name_finds_the_file_in_a_subfolder_as_a1111(loras):
-    assert lora.resolve("neon") == loras / "styles" / "neon.safetensors"
-    assert lora.resolve("styles/neon") == lora.resolve("styles\\neon") == lora.resolve("neon.safetensors")
-    assert lora.available() == ["ink", "styles/neon"]
+    assert lora.resolve("neon", loras) == loras / "styles" / "neon.safetensors"
+    assert lora.resolve("styles/neon", loras) == lora.resolve("styles\\neon", loras) == lora.resolve("neon.safetensors", loras)
+    assert lora.available(loras) == ["ink", "styles/neon"]
 
 
 def test_an_unknown_name_lists_what_exists(loras):
     with pytest.raises(ModelNotFound, match=r"no LoRA 'inc'.*available: ink, styles/neon"):
-        lora.resolve("inc")
+        lora.resolve("inc", loras)
     with pytest.raises(ModelNotFound, match="available: ink, styles/neon"):
-        lora.resolve("other/neon")  # a path that does not exist is not searched for by its stem
+        lora.resolve("other/neon", loras)  # a path that does not exist is not searched for by its stem
 
 
 @pytest.mark.parametrize("name", ["../ink", "styles/../../ink", "..\\ink", "/etc/passwd", "C:\\loras\\ink", "\\\\server\\ink"])
 def test_names_that_leave_the_folder_are_refused(loras, name):
     with pytest.raises(InvalidRequest, match="available: ink, styles/neon"):
-        lora.resolve(name)
+        lora.resolve(name, loras)
 
 
 def test_a_link_that_leads_out_is_refused(loras, tmp_path):
@@ -115,9 +115,9 @@ def test_a_link_that_leads_out_is_refused(loras, tmp_path):
     link = loras / "escape.safetensors"
     os.symlink(outside, link)
     try:
-        assert "escape" not in lora.available()
+        assert "escape" not in lora.available(loras)
         with pytest.raises(InvalidRequest, match="links outside"):
-            lora.resolve("escape")
+            lora.resolve("escape", loras)
     finally:
         link.unlink()
 
@@ -128,20 +128,24 @@ def test_an_ambiguous_bare_name_asks_for_the_path(loras):
     twin.write_bytes((loras / "styles" / "neon.safetensors").read_bytes())
     try:
         with pytest.raises(InvalidRequest, match="ambiguous: more/neon, styles/neon"):
-            lora.resolve("neon")
-        assert lora.resolve("more/neon") == twin
+            lora.resolve("neon", loras)
+        assert lora.resolve("more/neon", loras) == twin
     finally:
         twin.unlink()
         twin.parent.rmdir()
 
 
-def test_an_unset_or_missing_folder_says_which_variable(monkeypatch, tmp_path):
-    monkeypatch.delenv(lora.LORA_ENV, raising=False)
+def test_an_unset_or_missing_folder_says_which_variable(tiny_pipes, monkeypatch, lora_folder, tmp_path):
     with pytest.raises(ModelNotFound, match="KEYART_LORA_DIR is not set"):
-        lora.resolve("ink")
-    monkeypatch.setenv(lora.LORA_ENV, str(tmp_path / "nowhere"))
+        lora.resolve("ink", None)
+    with pytest.raises(ModelNotFound, match="KEYART_LORA_DIR is not set"), lora.applied(tiny_pipes[0], [LoraTag("ink")]):
+        pass
     with pytest.raises(ModelNotFound, match="not a folder"):
-        lora.resolve("ink")
+        lora.resolve("ink", tmp_path / "nowhere")
+    # The folder is a parameter: the variable itself is read by imagegen.settings, not here.
+    monkeypatch.setenv(lora.LORA_ENV, str(lora_folder))
+    with pytest.raises(ModelNotFound, match="KEYART_LORA_DIR is not set"):
+        lora.resolve("ink", None)
 
 
 def test_bad_tags_fail_before_the_model_is_touched(tiny_pipes, loras):
@@ -151,7 +155,7 @@ def test_bad_tags_fail_before_the_model_is_touched(tiny_pipes, loras):
         ([LoraTag("ink"), LoraTag("../ink")], InvalidRequest),
         ([LoraTag("ink"), LoraTag("ink", 0.5, 0.5)], InvalidRequest),  # one tag per LoRA
     ]:
-        with pytest.raises(error), lora.applied(base, tags):
+        with pytest.raises(error), lora.applied(base, tags, folder=loras):
             pass
         assert not has_peft_layers(base)
 
@@ -164,7 +168,7 @@ def test_a_file_that_is_not_an_sdxl_lora_is_a_clear_error(tiny_pipes, loras):
     key = "unet.mid_block.attentions.0.transformer_blocks.0.attn1.to_q.lora"
     save_file({f"{key}.down.weight": torch.ones(4, 320), f"{key}.up.weight": torch.ones(320, 4)}, str(bad))
     try:
-        with pytest.raises(InvalidRequest, match="is it an SDXL LoRA"), lora.applied(tiny_pipes[0], [LoraTag("sd15")]):
+        with pytest.raises(InvalidRequest, match="is it an SDXL LoRA"), lora.applied(tiny_pipes[0], [LoraTag("sd15")], folder=loras):
             pass
         assert not has_peft_layers(tiny_pipes[0])
     finally:
@@ -172,7 +176,7 @@ def test_a_file_that_is_not_an_sdxl_lora_is_a_clear_error(tiny_pipes, loras):
 
 
 def test_an_error_during_the_render_still_removes_the_loras(tiny_pipes, loras):
-    with pytest.raises(RuntimeError, match="boom"), lora.applied(tiny_pipes[0], [LoraTag("ink")]):
+    with pytest.raises(RuntimeError, match="boom"), lora.applied(tiny_pipes[0], [LoraTag("ink")], folder=loras):
         assert has_peft_layers(tiny_pipes[0])
         raise RuntimeError("boom")
     assert not has_peft_layers(tiny_pipes[0])
@@ -193,7 +197,7 @@ def test_the_infotext_field_is_a1111s_lora_hashes(loras):
 
     prompt = f"{PROMPT} <lora:ink:0.8> <lora:styles/neon:0.5>"
     _, tags = extract_loras(prompt)
-    paths = [lora.resolve(t.name) for t in tags]
+    paths = [lora.resolve(t.name, loras) for t in tags]
     fields = lora.lora_infotext(tags, paths)
     ink, neon = (lora.lora_hash(p) for p in paths)
     assert fields == {"Lora hashes": f"ink: {ink}, styles/neon: {neon}"}

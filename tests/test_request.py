@@ -87,22 +87,36 @@ def test_style_applies_like_styleselectorxl():
     assert negative.endswith(", watermark, text, fog")
 
 
-def test_user_styles_from_keyart_styles(tmp_path, monkeypatch):
+def test_user_styles_from_the_configured_files(tmp_path):
     extra = tmp_path / "mine.json"
     extra.write_text(json.dumps([{"name": "Ukiyo-e", "description": "woodblock", "prompt": "ukiyo-e print of {prompt}"}]))
-    monkeypatch.setenv("KEYART_STYLES", str(extra))
+    styles.use_files([extra])
     assert RenderRequest("a wave", style="ukiyo-e").styled == ("ukiyo-e print of a wave", "")
     extra.write_text(json.dumps([{"name": "broken", "prompt": "no placeholder"}]))
-    monkeypatch.setenv("KEYART_STYLES", str(extra) + "x")
+    styles.use_files([str(extra) + "x"])
     with pytest.raises(InvalidRequest, match="cannot read styles"):
         styles.catalog()
     colours = tmp_path / "colours.json"
     colours.write_text(json.dumps([{"name": "pastel", "prompt": "{prompt}", "palette": "pink"}]))
-    monkeypatch.setenv("KEYART_STYLES", str(colours))
+    styles.use_files([colours])
     with pytest.raises(InvalidRequest, match="'palette' must be a list of '#rrggbb' colours"):
         styles.catalog()
     bad = tmp_path / "bad.json"
     bad.write_text(json.dumps([{"name": "broken", "prompt": "no placeholder"}]))
-    monkeypatch.setenv("KEYART_STYLES", str(bad))
+    styles.use_files([bad])
     with pytest.raises(InvalidRequest, match="must contain \\{prompt\\} exactly once"):
         styles.catalog()
+    styles.use_files([])  # configured: no extra files
+    assert "ukiyo-e" not in styles.catalog() and "anime" in styles.catalog()
+
+
+def test_unconfigured_styles_fall_back_to_keyart_styles_for_library_use(tmp_path, monkeypatch):
+    extra = tmp_path / "mine.json"
+    extra.write_text(json.dumps([{"name": "Ukiyo-e", "description": "woodblock", "prompt": "ukiyo-e print of {prompt}"}]))
+    monkeypatch.setenv("KEYART_STYLES", str(extra))
+    assert RenderRequest("a wave", style="ukiyo-e").styled == ("ukiyo-e print of a wave", "")
+    styles.use_files([])  # once configured, the environment no longer counts
+    with pytest.raises(InvalidRequest, match="unknown style 'ukiyo-e'"):
+        styles.get("ukiyo-e")
+    styles.use_files(None)
+    assert styles.get("ukiyo-e").description == "woodblock"

@@ -8,6 +8,7 @@ from imagegen import InvalidRequest, ModelNotFound, RenderRequest
 from imagegen.engines import create_engine
 from imagegen.engines.sdxl import SDXLEngine
 from imagegen.engines.sdxl_load import locate, pick_dtype, place
+from imagegen.settings import ImageSettings
 
 
 def test_loads_base_and_refiner_from_folders_and_shares_components(tiny_model_dirs):
@@ -20,16 +21,28 @@ def test_loads_base_and_refiner_from_folders_and_shares_components(tiny_model_di
     assert image.image.size == (64, 72) and "Refiner: tiny-sdxl-refiner" in image.infotext
 
 
-def test_auto_engine_uses_sdxl_when_the_model_variable_is_set(tiny_model_dirs, monkeypatch):
-    monkeypatch.setenv("KEYART_SDXL_MODEL", str(tiny_model_dirs[0]))
-    engine = create_engine("auto")
+def test_auto_engine_uses_sdxl_when_the_settings_name_a_model(tiny_model_dirs, tmp_path):
+    settings = ImageSettings(sdxl_model=str(tiny_model_dirs[0]), lora_dir=str(tmp_path), device="cpu")
+    engine = create_engine("auto", settings)
     assert engine.name == "sdxl" and engine.refiner is None
+    assert engine.lora_dir == str(tmp_path) and engine.device == "cpu"  # the settings reach the engine
 
 
-def test_unknown_engine_option_is_an_error(tiny_model_dirs, monkeypatch):
-    monkeypatch.setenv("KEYART_SDXL_MODEL", str(tiny_model_dirs[0]))
+def test_unknown_engine_option_is_an_error(tiny_model_dirs):
+    settings = ImageSettings(sdxl_model=str(tiny_model_dirs[0]))
     with pytest.raises(InvalidRequest, match="unknown sdxl engine options"):
-        create_engine("sdxl", turbo=True)
+        create_engine("sdxl", settings, turbo=True)
+    with pytest.raises(InvalidRequest, match="unknown sdxl engine options"):
+        SDXLEngine.from_settings(settings, turbo=True)
+    with pytest.raises(ModelNotFound, match="set KEYART_SDXL_MODEL"):
+        SDXLEngine.from_settings(ImageSettings())
+
+
+def test_options_win_over_the_settings(tiny_model_dirs):
+    settings = ImageSettings(sdxl_model=str(tiny_model_dirs[0]), memory="lowvram")
+    with pytest.raises(InvalidRequest, match="memory mode 'lowvram' offloads from a CUDA GPU"):
+        SDXLEngine.from_settings(settings, device="cpu")
+    assert SDXLEngine.from_settings(settings, device="cpu", memory="normal").memory == "normal"
 
 
 @pytest.mark.parametrize(

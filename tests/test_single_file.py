@@ -18,11 +18,9 @@ def single_file(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def engines(single_file):
-    """The engine loaded from the file (configs from KEYART_SDXL_CONFIG) and from the folder."""
+    """The engine loaded from the file (configs from the KEYART_SDXL_CONFIG folder) and from the folder."""
     file, config_folder = single_file
-    with pytest.MonkeyPatch.context() as env:
-        env.setenv("KEYART_SDXL_CONFIG", str(config_folder))
-        from_file = SDXLEngine.from_pretrained(str(file))
+    from_file = SDXLEngine.from_pretrained(str(file), config=str(config_folder))
     return from_file, SDXLEngine.from_pretrained(str(config_folder))
 
 
@@ -70,7 +68,8 @@ def test_single_file_is_named_and_hashed_as_a1111_does(engines, single_file):
 
 
 def _load_without_config(single_file, monkeypatch):
-    monkeypatch.delenv("KEYART_SDXL_CONFIG", raising=False)
+    # Set in the environment, but not passed: the loader reads its config only as a parameter.
+    monkeypatch.setenv("KEYART_SDXL_CONFIG", str(single_file[1]))
     with pytest.raises(ModelNotFound) as info:
         SDXLEngine.from_pretrained(str(single_file[0]))
     return str(info.value)

@@ -1,26 +1,23 @@
-"""Engine contract and factory: `create_engine("auto" | "sdxl" | "preview")`, imported lazily.
+"""The engine contract and the engine table: `create_engine("auto" | "sdxl" | "preview", settings)`, imported lazily.
 
 Every engine has a `name`, a `model_name` (A1111's "Model:" field) and
-`render(request, *, lineage=None, progress=None) -> list[RenderedImage]`.
+`render(request, *, lineage=None, progress=None) -> list[RenderedImage]`. Adding an engine is one
+file here plus one `EngineSpec` in `ENGINE_SPECS`; registry.py reads the table. What is configured
+comes from an `ImageSettings` (imagegen.settings) that the entry point built and passes in.
 """
 
 from __future__ import annotations
 
-import logging
-import os
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any, Protocol
 
-from ..errors import InvalidRequest, ModelNotFound
 from ..request import RenderedImage, RenderRequest
+from ..settings import ENGINE_OPTIONS, ImageSettings, variable
+from . import registry
+from .registry import ALL_FEATURES, AUTO, FEATURES, Choice, EngineSpec, Feature
 
-log = logging.getLogger(__name__)
-
-ENGINES = ("auto", "sdxl", "preview")
-SDXL_OPTIONS = ("device", "dtype", "memory")
-MODEL_ENV = "KEYART_SDXL_MODEL"
-REFINER_ENV = "KEYART_SDXL_REFINER"
+MODEL_ENV = variable("sdxl_model").env  # KEYART_SDXL_MODEL, named in messages
+REFINER_ENV = variable("sdxl_refiner").env  # KEYART_SDXL_REFINER
 
 Progress = Callable[[int, int], None]  # (steps done, steps in all) across the whole request
 
@@ -34,59 +31,78 @@ class Engine(Protocol):
     ) -> list[RenderedImage]: ...
 
 
-@dataclass(frozen=True)
-class Choice:
-    """Which engine `auto` picked, and why, in words a user can act on."""
-
-    name: str
-    reason: str
-
-
-def choose(name: str = "auto", **options: Any) -> Choice:
-    """Resolve an engine name without loading anything: `auto` is sdxl when a model is configured.
-
-    `options` (device, dtype, memory; None or empty means unset) are checked here too: they are sdxl's.
-    """
-    name = str(name).strip().lower()
-    if name not in ENGINES:
-        raise InvalidRequest(f"unknown engine {name!r}; choose one of: {', '.join(ENGINES)}")
-    given = sorted(k for k, v in options.items() if v)
-    unknown = set(given) - set(SDXL_OPTIONS)
-    if unknown:
-        raise InvalidRequest(f"unknown sdxl engine options {sorted(unknown)}; known: {', '.join(SDXL_OPTIONS)}")
-    choice = _choose(name)
-    if given and choice.name != "sdxl":
-        raise InvalidRequest(f"--{', --'.join(given)} apply to the sdxl engine, not {choice.name}")
-    return choice
-
-
-def _choose(name: str) -> Choice:
-    model = os.environ.get(MODEL_ENV, "").strip()
-    if name == "preview":
-        return Choice("preview", "the preview engine was asked for: offline cards, not SDXL renders")
-    if name == "sdxl" and not model:
-        raise ModelNotFound(
+# The table. `auto` is the rule over it: the first engine with auto=True that is configured, in this
+# order. What each engine supports was read from its render(): sdxl honours every feature; preview
+# accepts every request sdxl does (a stand-in while no model is set: tests pin that it previews each
+# mode) and draws only the init image and each mode's final size, recording the rest in the PNG.
+ENGINE_SPECS: tuple[EngineSpec, ...] = (
+    EngineSpec(
+        name="sdxl",
+        factory="imagegen.engines.sdxl:SDXLEngine.from_settings",
+        description=f"local SDXL with diffusers: every mode, LoRAs, the refiner (needs {MODEL_ENV}; {REFINER_ENV} optional)",
+        options=ENGINE_OPTIONS,
+        supports=ALL_FEATURES,
+        needs=MODEL_ENV,
+        takes_settings=True,
+        missing=(
             f"the sdxl engine needs a model, and {MODEL_ENV} is not set. Set {MODEL_ENV} to a diffusers "
             "folder, a hub id (stabilityai/stable-diffusion-xl-base-1.0) or a .safetensors file; "
             f"optionally {REFINER_ENV} for the refiner"
-        )
-    if model:
-        return Choice("sdxl", f"{MODEL_ENV} is set ({model})")
-    return Choice(
-        "preview",
-        f"no SDXL model is configured, so these are offline preview cards, not renders; "
-        f"set {MODEL_ENV} to a diffusers folder, hub id or .safetensors file to render with SDXL",
-    )
+        ),
+        auto=True,
+    ),
+    EngineSpec(
+        name="preview",
+        factory="imagegen.engines.preview:PreviewEngine",
+        description="offline labelled cards, no model: each mode's size and init image; other settings recorded, not drawn",
+        supports=ALL_FEATURES,
+        renders=frozenset({"img2img", "outpaint", "hires"}),
+        asked="the preview engine was asked for: offline cards, not SDXL renders",
+        auto=True,
+        auto_reason=(
+            "no SDXL model is configured, so these are offline preview cards, not renders; "
+            f"set {MODEL_ENV} to a diffusers folder, hub id or .safetensors file to render with SDXL"
+        ),
+    ),
+)
+ENGINES = registry.names(ENGINE_SPECS)  # ("auto", "sdxl", "preview")
+SDXL_OPTIONS = registry.lookup(ENGINE_SPECS, "sdxl").options
+
+__all__ = [
+    "ALL_FEATURES", "AUTO", "ENGINES", "ENGINE_SPECS", "FEATURES", "MODEL_ENV", "REFINER_ENV", "SDXL_OPTIONS", "Choice", "Engine",
+    "EngineSpec", "Feature", "Progress", "check_request", "choose", "create_engine", "describe", "spec",
+]  # fmt: skip
 
 
-def create_engine(name: str = "auto", **options: Any) -> Engine:
-    """Create the engine `name` resolves to; options (device, dtype, memory) go to the sdxl engine."""
-    choice = choose(name, **options)
-    log.info("engine: %s (%s)", choice.name, choice.reason)
-    if choice.name == "sdxl":
-        from .sdxl import SDXLEngine
+def spec(name: str, settings: ImageSettings | None = None) -> EngineSpec:
+    """The table's row for `name` (case and spaces ignored); `auto` gives the engine it picks with
+    `settings` (None: ImageSettings.from_env())."""
+    return registry.lookup(ENGINE_SPECS, name, settings)
 
-        return SDXLEngine.from_env(**options)
-    from .preview import PreviewEngine
 
-    return PreviewEngine(**options)
+def choose(name: str = AUTO, settings: ImageSettings | None = None, **options: Any) -> Choice:
+    """Resolve an engine name without loading anything: `auto` is sdxl when `settings` name a model.
+
+    `settings` None means ImageSettings.from_env(): this is an edge for callers without a settings
+    object (tests, notebooks). `options` (device, dtype, memory; None or empty means unset) are the
+    ones asked for explicitly, checked here too: they are sdxl's, so asking them of preview is an error.
+    """
+    return registry.resolve(ENGINE_SPECS, name, settings, **options)
+
+
+def create_engine(name: str = AUTO, settings: ImageSettings | None = None, **options: Any) -> Engine:
+    """Create the engine `name` resolves to with `settings` (None: ImageSettings.from_env()); options
+    (device, dtype, memory) go to the sdxl engine and win over the settings' own."""
+    return registry.create(ENGINE_SPECS, name, settings, **options)
+
+
+def check_request(engine: str | EngineSpec, *requests: RenderRequest, settings: ImageSettings | None = None) -> None:
+    """Refuse a request that uses a feature `engine` cannot honour (InvalidRequest naming the field
+    and the engine), before any work: call it before loading an engine, as the engines' render() do.
+    `settings` resolve `auto` (None: the environment's)."""
+    registry.check(ENGINE_SPECS, engine, *requests, settings=settings)
+
+
+def describe() -> list[tuple[str, str]]:
+    """(name, one-line description) for auto and every engine: for --help and the Settings tab."""
+    return registry.describe(ENGINE_SPECS)

@@ -1,14 +1,14 @@
-"""LoRAs named in prompts (`<lora:name:weight>`): found in KEYART_LORA_DIR, applied for one render, removed.
+"""LoRAs named in prompts (`<lora:name:weight>`): found in the LoRA folder, applied for one render, removed.
 
-Names resolve as A1111 resolves them (a file's stem anywhere in the folder, or its path inside it),
-never outside the folder. `applied(pipe, tags)` loads them into the base pipeline with diffusers'
-PEFT backend and unloads them afterwards, so the next render is bit-identical to one without them.
+The folder (KEYART_LORA_DIR, read by imagegen.settings) is a parameter here. Names resolve as A1111
+resolves them (a file's stem anywhere in the folder, or its path inside it), never outside the
+folder. `applied(pipe, tags, folder=...)` loads them into the base pipeline with diffusers' PEFT
+backend and unloads them afterwards, so the next render is bit-identical to one without them.
 """
 
 from __future__ import annotations
 
 import logging
-import os
 import re
 import warnings
 from collections.abc import Iterator, Sequence
@@ -18,10 +18,11 @@ from pathlib import Path, PurePosixPath, PureWindowsPath
 from .. import hashes
 from ..errors import InvalidRequest, ModelNotFound
 from ..prompt_syntax import LoraTag
+from ..settings import variable
 
 log = logging.getLogger(__name__)
 
-LORA_ENV = "KEYART_LORA_DIR"
+LORA_ENV = variable("lora_dir").env  # KEYART_LORA_DIR, named in messages
 SUFFIX = ".safetensors"
 SHORT = 12  # A1111's LoRA "shorthash" length (checkpoints use 10)
 LISTED = 20  # how many available LoRAs an error message names
@@ -30,23 +31,24 @@ LISTED = 20  # how many available LoRAs an error message names
 # -- finding files ----------------------------------------------------------------------------
 
 
-def lora_dir() -> Path:
-    """The LoRA folder named by KEYART_LORA_DIR."""
-    value = os.environ.get(LORA_ENV, "").strip()
+def lora_dir(folder: str | Path | None) -> Path:
+    """The LoRA folder, checked: None or empty (no folder configured) and a path that is not a
+    folder are ModelNotFound errors that say to set KEYART_LORA_DIR."""
+    value = str(folder).strip() if folder is not None else ""
     if not value:
         raise ModelNotFound(
-            f"the prompt names a LoRA, but {LORA_ENV} is not set; set it to the folder of your LoRA "
-            f"{SUFFIX} files (A1111's models/Lora works as it is)"
+            f"the prompt names a LoRA, but no LoRA folder is configured: {LORA_ENV} is not set; set it to the "
+            f"folder of your LoRA {SUFFIX} files (A1111's models/Lora works as it is)"
         )
-    folder = Path(value).expanduser()
-    if not folder.is_dir():
+    path = Path(value).expanduser()
+    if not path.is_dir():
         raise ModelNotFound(f"{LORA_ENV} is {value!r}, which is not a folder; point it at the folder of your LoRA {SUFFIX} files")
-    return folder
+    return path
 
 
-def available(directory: str | Path | None = None) -> list[str]:
-    """The LoRA names in the folder: paths inside it without `.safetensors`, sorted (links leading out are skipped)."""
-    root = Path(directory) if directory is not None else lora_dir()
+def available(folder: str | Path | None) -> list[str]:
+    """The LoRA names in `folder`: paths inside it without `.safetensors`, sorted (links leading out are skipped)."""
+    root = lora_dir(folder)
     real_root = root.resolve()
     names = []
     for path in root.rglob(f"*{SUFFIX}"):
@@ -55,13 +57,13 @@ def available(directory: str | Path | None = None) -> list[str]:
     return sorted(names, key=str.lower)
 
 
-def resolve(name: str, directory: str | Path | None = None) -> Path:
-    """The `.safetensors` file a tag's name means: `sub/name` inside the folder, or A1111's bare file name.
+def resolve(name: str, folder: str | Path | None) -> Path:
+    """The `.safetensors` file a tag's name means: `sub/name` inside `folder`, or A1111's bare file name.
 
     Absolute paths, `..` and links that lead out of the folder are refused; an unknown name is a
-    ModelNotFound that lists the LoRAs there are.
+    ModelNotFound that lists the LoRAs there are; no folder at all says to set KEYART_LORA_DIR.
     """
-    root = Path(directory) if directory is not None else lora_dir()
+    root = lora_dir(folder)
     # 1. Refuse anything that could leave the folder before touching the file system.
     if PurePosixPath(name).is_absolute() or PureWindowsPath(name).is_absolute() or PureWindowsPath(name).drive:
         raise InvalidRequest(f"LoRA {name!r}: give a name inside {LORA_ENV}, not an absolute path; {_listing(root)}")
@@ -127,8 +129,9 @@ def lora_infotext(tags: Sequence[LoraTag], paths: Sequence[str | Path]) -> dict[
 
 
 @contextmanager
-def applied(pipe, tags: Sequence[LoraTag], *, directory: str | Path | None = None) -> Iterator[list[Path]]:
-    """Load `tags`' LoRAs into `pipe` (UNet and text encoders) at their weights; remove them on exit.
+def applied(pipe, tags: Sequence[LoraTag], *, folder: str | Path | None = None) -> Iterator[list[Path]]:
+    """Load `tags`' LoRAs from `folder` into `pipe` (UNet and text encoders) at their weights; remove
+    them on exit. Tags with no folder (None) are a ModelNotFound that says to set KEYART_LORA_DIR.
 
     Yields the resolved files (for `lora_infotext`). Give the base pipeline: SDXL LoRAs are trained
     for its UNet, and the refiner's differs. Because the refiner shares text_encoder_2 with the base,
@@ -139,7 +142,7 @@ def applied(pipe, tags: Sequence[LoraTag], *, directory: str | Path | None = Non
         yield []
         return
     # 1. Resolve every name first: a bad one fails before the model is touched.
-    paths = [resolve(tag.name, directory) for tag in tags]
+    paths = [resolve(tag.name, folder) for tag in tags]
     repeated = sorted({tag.name for tag, path in zip(tags, paths) if paths.count(path) > 1})
     if repeated:
         raise InvalidRequest(f"LoRA {', '.join(repeated)} appears more than once in the prompt; give each LoRA one tag with its weight")

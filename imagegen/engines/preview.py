@@ -17,7 +17,7 @@ from .. import lettering, styles
 from ..errors import InvalidRequest
 from ..lettering import INK_DARK, INK_LIGHT
 from ..request import RenderedImage, RenderRequest
-from . import Progress
+from . import Progress, check_request
 
 log = logging.getLogger(__name__)
 
@@ -46,6 +46,7 @@ class PreviewEngine:
         """Draw one card per image of `request`: image i on seed+i, as an SDXL render would be."""
         from ..metadata import infotext_for, lineage_for
 
+        check_request(self.name, request)  # a feature this engine cannot honour fails before any drawing
         # 1. Resolve the seed (a random one is recorded) and what every card shares.
         request = request.with_seed()
         seeds = request.seeds()

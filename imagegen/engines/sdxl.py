@@ -3,13 +3,13 @@
 The base denoises the first `refiner_switch_at` of the schedule and hands its latents to the
 refiner, which shares text_encoder_2 and the VAE. img2img, inpaint, outpaint and the hires fix
 reuse the base's models (sdxl_modes). Components are injected (`SDXLEngine(base, refiner)`);
-`from_pretrained` and `from_env` load them.
+`from_pretrained` loads them, and `from_settings` loads what an `ImageSettings` names.
 """
 
 from __future__ import annotations
 
 import logging
-import os
+from pathlib import Path
 from typing import Any
 
 from .. import canvas, samplers
@@ -18,8 +18,9 @@ from ..metadata import infotext_for, lineage_for
 from ..prompt_schedule import loras, schedule
 from ..prompt_syntax import parse
 from ..request import RenderedImage, RenderRequest
+from ..settings import ENGINE_OPTIONS, ImageSettings
 from ..variation import initial_latents
-from . import MODEL_ENV, REFINER_ENV, Progress
+from . import MODEL_ENV, REFINER_ENV, Progress, check_request
 from . import lora
 from . import sdxl_modes as modes
 from .sdxl_prompt import chunk_count
@@ -50,6 +51,7 @@ class SDXLEngine:
         model_hash: str | None = None,
         refiner_hash: str | None = None,
         memory: str = "normal",
+        lora_dir: str | Path | None = None,
     ):
         self.base = base
         self.refiner = refiner
@@ -58,6 +60,7 @@ class SDXLEngine:
         self.model_hash = model_hash  # A1111's short SHA-256 of a checkpoint file, when there is one
         self.refiner_hash = refiner_hash
         self.memory = memory
+        self.lora_dir = lora_dir  # where <lora:...> tags are looked up (KEYART_LORA_DIR); None: LoRA tags are an error
         # Pristine scheduler configs: every sampler is built from these, never from the last one used.
         self._scheduler_config = dict(base.scheduler.config)
         self._refiner_scheduler_config = dict(refiner.scheduler.config) if refiner is not None else None
@@ -81,17 +84,30 @@ class SDXLEngine:
 
     @classmethod
     def from_pretrained(
-        cls, model: str, refiner: str | None = None, *, device: str | None = None, dtype: str | None = None, memory: str | None = None
+        cls,
+        model: str,
+        refiner: str | None = None,
+        *,
+        device: str | None = None,
+        dtype: str | None = None,
+        memory: str | None = None,
+        config: str | None = None,
+        lora_dir: str | Path | None = None,
     ) -> SDXLEngine:
-        """Load SDXL (and a refiner) from folders, .safetensors files or hub ids onto a device."""
+        """Load SDXL (and a refiner) from folders, .safetensors files or hub ids onto a device.
+
+        device None: the best available; dtype None: auto (fp16 on GPUs, fp32 on the CPU); memory
+        None: normal. `config` is the diffusers folder a single file reads its configs from offline;
+        `lora_dir` is where the prompts' LoRA tags are found.
+        """
         # 1. Where and in which precision.
         device = pick_device(device)
         torch_dtype = pick_dtype(device, dtype)
-        memory = memory or os.environ.get("KEYART_MEMORY") or "normal"
+        memory = memory or "normal"
         if device == "cpu":
             log.warning("rendering SDXL on the CPU in fp32: expect minutes per image; a CUDA GPU takes seconds")
         # 2. Load, keep the VAE safe in fp16, then place the models.
-        base, refiner_pipe, source, refiner_source = load_pipelines(model, refiner, torch_dtype)
+        base, refiner_pipe, source, refiner_source = load_pipelines(model, refiner, torch_dtype, config=config)
         pipes = [p for p in (base, refiner_pipe) if p is not None]
         keep_vae_safe(pipes, torch_dtype)
         place(pipes, device, memory)
@@ -103,18 +119,29 @@ class SDXLEngine:
             refiner_name=refiner_source.name if refiner_source else None,
             refiner_hash=refiner_source.hash if refiner_source else None,
             memory=memory,
+            lora_dir=lora_dir,
         )
 
     @classmethod
-    def from_env(cls, **options: Any) -> SDXLEngine:
-        """Load the model named by KEYART_SDXL_MODEL (and KEYART_SDXL_REFINER when set)."""
-        unknown = set(options) - {"device", "dtype", "memory"}
+    def from_settings(cls, settings: ImageSettings, **options: Any) -> SDXLEngine:
+        """Load the model `settings` name (sdxl_model, and sdxl_refiner when set) with its device,
+        dtype, memory mode, single-file config and LoRA folder; `options` (device, dtype, memory)
+        win over the settings' own."""
+        unknown = set(options) - set(ENGINE_OPTIONS)
         if unknown:
-            raise InvalidRequest(f"unknown sdxl engine options {sorted(unknown)}; known: device, dtype, memory")
-        model = os.environ.get(MODEL_ENV, "").strip()
-        if not model:
+            raise InvalidRequest(f"unknown sdxl engine options {sorted(unknown)}; known: {', '.join(ENGINE_OPTIONS)}")
+        settings = settings.overridden(**{name: value for name, value in options.items() if value})
+        if not settings.sdxl_model:
             raise ModelNotFound(f"set {MODEL_ENV} to an SDXL folder, .safetensors file or hub id")
-        return cls.from_pretrained(model, os.environ.get(REFINER_ENV, "").strip() or None, **options)
+        return cls.from_pretrained(
+            settings.sdxl_model,
+            settings.sdxl_refiner,
+            device=settings.device,
+            dtype=settings.dtype,
+            memory=settings.memory,
+            config=settings.sdxl_config,
+            lora_dir=settings.lora_dir,
+        )
 
     # -- rendering ----------------------------------------------------------------------------
 
@@ -153,6 +180,7 @@ class SDXLEngine:
         """One request (in batch_count batches), or compatible requests in one batch; images per request."""
         import torch
 
+        check_request(self.name, *requests)  # a feature this engine cannot honour fails before any work
         # 1. Resolve the seeds and the refiner; build the sampler from the pristine configs; read the inputs.
         requests = [r.with_seed() for r in requests]
         request = requests[0]  # the call's settings: the same for every request here
@@ -193,7 +221,7 @@ class SDXLEngine:
                 return first, PassPrompts(pipe, trees, hires_steps, refiner=refiner) if hires else None
 
             refiner_prompts = {key: prompts_of(self.refiner, trees, True) if use_refiner else (None, None) for key, trees in calls_of.items()}
-            with lora.applied(self.base, tags or []) as lora_paths:
+            with lora.applied(self.base, tags or [], folder=self.lora_dir) as lora_paths:
                 loras_used = lora.lora_infotext(tags or [], lora_paths)
                 # Inside: a LoRA's text-encoder part counts.
                 call_prompts = {}

@@ -1,7 +1,8 @@
 """Loading SDXL for the engine: where the model is, which device and precision, which memory mode.
 
 A model is a diffusers folder, a single .safetensors/.ckpt file, or a hub id. Anything missing is
-a `ModelNotFound` that says what to set. torch and diffusers are imported only inside functions.
+a `ModelNotFound` that says what to set. Device, precision and the single-file config folder come
+as parameters (imagegen.settings reads KEYART_*). torch and diffusers are imported only inside functions.
 """
 
 from __future__ import annotations
@@ -64,10 +65,10 @@ def locate(model: str, *, variable: str = "KEYART_SDXL_MODEL") -> ModelSource:
 
 
 def pick_device(device: str | None = None) -> str:
-    """`device`, else KEYART_DEVICE, else CUDA when available, else Apple's MPS, else the CPU."""
+    """`device` when given, else CUDA when available, else Apple's MPS, else the CPU."""
     import torch
 
-    device = device or os.environ.get("KEYART_DEVICE") or ""
+    device = (device or "").strip()
     if device:
         if device.startswith("cuda") and not torch.cuda.is_available():
             raise InvalidRequest(f"device {device!r} was asked for, but torch sees no CUDA GPU (torch {torch.__version__})")
@@ -83,7 +84,7 @@ def pick_dtype(device: str, dtype: str | None = None):
     """fp16 on GPUs (SDXL's own variant), fp32 on the CPU, where half precision is slow or missing."""
     import torch
 
-    dtype = dtype or os.environ.get("KEYART_DTYPE") or "auto"
+    dtype = dtype or "auto"
     if dtype not in DTYPES:
         raise InvalidRequest(f"dtype must be one of {', '.join(DTYPES)} (got {dtype!r})")
     if dtype == "auto":
@@ -91,19 +92,20 @@ def pick_dtype(device: str, dtype: str | None = None):
     return {"fp16": torch.float16, "bf16": torch.bfloat16, "fp32": torch.float32}[dtype]
 
 
-def _from_source(cls, source: ModelSource, dtype, **components: Any):
+def _from_source(cls, source: ModelSource, dtype, config: str | None = None, **components: Any):
+    """Load one pipeline; `config` is a diffusers folder a single file reads its configs from offline."""
     kwargs: dict[str, Any] = {"torch_dtype": dtype, **components}
     try:
         if source.kind == "file":
-            config = os.environ.get("KEYART_SDXL_CONFIG")  # a diffusers folder to read configs from offline
             return cls.from_single_file(source.location, config=config, **kwargs) if config else cls.from_single_file(source.location, **kwargs)
         if source.kind == "folder" and dtype is not _fp32() and any(Path(source.location).glob("unet/*.fp16.safetensors")):
             kwargs["variant"] = "fp16"  # half-size files, when the folder has them
         return cls.from_pretrained(source.location, **kwargs)
     except OSError as exc:  # what diffusers and huggingface_hub raise for missing files and hub misses
+        # HF_HUB_OFFLINE is the hub library's own variable, not a keyart setting: read where the hub is used.
         offline = os.environ.get("HF_HUB_OFFLINE", "") not in ("", "0")
         hint = " HF_HUB_OFFLINE is set, so only the local cache is searched." if offline else ""
-        if source.kind == "file" and not os.environ.get("KEYART_SDXL_CONFIG"):
+        if source.kind == "file" and not config:
             # A single file holds weights only; diffusers fetches the pipeline's configs from the hub.
             hint += (
                 " A single checkpoint file needs the SDXL pipeline configs: offline, set KEYART_SDXL_CONFIG to a "
@@ -119,17 +121,18 @@ def _fp32():
     return torch.float32
 
 
-def load_pipelines(model: str, refiner: str | None, dtype):
-    """Load the base pipeline and, when asked, a refiner sharing its text_encoder_2 and VAE."""
+def load_pipelines(model: str, refiner: str | None, dtype, *, config: str | None = None):
+    """Load the base pipeline and, when asked, a refiner sharing its text_encoder_2 and VAE; `config`
+    (KEYART_SDXL_CONFIG) is the folder single checkpoint files read their pipeline configs from."""
     from diffusers import StableDiffusionXLImg2ImgPipeline, StableDiffusionXLPipeline
 
     base_source = locate(model)
     refiner_source = locate(refiner, variable="KEYART_SDXL_REFINER") if refiner else None
-    base = _from_source(StableDiffusionXLPipeline, base_source, dtype)
+    base = _from_source(StableDiffusionXLPipeline, base_source, dtype, config)
     refiner_pipe = None
     if refiner_source:
         refiner_pipe = _from_source(
-            StableDiffusionXLImg2ImgPipeline, refiner_source, dtype, text_encoder_2=base.text_encoder_2, vae=base.vae
+            StableDiffusionXLImg2ImgPipeline, refiner_source, dtype, config, text_encoder_2=base.text_encoder_2, vae=base.vae
         )
     return base, refiner_pipe, base_source, refiner_source
 
