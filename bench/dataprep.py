@@ -82,7 +82,7 @@ def main() -> None:
         engine.render(request)
     bare_render = [timed(lambda: [engine.render(r) for r in requests]) for _ in range(args.rounds)]
     stage_render, rerun = [], []
-    slot = stages.EngineSlot(engine)
+    slot = RenderService(engine)
     for n in range(args.rounds):
         store = Store(root / f"render-{n}")
         stages.prompts_stage(items, store, model)

@@ -83,6 +83,7 @@ class Job:
     started: float | None = None
     finished: float | None = None
     cancel_requested: bool = False  # set on a running job by cancel(); it stops at its next step
+    exception: BaseException | None = field(default=None, repr=False)  # why it failed, as raised (this process only)
     on_progress: OnProgress | None = field(default=None, repr=False)
     on_result: OnResult | None = field(default=None, repr=False)
     request_data: dict[str, Any] = field(default_factory=dict, repr=False)  # the request as stored

@@ -160,6 +160,8 @@ class WorkerLoop:
             if not isinstance(exc, KeyartError):
                 log.exception("render of job(s) %s failed", ", ".join(j.id for j in group))
             outputs, error = None, _message(exc)
+            for job in group:
+                job.exception = exc  # for a submitter in this process that wants the error's own type
         finally:
             with self._lock:
                 worker.busy_since = None
@@ -190,6 +192,7 @@ class WorkerLoop:
             paths = [write_png(image, job.output / f"{job.id}-{image.index:03d}.png") for image in images] if job.output else []
         except (KeyartError, OSError) as exc:
             error = f"could not save the images in {job.output}: {exc}"
+            job.exception = exc
         else:
             with self._lock:
                 job.results = paths

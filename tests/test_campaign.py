@@ -21,6 +21,7 @@ from assistant.models.offline import OfflineModel
 from assistant.models.openai_chat import build_openai_chat
 from assistant.platforms import ASPECTS, PLATFORMS, fit, post_text, weighted_length
 from assistant.store import Store
+from assistant.workflows.service import RenderService
 from assistant.workflows import stages
 from assistant.workflows.campaign import CampaignError, Tools, brief_from, load, load_brief, new_campaign, run
 from assistant.workflows.plan import RenderSettings, Selection, catalog_seed, plan_prompts
@@ -35,7 +36,7 @@ TINY = {"width": 64, "height": 64, "num_inference_steps": 2}
 
 def tools(folder, model=None, *, home=None, **options):
     home = home or folder.parent / "no-catalog"
-    return Tools(folder=folder, model=model or OfflineModel(), slot=stages.EngineSlot(name="preview"), catalog=load_catalog(), home=home, **options)
+    return Tools(folder=folder, model=model or OfflineModel(), slot=RenderService(name="preview"), catalog=load_catalog(), home=home, **options)
 
 
 def campaign_for(folder, model=None, *, home=None, **brief):
@@ -336,7 +337,7 @@ def test_a_hand_edit_is_checked_again_before_export(tmp_path):
 def test_images_start_from_the_catalog_prompt_and_seed_when_dataprep_made_them(tmp_path):
     home = tmp_path / "home"
     items = plan_prompts(load_catalog(), OfflineModel(), Selection(season=1, episodes=(3,), styles=("watercolor",)))
-    stages.run_stage(items, Store(home), OfflineModel(), stages.EngineSlot(name="preview"), RenderSettings(overrides=TINY))
+    stages.run_stage(items, Store(home), OfflineModel(), RenderService(name="preview"), RenderSettings(overrides=TINY))
     store = Store(home)
     entry = store.entry("Gullhaven", 1, 3, "watercolor")
     catalog_prompt = store.prompt(entry.prompt_key)["prompts"][0]["prompt"]

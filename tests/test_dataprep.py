@@ -11,6 +11,7 @@ from assistant.models.offline import OfflineModel
 from assistant.store import Store
 from assistant.workflows import stages
 from assistant.workflows.plan import RenderSettings, Selection, catalog_seed, plan_prompts
+from assistant.workflows.service import RenderService
 from imagegen.metadata import read_png
 
 SAMPLE_IMAGES = (14 + 2) * 5  # 14 episodes and 2 seasons, five styles each
@@ -160,7 +161,7 @@ def test_render_failures_are_recorded_with_their_reason(tmp_path, tiny_pipes):
 
     store = Store(tmp_path / "home")
     items = plan_prompts(load_catalog(), OfflineModel(), Selection(season=1, episodes=(1,), styles=("anime", "watercolor")))
-    slot = stages.EngineSlot(SDXLEngine(tiny_pipes[0], model_name="tiny-sdxl-base"))
+    slot = RenderService(SDXLEngine(tiny_pipes[0], model_name="tiny-sdxl-base"))
     report = stages.run_stage(items, store, OfflineModel(), slot, RenderSettings(refiner="on", overrides=TINY))
     assert report.images.failed == 2 and report.prompts.done == 1
     failed = [e for e in store.entries() if e.state == "failed"]
@@ -176,7 +177,7 @@ def test_tiny_sdxl_renders_real_images_with_lineage_and_reproduces(tmp_path, eng
 
     store = Store(tmp_path / "home")
     items = plan_prompts(load_catalog(), OfflineModel(), Selection(season=2, episodes=(4,), styles=("cinematic",)))
-    report = stages.run_stage(items, store, OfflineModel(), stages.EngineSlot(engine), RenderSettings(refiner="off", overrides=TINY))
+    report = stages.run_stage(items, store, OfflineModel(), RenderService(engine), RenderSettings(refiner="off", overrides=TINY))
     assert report.images.done == 1
     [path] = pngs(store.home)
     meta = read_png(path)
@@ -203,7 +204,7 @@ def test_run_renders_while_prompts_are_still_being_written(tmp_path, monkeypatch
         model = build_openai_chat("fake", base_url=server.base_url)
         items = plan_prompts(load_catalog(), model, Selection(season=1, episodes=(1, 2, 3, 4), styles=("anime",)))
         recorder = Recorder()
-        report = stages.run_stage(items, Store(tmp_path / "home"), model, stages.EngineSlot(name="preview"), RenderSettings(overrides=TINY), progress=recorder)
+        report = stages.run_stage(items, Store(tmp_path / "home"), model, RenderService(name="preview"), RenderSettings(overrides=TINY), progress=recorder)
     assert report.images.done == 4 and report.prompts.done == 4
     kinds = [(e[0], e[1]) for e in recorder.events if e[1] == "done"]
     assert kinds.index(("render", "done")) < len(kinds) - 1 - kinds[::-1].index(("prompts", "done"))
@@ -283,7 +284,7 @@ def test_a_stop_event_ends_a_run_after_the_item_in_hand_and_the_rerun_finishes(t
     stop = threading.Event()
     store, model = Store(tmp_path / "home"), OfflineModel()
     items = plan_prompts(load_catalog(), model, Selection(season=1, styles=("anime",)))
-    slot = stages.EngineSlot(name="preview")
+    slot = RenderService(name="preview")
     report = stages.run_stage(items, store, model, slot, RenderSettings(overrides=TINY), progress=StopAfterThree(), stop=stop)
     assert report.interrupted and report.images.done == 3
     again = stages.run_stage(items, store, model, slot, RenderSettings(overrides=TINY))

@@ -19,7 +19,7 @@ from assistant.references import CatalogIndex
 from assistant.workflows.chat_state import ChatState, refine
 from assistant.workflows.illustrator import NO_IMAGE, Illustrator
 from assistant.workflows.plan import RenderSettings, catalog_seed
-from assistant.workflows.stages import EngineSlot
+from assistant.workflows.service import RenderService
 from fake_openai import FakeOpenAI, Reply, reply, reply_json, status, tool_call
 from imagegen import styles
 from imagegen.metadata import read_png
@@ -36,7 +36,7 @@ def index():
 
 @pytest.fixture
 def chat(tmp_path):
-    return Illustrator(CATALOG, home=tmp_path, slot=EngineSlot(name="preview"))
+    return Illustrator(CATALOG, home=tmp_path, slot=RenderService(name="preview"))
 
 
 def lineage(path):
@@ -109,7 +109,7 @@ def test_a_conversation_resumes_in_a_new_illustrator(chat, tmp_path):
     cid = chat.start()
     chat.turn(cid, "draw S02E01 in anime style")
     darker = chat.turn(cid, "darker")
-    again = Illustrator(CATALOG, home=tmp_path, slot=EngineSlot(name="preview"))
+    again = Illustrator(CATALOG, home=tmp_path, slot=RenderService(name="preview"))
     assert again.state(cid) == darker.state and again.conversations.next_turn(cid) == 3
     undone = again.turn(cid, "undo")
     assert undone.state.levels == {} and undone.state.style == "anime" and undone.image.name.startswith("001-")
@@ -134,7 +134,7 @@ def test_dataprep_art_is_the_starting_point(tmp_path):
 
     assert dataprep.main(["run", "--home", str(tmp_path), "--season", "1", "--episodes", "3", "--styles", "anime", "--engine", "preview"]) == 0
     catalog_png = next((tmp_path / "images").rglob("*.png"))
-    chat = Illustrator(CATALOG, home=tmp_path, slot=EngineSlot(name="preview"))
+    chat = Illustrator(CATALOG, home=tmp_path, slot=RenderService(name="preview"))
     drawn = chat.turn(chat.start(), "show me The Keeper's Lamp in anime style")
     assert "made by dataprep" in drawn.text and drawn.state.source.startswith("the catalog's prompt and seed")
     made = read_png(catalog_png).lineage["request"]
@@ -154,7 +154,7 @@ def test_a_stale_catalog_image_lends_neither_its_seed_nor_its_size(tmp_path):
     art = store.art(CATALOG.show, 1, 3, "anime")
     assert art.image is None and art.entry.image_key and art.styled("anime")["prompt"]
     store.close()
-    chat = Illustrator(CATALOG, home=tmp_path, slot=EngineSlot(name="preview"))
+    chat = Illustrator(CATALOG, home=tmp_path, slot=RenderService(name="preview"))
     drawn = chat.turn(chat.start(), "show me The Keeper's Lamp in anime style")
     assert drawn.state.source == "the catalog's prompt, made by dataprep"
     assert drawn.state.seed == catalog_seed(CATALOG.show, 1, 3, "anime")
@@ -291,7 +291,7 @@ def test_tool_calls_drive_the_same_intents_and_fall_back_to_the_rules(tmp_path):
         ]
     )
     with FakeOpenAI(default=serve(script)) as fake:
-        chat = Illustrator(CATALOG, build_openai_chat(base_url=fake.base_url, api_key="k", model="fake-model"), home=tmp_path, slot=EngineSlot(name="preview"))
+        chat = Illustrator(CATALOG, build_openai_chat(base_url=fake.base_url, api_key="k", model="fake-model"), home=tmp_path, slot=RenderService(name="preview"))
         cid = chat.start()
         drawn = chat.turn(cid, "Draw the keeper's lamp as a watercolour")
         assert drawn.author == "openai:fake-model" and drawn.fallback is None and drawn.state.style == "watercolor"
@@ -339,7 +339,7 @@ def test_a_model_without_tool_calling_is_read_by_the_rules(chat):
 
 def test_a_tiny_sdxl_render(engine, tmp_path):
     settings = RenderSettings(quality="draft", refiner="off", overrides={"width": 64, "height": 64, "num_inference_steps": 2})
-    chat = Illustrator(CATALOG, home=tmp_path, slot=EngineSlot(engine), settings=settings)
+    chat = Illustrator(CATALOG, home=tmp_path, slot=RenderService(engine), settings=settings)
     drawn = chat.turn(chat.start(), "draw a lighthouse in a storm as a watercolor")
     from PIL import Image
 

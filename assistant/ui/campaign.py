@@ -121,7 +121,7 @@ def _run(campaign: Campaign, folder: Path, home: Path, label: str, *, from_step:
     events: queue.Queue[tuple[str, str | None, str, str]] = queue.Queue()
     try:
         tools = Tools(
-            folder=folder, model=common.language_model(s["llm"]), slot=common.engine_slot(s["engine"]), catalog=common.current_catalog(),
+            folder=folder, model=common.language_model(s["llm"]), slot=common.render_service(s["engine"], s["home"]), catalog=common.current_catalog(),
             home=home, quality=s["quality"], progress=lambda *event: events.put(event),
         )  # fmt: skip
     except KeyartError as exc:

@@ -27,7 +27,7 @@ def illustrator(llm: str, engine: str, quality: str, home: str, input_path: str)
     from ..workflows.illustrator import Illustrator
     from ..workflows.plan import RenderSettings
 
-    return Illustrator(common.catalog(input_path), common.language_model(llm), home=home, slot=common.engine_slot(engine), settings=RenderSettings(quality=quality))
+    return Illustrator(common.catalog(input_path), common.language_model(llm), home=home, slot=common.render_service(engine, home), settings=RenderSettings(quality=quality))
 
 
 @st.cache_resource(show_spinner=False)
@@ -41,7 +41,7 @@ def conversations(home: str) -> Any:
 def render() -> None:
     s = common.settings()
     try:
-        catalog, stored, slot = common.current_catalog(), conversations(s["home"]), common.engine_slot(s["engine"])
+        catalog, stored, slot = common.current_catalog(), conversations(s["home"]), common.render_service(s["engine"], s["home"])
     except KeyartError as exc:
         common.show_error(exc)
         return

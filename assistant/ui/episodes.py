@@ -118,7 +118,7 @@ def regenerate_panel(row: dict[str, Any], prefix: str) -> None:
     if clicked:
         bar = st.progress(0.0, text="Rendering...")
         try:
-            slot = common.engine_slot(s["engine"])
+            slot = common.render_service(s["engine"], s["home"])
             with st.spinner(f"Rendering with the {slot.name} engine..."):
                 path = regenerate(
                     store, slot, row, prompt=prompt, negative_prompt=negative, seed=int(seed), quality=s["quality"],

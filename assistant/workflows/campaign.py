@@ -117,10 +117,10 @@ def make_campaign(brief: Brief | str | Path, folder: str | Path, *, model: Any =
     """
     from ..catalog import load_catalog
     from ..models import load_model
-    from .stages import EngineSlot
+    from .service import RenderService
 
     brief = brief if isinstance(brief, Brief) else load_brief(brief)
-    slot = EngineSlot(name=engine) if isinstance(engine, str) else EngineSlot(engine)
+    slot = RenderService(name=engine) if isinstance(engine, str) else RenderService(engine)
     model = model if model is not None else load_model()
     tools = Tools(folder=Path(folder), model=model, slot=slot, catalog=catalog or load_catalog(), **options)
     return run(new_campaign(brief), tools)

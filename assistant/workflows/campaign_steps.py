@@ -26,7 +26,7 @@ from ..store import SEASON_ART, digest, now, resolve_home, stored_art
 from .campaign_state import STEPS, Blocked, Campaign, CampaignError, Grounding, PostImage, save
 from .plan import RenderSettings, catalog_seed
 from .prompts import catalog_prompts, style_specs
-from .stages import EngineSlot
+from .service import RenderService
 
 log = logging.getLogger(__name__)
 IMAGES = "images"
@@ -40,7 +40,7 @@ class Tools:
 
     folder: Path
     model: Any
-    slot: EngineSlot
+    slot: RenderService
     catalog: Catalog
     home: Path | None = None  # the catalog store to ground on (None: KEYART_HOME, else data/home)
     quality: str = "final"
@@ -273,7 +273,7 @@ def _render(session: Session, data: dict[str, Any], platform: str) -> tuple[Post
         "grounding": {"source": grounding.source, "prompt_key": grounding.prompt_key, "seed": grounding.seed},
         "trace": (t.model_dump(mode="json") if (t := c.record("prompt", platform).trace) else None),
     }  # fmt: skip
-    [image] = slot.get().render(request, lineage=lineage)
+    [image] = slot.render(request, lineage=lineage)
     path = write_png(image, session.tools.folder / IMAGES / f"{platform}.png")
     notes = ["an offline preview card, not an SDXL render"] if slot.name == "preview" else []
     out = PostImage(path=f"{IMAGES}/{path.name}", width=request.width, height=request.height, seed=image.seed, engine=slot.name, model=slot.model, preview=slot.name == "preview")

@@ -32,7 +32,7 @@ from .chat_scenes import SceneMaker
 from .chat_state import SIZES, ChatState, compose, refine, request_for
 from .plan import RenderSettings
 from .prompts import style_specs
-from .stages import EngineSlot
+from .service import RenderService
 
 log = logging.getLogger(__name__)
 
@@ -93,13 +93,13 @@ class Illustrator:
         model: Any = None,
         *,
         home: str | Path | None = None,
-        slot: EngineSlot | None = None,
+        slot: RenderService | None = None,
         settings: RenderSettings | None = None,
     ):
         self.catalog = catalog if catalog is not None else load_catalog()
         self.model = model if model is not None else OfflineModel()
         self.home = resolve_home(home)
-        self.slot = slot if slot is not None else EngineSlot(name="auto")
+        self.slot = slot if slot is not None else RenderService(name="auto")
         self.settings = settings or RenderSettings()
         self.conversations = Conversations(self.home)
         self.index = CatalogIndex(self.catalog)
@@ -272,7 +272,7 @@ class Illustrator:
             "traces": work.traces,
         }
         started = time.perf_counter()
-        [image] = self.slot.get().render(request, lineage=lineage)[:1]
+        [image] = self.slot.render(request, lineage=lineage)[:1]
         path = write_png(image, self.home / CHAT / conversation / f"{number:03d}-{image.seed}.png")
         state.image = path.relative_to(self.home).as_posix()
         work.shown = True

@@ -51,7 +51,7 @@ def regenerate(store, slot, row: dict[str, Any], *, prompt: str, negative_prompt
     )  # fmt: skip
     lineage["regenerated"] = {"from_image": row.get("image_key"), "from_seed": row.get("seed"), "edited_prompt": (prompt, negative_prompt) != (row.get("prompt"), row.get("negative_prompt")), "by": "dashboard"}
     # 3. Render, and write the PNG atomically next to the catalog's.
-    [image] = slot.get().render(request, lineage=lineage, progress=progress)
+    [image] = slot.render(request, lineage=lineage, progress=progress)
     return write_png(image, store.home / IMAGES / image_path(*entry_of(row), key))
 
 

@@ -7,8 +7,8 @@ while the main thread renders, so the GPU starts on the first episode at once.
 
 from __future__ import annotations
 
+import json
 import logging
-import os
 import queue
 import threading
 import time
@@ -16,12 +16,12 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from imagegen import KeyartError
-from imagegen.engines import MODEL_ENV, REFINER_ENV, choose, create_engine
 
 from ..errors import LLMUnavailable
 from ..store import IMAGES, Store
 from .plan import PromptItem, RenderSettings, catalog_seed, image_key, image_path
 from .prompts import write_prompts_for
+from .service import RenderService
 
 log = logging.getLogger(__name__)
 
@@ -65,44 +65,6 @@ class Report:
         return self.prompts.failed + self.images.failed
 
 
-# -- the engine ---------------------------------------------------------------------------------
-
-
-class EngineSlot:
-    """The image engine, loaded on first use: a run with nothing to render never loads a model.
-
-    Pass an engine to use it as it is (tests, the dashboard), or a name for the factory.
-    """
-
-    def __init__(self, engine: Any = None, *, name: str = "auto", options: dict[str, Any] | None = None):
-        self._engine = engine
-        self._options = options or {}
-        if engine is not None:
-            self.name, self.model, self.refiner = engine.name, engine.model_name, getattr(engine, "refiner_name", None)
-            self.reason = "given"
-            return
-        from imagegen.engines.sdxl_load import locate
-
-        choice = choose(name, **self._options)  # validates name, options and configuration, loading nothing
-        self.name, self.reason = choice.name, choice.reason
-        self.model, self.refiner = "keyart-preview", None
-        if choice.name == "sdxl":
-            self.model = locate(os.environ[MODEL_ENV]).name
-            refiner = os.environ.get(REFINER_ENV, "").strip()
-            self.refiner = locate(refiner, variable=REFINER_ENV).name if refiner else None
-
-    def identity(self, refiner: str) -> str:
-        """The engine as image keys see it: which model, and the refiner when it will run."""
-        uses_refiner = self.refiner is not None and refiner != "off"
-        return f"{self.name}:{self.model}" + (f"+{self.refiner}" if uses_refiner else "")
-
-    def get(self) -> Any:
-        if self._engine is None:
-            log.info("loading the %s engine (%s)", self.name, self.reason)
-            self._engine = create_engine(self.name, **self._options)
-        return self._engine
-
-
 # -- one item each ------------------------------------------------------------------------------
 
 
@@ -137,7 +99,7 @@ def ensure_prompts(item: PromptItem, store: Store, model: Any, *, force: bool, r
 
 
 def render_item(
-    item: PromptItem, prompt_key: str, result: dict[str, Any], store: Store, slot: EngineSlot, settings: RenderSettings, *, force: bool, report: Report, progress: Progress, styles: list[str] | None = None
+    item: PromptItem, prompt_key: str, result: dict[str, Any], store: Store, slot: RenderService, settings: RenderSettings, *, force: bool, report: Report, progress: Progress, styles: list[str] | None = None
 ) -> None:
     """Render the item's image in each style (or in `styles`) that is not in the store yet."""
     from imagegen.metadata import write_png
@@ -150,8 +112,8 @@ def render_item(
         label = f"{item.label} {style.name}"
         # 1. The request and its key: the same inputs give the same key, and the same image.
         given = by_style[style.name]
-        request = settings.request(
-            item.kind, prompt=given["prompt"], negative_prompt=given["negative_prompt"], style=style.name, seed=catalog_seed(*entry)
+        request = settings.for_entry(
+            item.kind, held_request(store, entry), prompt=given["prompt"], negative_prompt=given["negative_prompt"], style=style.name, seed=catalog_seed(*entry)
         )
         key = image_key(request, slot.identity(request.refiner))
         if not force and store.image_file(key) is not None:
@@ -163,7 +125,7 @@ def render_item(
         #    the same key onto the same file name, so nothing is duplicated.
         start = time.perf_counter()
         try:
-            [image] = slot.get().render(request, lineage=_item_lineage(item, prompt_key, result, style.name, key))
+            [image] = slot.render(request, lineage=_item_lineage(item, prompt_key, result, style.name, key))
             path = write_png(image, store.home / IMAGES / image_path(*entry, key))
         except KeyartError as exc:
             report.images.failed += 1
@@ -177,6 +139,14 @@ def render_item(
         report.images.done += 1
         report.images.seconds += seconds
         progress.step("render", "done", label)
+
+
+def held_request(store: Store, entry: tuple[str, int, int, str]) -> dict[str, Any] | None:
+    """The request the entry's current image was rendered from, if it has one whose file exists."""
+    held = store.entry(*entry)
+    if held is None or not held.image_key or store.image_file(held.image_key) is None:
+        return None
+    return json.loads(store.image(held.image_key)["request"])
 
 
 def _item_lineage(item: PromptItem, prompt_key: str, result: dict[str, Any], style: str, key: str) -> dict[str, Any]:
@@ -221,7 +191,7 @@ def prompts_stage(
 
 
 def render_stage(
-    items: list[PromptItem], store: Store, slot: EngineSlot, settings: RenderSettings, *, force: bool = False, progress: Progress | None = None,
+    items: list[PromptItem], store: Store, slot: RenderService, settings: RenderSettings, *, force: bool = False, progress: Progress | None = None,
     stop: threading.Event | None = None,
 ) -> Report:  # fmt: skip
     """Render every image whose prompts the prompts stage wrote (the engine only); the rest wait.
@@ -257,7 +227,7 @@ def render_stage(
 
 
 def run_stage(
-    items: list[PromptItem], store: Store, model: Any, slot: EngineSlot, settings: RenderSettings, *, force: bool = False, progress: Progress | None = None,
+    items: list[PromptItem], store: Store, model: Any, slot: RenderService, settings: RenderSettings, *, force: bool = False, progress: Progress | None = None,
     stop: threading.Event | None = None,
 ) -> Report:  # fmt: skip
     """Prompts on a worker thread, images on this one as soon as each item's prompts are in.

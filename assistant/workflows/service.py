@@ -1,0 +1,165 @@
+"""The one road to the image engine: a RenderService holds the engine (loaded on first use) behind
+imagegen's render queue, and every workflow renders through it.
+
+Front ends make one service per engine and home (the dashboard one per process, shared by every
+session), submit with an owner, and read a job's place in the queue and its progress; the
+workflows write the images where they belong. Renders from several sessions never overlap on one
+engine: one queue worker runs them, batching compatible text-to-image jobs.
+"""
+
+from __future__ import annotations
+
+import logging
+import tempfile
+import threading
+from pathlib import Path
+from typing import Any, Callable
+
+from imagegen import KeyartError, RenderedImage, RenderFailed, RenderRequest
+from imagegen.engines import ENGINES, MODEL_ENV, REFINER_ENV, Choice, check_request, choose, create_engine
+from imagegen.settings import ImageSettings
+
+__all__ = ["ENGINES", "MODEL_ENV", "REFINER_ENV", "Cancelled", "Choice", "RenderService", "choose", "locate_model"]
+
+log = logging.getLogger(__name__)
+
+QUEUES = "queues"  # under the home: one render queue's state per front end ("dashboard", "dataprep", ...)
+POLL_S = 0.2  # how often a waiting caller looks at its stop event
+StepProgress = Callable[[int, int], None]  # (steps done, steps in all), as engines report them
+
+
+def locate_model(value: str, variable: str = MODEL_ENV):
+    """Where an SDXL model setting points (a folder, a file or a hub id), checked, loading nothing."""
+    from imagegen.engines.sdxl_load import locate
+
+    return locate(value, variable=variable)
+
+
+class Cancelled(KeyartError):
+    """A render the caller stopped (a Stop button, Ctrl-C) before it finished."""
+
+
+class RenderService:
+    """An image engine, loaded on first use, and the render queue in front of it.
+
+    Pass an engine to use it as it is (tests), or a name, the image settings (model paths, device,
+    LoRA folder...; from the entry point's Settings) and options for imagegen's factory (resolved
+    now, loaded when the first job runs). `home` keeps the queue's state in `home/queues/<front>`;
+    without one it lives in a temporary folder for this process.
+    """
+
+    def __init__(
+        self, engine: Any = None, *, name: str = "auto", settings: ImageSettings | None = None, options: dict[str, Any] | None = None,
+        home: str | Path | None = None, front: str = "renders", max_queued: int = 64, max_batch: int = 4,
+    ):  # fmt: skip
+        self._engine = engine
+        self._settings = settings if settings is not None else ImageSettings()  # nothing configured: preview cards
+        self._options = options or {}
+        self._queue_home = Path(home) / QUEUES / front if home is not None else None
+        self._limits = {"max_queued": max_queued, "max_batch": max_batch}
+        self._lock = threading.Lock()
+        self._queue = None
+        if engine is not None:
+            self.name, self.model, self.refiner = engine.name, engine.model_name, getattr(engine, "refiner_name", None)
+            self.reason = "given"
+            return
+        choice = choose(name, settings=self._settings, **self._options)  # validates name, options and configuration, loading nothing
+        self.name, self.reason = choice.name, choice.reason
+        self.model, self.refiner = "keyart-preview", None
+        if choice.name == "sdxl":
+            self.model = locate_model(self._settings.sdxl_model).name
+            refiner = self._settings.sdxl_refiner
+            self.refiner = locate_model(refiner, REFINER_ENV).name if refiner else None
+
+    def identity(self, refiner: str) -> str:
+        """The engine as image keys see it: which model, and the refiner when it will run."""
+        uses_refiner = self.refiner is not None and refiner != "off"
+        return f"{self.name}:{self.model}" + (f"+{self.refiner}" if uses_refiner else "")
+
+    # -- the queue ----------------------------------------------------------------------------
+
+    def engine(self) -> Any:
+        """The loaded engine (loading it now if need be); the queue's worker calls this once."""
+        with self._lock:
+            if self._engine is None:
+                log.info("loading the %s engine (%s)", self.name, self.reason)
+                self._engine = create_engine(self.name, settings=self._settings, **self._options)
+            return self._engine
+
+    @property
+    def queue(self):
+        """The render queue, started on first use (its worker thread, its SQLite state)."""
+        with self._lock:
+            if self._queue is None:
+                from imagegen.queue import RenderQueue
+
+                home = self._queue_home or Path(tempfile.mkdtemp(prefix="keyart-queue-"))
+                self._queue = RenderQueue(self.engine, home, **self._limits)
+            return self._queue
+
+    def submit(
+        self, request: RenderRequest, *, owner: str = "", priority: int = 0, lineage: dict[str, Any] | None = None,
+        progress: StepProgress | None = None,
+    ):  # fmt: skip
+        """Queue `request`; the returned Job tells its place, progress and state. `wait` gives its images."""
+        check_request(self.name, request)  # a field this engine cannot honour fails now, not in the queue
+        images: list[RenderedImage] = []
+
+        def keep(job, rendered) -> None:
+            images.extend(rendered)
+
+        def tell(job) -> None:
+            if progress is not None and job.state == "running" and job.progress[1]:
+                progress(*job.progress)
+
+        job = self.queue.submit(request, owner=owner, priority=priority, lineage=lineage, on_result=keep, on_progress=tell)
+        job.images = images  # filled by the worker when the job is done
+        return job
+
+    def wait(self, job, *, stop: threading.Event | None = None, timeout: float | None = None) -> list[RenderedImage]:
+        """The job's images once it is done; its own error if it failed; Cancelled if it was stopped.
+
+        Setting `stop` cancels the job (at its next step if it runs); Ctrl-C does the same.
+        """
+        queue = self.queue
+        waited = 0.0
+        try:
+            while not job.is_final:
+                if stop is not None and stop.is_set():
+                    queue.cancel(job.id)
+                try:
+                    queue.wait(job.id, timeout=POLL_S)
+                except TimeoutError:
+                    waited += POLL_S
+                    if timeout is not None and waited >= timeout:
+                        raise
+        except KeyboardInterrupt:
+            queue.cancel(job.id)
+            raise
+        if job.state == "done":
+            return list(job.images)
+        if job.state == "cancelled":
+            raise Cancelled("the render was stopped before it finished")
+        if isinstance(job.exception, KeyartError):
+            raise job.exception
+        raise RenderFailed(job.error or "the render failed")
+
+    def render(
+        self, request: RenderRequest, *, owner: str = "", priority: int = 0, lineage: dict[str, Any] | None = None,
+        progress: StepProgress | None = None, stop: threading.Event | None = None,
+    ) -> list[RenderedImage]:  # fmt: skip
+        """Submit and wait: the images of `request`, rendered in turn with everyone else's."""
+        return self.wait(self.submit(request, owner=owner, priority=priority, lineage=lineage, progress=progress), stop=stop)
+
+    def cancel(self, job_id: str, owner: str | None = None):
+        return self.queue.cancel(job_id, owner=owner)
+
+    def jobs(self, owner: str | None = None) -> list:
+        return self.queue.jobs(owner) if self._queue is not None else []
+
+    def close(self, *, cancel: bool = False) -> None:
+        """Stop the queue's worker after the job in hand (cancel=True: at its next step)."""
+        with self._lock:
+            queue, self._queue = self._queue, None
+        if queue is not None:
+            queue.close(cancel=cancel)
