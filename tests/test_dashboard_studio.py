@@ -7,6 +7,9 @@ through what it writes: the PNG's A1111 infotext and keyart lineage. No run may 
 from __future__ import annotations
 
 import io
+import threading
+import time
+from functools import partial
 from pathlib import Path
 
 import pytest
@@ -91,6 +94,7 @@ def test_render_shows_a_labelled_preview_image_its_infotext_and_a_download(app, 
     assert any("a quay at dawn" in c.value and "Size: 256x192" in c.value for c in app.code)
     assert [b.label for b in app.download_button] == ["Download PNG"]
     assert read_png(path).lineage["lineage"]["source"] == "dashboard"
+    assert "studio_cancel" not in [b.key for b in app.button] and not app.get("progress")  # gone once the render is done
 
 
 def test_every_control_reaches_the_request(app, home):
@@ -340,3 +344,64 @@ def test_the_dashboards_studio_tab_renders(home):
     go(at)
     assert len(pngs(home / "studio")) == 1
     assert any(im.captions[0].startswith("Preview card") for im in at.image)
+
+
+# -- waiting for the queue (assistant/ui/jobs.py) -----------------------------------------------
+
+
+def test_the_wait_line_tells_the_place_in_the_queue_then_the_steps():
+    from types import SimpleNamespace as Job
+
+    from assistant.ui.jobs import describe
+
+    assert describe("Rendering", [], (0, 0)) == (0.0, "Rendering: queueing...")
+    assert describe("Rendering", [Job(state="queued", position=2)], (0, 30)) == (0.0, "Waiting: 2 renders ahead of yours")
+    assert describe("Hunting 4 seeds", [Job(state="queued", position=p) for p in (1, 2)], (0, 64))[1] == "Waiting: 1 render ahead of yours"
+    assert describe("Rendering", [Job(state="queued", position=0)], (0, 30))[1] == "Waiting: yours is next"
+    assert describe("Rendering", [Job(state="running", position=None)], (0, 0)) == (0.0, "Rendering: starting...")
+    assert describe("Hunting 4 seeds", [Job(state="done", position=None), Job(state="queued", position=0)], (24, 64)) == (0.375, "Hunting 4 seeds: step 24 of 64")
+
+
+def test_a_script_run_stopped_while_its_job_waits_cancels_the_job_and_says_so(tmp_path, monkeypatch):
+    """A rerun (the Cancel button, a changed control) raises inside the script thread at its next st
+    call; outside a Streamlit server the test raises the same exception from the wait line."""
+    import streamlit as st
+    from streamlit.runtime.scriptrunner_utils.exceptions import RerunException
+    from streamlit.runtime.scriptrunner_utils.script_requests import RerunData
+
+    from assistant.ui import common, jobs
+    from assistant.workflows import studio as workflow
+    from assistant.workflows.service import RenderService
+    from imagegen import RenderRequest
+    from imagegen.engines.preview import PreviewEngine
+
+    gate, texts, describe = threading.Event(), [], jobs.describe
+
+    class Gated(PreviewEngine):
+        def render(self, request, **kwargs):
+            gate.wait(30)
+            return super().render(request, **kwargs)
+
+    def stopped_at_the_wait_line(label, queued, steps):
+        texts.append(describe(label, queued, steps)[1])
+        if texts[-1].startswith("Waiting"):
+            raise RerunException(RerunData())
+        return describe(label, queued, steps)
+
+    monkeypatch.setattr(jobs, "describe", stopped_at_the_wait_line)
+    service, small = RenderService(Gated(), home=tmp_path), partial(RenderRequest, width=64, height=64)
+    try:
+        blocker, deadline = service.submit(small("the blocker"), owner="someone-else"), time.monotonic() + 10
+        while blocker.state != "running":
+            assert time.monotonic() < deadline, "the blocker never started"
+            time.sleep(0.01)
+        other = service.submit(small("someone else's"), owner="someone-else")
+        with pytest.raises(RerunException):
+            jobs.run(service, "Rendering", partial(workflow.render, service, tmp_path, small("mine")), key="studio_cancel")
+        assert texts[-1] == "Waiting: 1 render ahead of yours"
+        [mine] = service.jobs(common.owner())
+        assert mine.state == "cancelled" and other.state == "queued"  # only this session's job
+        assert "Rendering stopped before it finished" in st.session_state.pop("jobs:stopped:studio_cancel")
+    finally:
+        gate.set()
+        service.close()

@@ -16,13 +16,14 @@ from typing import Any
 import streamlit as st
 
 from imagegen import InvalidRequest, KeyartError, RenderRequest, presets, samplers, styles
-from imagegen.canvas import DIRECTIONS, hires_size
+from imagegen.canvas import DIRECTIONS, default_size, hires_size
 from imagegen.request import HR_UPSCALERS, INPAINT_AREAS, MAX_SEED, REFINER_MODES, SDXL_SIZES
+
+from ..workflows.studio import OUTPUT  # <home>/studio/: renders and finals; hunts/ and ab/ beside them
 
 K = "studio_"  # widget keys: K + a RenderRequest field name (or a control of the tab's own)
 MODES = ("Render", "Seed hunt", "A/B")
 MODE_ICONS = {"Render": ":material/brush:", "Seed hunt": ":material/grid_view:", "A/B": ":material/compare:"}
-OUTPUT = "studio"  # <home>/studio/: renders and finals; hunts/ and ab/ beside them
 UPLOADS = Path("tmp") / "studio-uploads"  # <home>/tmp/studio-uploads/: uploads, named by their content
 FIELDS = {f.name: f.default for f in dataclasses.fields(RenderRequest) if f.default is not dataclasses.MISSING}
 # The controls that always reach the request; the hires fix, img2img and inpaint fields join when their mode is on.
@@ -93,7 +94,7 @@ def _style_help() -> str:
     )
 
 
-def controls(home: Path, slot) -> None:
+def controls(home: Path, service) -> None:
     """Every engine control, in A1111's order: sampling, hires fix, refiner, size, batch, CFG, seed, img2img."""
     state = st.session_state
     a, b = st.columns(2)
@@ -117,7 +118,7 @@ def controls(home: Path, slot) -> None:
         a, b = st.columns(2)
         a.radio("Refiner", REFINER_MODES, key=K + "refiner", format_func=REFINER_LABELS.get, horizontal=True)
         b.slider("Switch at", 0.01, 0.99, step=0.01, key=K + "refiner_switch_at", help="The share of the steps the base model runs; 0.8 is usual")
-        configured = getattr(slot, "refiner", None)
+        configured = getattr(service, "refiner", None)
         st.caption(f"Refiner: {configured}" if configured else "No refiner is configured (KEYART_SDXL_REFINER): Auto runs without one, On is an error.")
     a, b, c, d = st.columns([3, 3, 4, 1], vertical_alignment="bottom")
     a.number_input("Width", 64, 2048, step=8, key=K + "width")
@@ -239,10 +240,9 @@ def _with_inputs(fields: dict[str, Any], uploads: _Uploads) -> dict[str, Any]:
         fields |= {"outpaint": ",".join(outpaint), "outpaint_pixels": state[K + "outpaint_pixels"]}
     if mask is not None or outpaint:
         fields |= {name: state[K + name] for name in INPAINT}
-    if state[K + "own_size"]:
-        from imagegen.cli_modes import sized
-
-        fields = sized({k: v for k, v in fields.items() if k not in ("width", "height")})
+    if state[K + "own_size"]:  # the init image's own (outpainted) size, in multiples of 8
+        pixels = fields.get("outpaint_pixels", FIELDS["outpaint_pixels"])
+        fields |= dict(zip(("width", "height"), default_size(fields["init_image"], fields.get("outpaint"), pixels)))
     return fields
 
 

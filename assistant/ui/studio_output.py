@@ -17,8 +17,8 @@ from .studio_controls import K, OUTPUT
 MAX_SHOWN = 24  # images drawn per result: a batch can hold 800, each with its download button
 
 
-def show(mode: str, slot, home: Path, finalise: Callable[[Any, Path, int], None]) -> None:
-    """The mode's last result, or what the mode does; `finalise(slot, home, seed)` renders a hunt's pick."""
+def show(mode: str, service, home: Path, finalise: Callable[[Any, Path, int], None]) -> None:
+    """The mode's last result, or what the mode does; `finalise(service, home, seed)` renders a hunt's pick."""
     result = st.session_state.get(f"studio:result:{mode}")
     if result is None:
         st.markdown(
@@ -35,7 +35,7 @@ def show(mode: str, slot, home: Path, finalise: Callable[[Any, Path, int], None]
     if preview:
         st.caption(":material/visibility: Preview cards from the offline engine, not SDXL renders.")
     if mode == "Seed hunt":
-        _show_hunt(result, slot, home, finalise)
+        _show_hunt(result, service, home, finalise)
     elif mode == "A/B":
         _gallery(result["images"], "ab", columns=2)
     else:
@@ -74,10 +74,10 @@ def _card(image: dict[str, Any], key: str, *, side_by_side: bool) -> None:
     )  # fmt: skip
 
 
-def _show_hunt(hunt: dict[str, Any], slot, home: Path, finalise: Callable[[Any, Path, int], None]) -> None:
+def _show_hunt(hunt: dict[str, Any], service, home: Path, finalise: Callable[[Any, Path, int], None]) -> None:
     """The grid and the seed picker; the final render beside them once there is (or is about to be) one."""
     grid = Path(hunt["grid"])
-    finalising = bool(st.session_state.get(K + "finalise")) and slot is not None  # the button's click, read before it is drawn
+    finalising = bool(st.session_state.get(K + "finalise")) and service is not None  # the button's click, read before it is drawn
     left, right = st.columns(2) if hunt["final"] is not None or finalising else (st.container(), None)
     with left:
         if grid.is_file():
@@ -88,12 +88,12 @@ def _show_hunt(hunt: dict[str, Any], slot, home: Path, finalise: Callable[[Any, 
         st.button(
             f"Finalise seed {picked}", key=K + "finalise", type="primary", icon=":material/check_circle:",
             help=f"Render the picked seed at final quality ({presets.describe_quality('final')}), with the hires fix if it is on",
-            disabled=slot is None,
+            disabled=service is None,
         )  # fmt: skip
         st.caption(f"Draft cells in `{grid.parent}`; finals join the renders in `{home / OUTPUT}`.")
     if right is not None:
         with right:
             if finalising:
-                finalise(slot, home, picked)
+                finalise(service, home, picked)
             if hunt["final"] is not None:
                 _gallery([hunt["final"]], "final")
