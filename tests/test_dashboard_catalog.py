@@ -6,6 +6,7 @@ process, so a shared home would carry one test's store into the next.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -36,13 +37,14 @@ def built_home(tmp_path_factory) -> Path:
     from assistant.models import load_model
     from assistant.store import Store
     from assistant.workflows.plan import RenderSettings, Selection, plan_prompts
-    from assistant.workflows.stages import EngineSlot, run_stage
+    from assistant.workflows.service import RenderService
+    from assistant.workflows.stages import run_stage
 
     home = tmp_path_factory.mktemp("built")
     catalog, model, store = load_catalog(), load_model("offline"), Store(home)
     settings = RenderSettings(quality="draft", overrides=SMALL)
     for selection in (Selection(season=1), Selection(season=2, episodes=(1, 2), styles=("anime", "watercolor"))):
-        report = run_stage(plan_prompts(catalog, model, selection), store, model, EngineSlot(name="preview"), settings)
+        report = run_stage(plan_prompts(catalog, model, selection), store, model, RenderService(name="preview"), settings)
         assert report.failed == 0
     store.close()
     return home
@@ -139,6 +141,60 @@ def test_a_running_build_shows_progress_and_stops_like_ctrl_c(tmp_path, monkeypa
     assert 1 <= len(done) < 80 and all(Path(r["image"]).is_file() for r in done)
     assert not list((home / "images").rglob("*.tmp"))  # nothing half-written
     assert not at.exception
+
+
+def test_a_build_keeps_final_art_and_asks_before_redoing_it_as_drafts(tmp_path, monkeypatch):
+    import dataprep
+    from assistant.store import Store
+    from assistant.ui import build
+    from assistant.workflows.plan import quality_of
+
+    # 1. The shell's run at final quality: three pieces (two stills and the season poster) in one style.
+    home = tmp_path / "home"
+    flags = ["--home", str(home), "--season", "1", "--limit", "2", "--styles", "anime", "--width", "320", "--height", "224"]
+    assert dataprep.main(["run", *flags, "--quality", "final"]) == 0
+    before = {r["image_key"]: Path(r["image"]).read_bytes() for r in rows(home)}
+    assert len(before) == 2
+
+    def images():
+        store = Store(home)
+        found = [(e.image_key, json.loads(store.image(e.image_key)["request"])) for e in store.entries() if e.image_key]
+        store.close()
+        return found
+
+    assert {quality_of(request) for _, request in images()} == {"final"}
+    # 2. The dashboard's Build on its default settings: nothing is redone, nothing asked.
+    at = open_app(home, monkeypatch)
+    at.selectbox(key="ep-build-season").set_value(1)
+    at.multiselect(key="ep-build-styles").set_value(["anime"]).run()
+    at.button(key="ep-build").click().run()
+    job = build.build_job(home)
+    job.join(TIMEOUT)
+    assert job.error is None and job.report.images.skipped == 2
+    kept = {r["image_key"]: Path(r["image"]).read_bytes() for r in rows(home) if r["image_key"] in before}
+    assert kept == before  # the same keys, the same bytes
+    # 3. Draft, chosen explicitly: the page says what it would redo and asks; only "Redo them" redoes.
+    at.run()
+    at.radio(key="quality").set_value("draft").run()
+    at.button(key="ep-build").click().run()
+    assert build.build_job(home) is job  # nothing started yet
+    warning = "\n".join(w.value for w in at.warning)
+    assert "images are final; this build redoes them as drafts. Redo them?" in warning, warning
+    at.button(key="build-redo").click().run()
+    redone = build.build_job(home)
+    assert redone is not job
+    redone.join(TIMEOUT)
+    assert redone.error is None
+    qualities = [quality_of(request) for key, request in images()]
+    assert qualities and set(qualities) == {"draft"} and not set(before) & {key for key, _ in images()}
+    assert not at.exception
+
+
+def test_the_streamlit_config_leaves_the_data_alone():
+    import tomllib
+
+    config = tomllib.loads((DASHBOARD.parent / ".streamlit" / "config.toml").read_text())
+    assert "data" in config["server"]["folderWatchBlacklist"] and config["browser"]["gatherUsageStats"] is False
 
 
 def test_filters_narrow_the_gallery(home, monkeypatch):
@@ -306,6 +362,10 @@ def test_settings_show_the_active_pieces_and_explain_the_missing_ones(home, monk
     assert f"Home `{home}`" in page and "done" in page
     assert "Gullhaven" in page and "the sample show" in page
     assert any(b.label == "Check GPU" for b in at.button)
+    # Every variable of the one table, as --help and the README list them.
+    from assistant.workflows.settings import VARIABLES
+
+    assert [v.env for v in VARIABLES if f"| `{v.env}` |" not in page] == []
     at.selectbox(key="llm").set_value("openai")
     at.selectbox(key="engine").set_value("sdxl")
     at.run()

@@ -21,11 +21,11 @@ from . import common
 
 
 class BuildJob:
-    """One catalog build (`run_stage`) on a worker thread; it is the run's Progress, read by the page."""
+    """One catalog build (`Build.run`) on a worker thread; it is the run's Progress, read by the page."""
 
-    def __init__(self, store, items: list, model: Any, slot: Any, settings: Any, *, what: str):
+    def __init__(self, build: Any, *, what: str):
         self.id = secrets.token_hex(4)
-        self.store, self.items, self.model, self.slot, self.settings = store, items, model, slot, settings
+        self.build = build
         self.what = what  # "Season 1, 2 styles": shown while it runs
         self.totals: dict[str, int] = {}
         self.counts: dict[str, Counter] = {}
@@ -34,7 +34,7 @@ class BuildJob:
         self.report: Any = None
         self.error: BaseException | None = None
         self.started, self.finished = time.time(), None
-        self._stop = threading.Event()  # set by `stop()`; `run_stage` ends after the item in hand
+        self._stop = threading.Event()  # set by `stop()`; the build ends after the item in hand
         self._lock = threading.Lock()
         self._thread = threading.Thread(target=self._run, name=f"keyart-build-{self.id}", daemon=True)
 
@@ -85,16 +85,13 @@ class BuildJob:
         return bool(self.report is not None and self.report.interrupted)
 
     def _run(self) -> None:
-        from ..workflows.stages import run_stage
-
         try:
-            with self.store.lock():  # a dataprep run on the same home is told, not interleaved
-                self.report = run_stage(self.items, self.store, self.model, self.slot, self.settings, progress=self, stop=self._stop)
+            self.report = self.build.run(progress=self, stop=self._stop)
         except BaseException as exc:  # noqa: BLE001  (handed to the page, which shows it: there is no caller to raise to)
             self.error = exc
         finally:
             self.finished = time.time()
-            self.store.close()  # this thread's connection
+            self.build.store.close()  # this thread's connection
 
 
 @st.cache_resource(show_spinner=False)
@@ -112,29 +109,27 @@ def build_job(home: str | Path) -> BuildJob | None:
     return _builds()[0].get(_home_key(home))
 
 
-def start_build(selection: Any, *, what: str) -> BuildJob:
-    """Start building `selection` of the session's catalog with the session's model, engine and quality."""
-    from ..models import is_offline
-    from ..workflows.plan import RenderSettings, plan_prompts
+def plan_build(selection: Any, *, quality: str | None = None):
+    """The session's build of `selection` (its catalog, model, engine and quality), planned, not started."""
+    from ..workflows.build import prepare_build
+    from ..workflows.plan import RenderSettings
 
-    # 1. Everything that can fail with a message, before any thread starts.
     s = common.settings()
-    catalog, store = common.current_catalog(), common.current_store()
-    model = common.language_model(s["llm"])
-    slot = common.engine_slot(s["engine"])
-    items = plan_prompts(catalog, model, selection)
-    if not is_offline(model):
-        from ..llm_cache import StoreCache, attach
+    return prepare_build(
+        common.current_catalog(), common.current_store(), selection=selection, model=common.language_model(s["llm"]),
+        service=common.current_service(), settings=RenderSettings(quality=quality or s["quality"]),
+    )  # fmt: skip
 
-        model = attach(model, StoreCache(store))  # replies cached in the catalog, as dataprep does
-    # 2. One build per home: a second click (or a second session) watches the running one.
+
+def start_build(build: Any, *, what: str) -> BuildJob:
+    """Start `build` (from plan_build) on a worker thread, unless one already runs on its home."""
     jobs, lock = _builds()
     with lock:
-        running = jobs.get(_home_key(store.home))
+        running = jobs.get(_home_key(build.store.home))
         if running is not None and running.running:
-            return running
-        job = BuildJob(store, items, model, slot, RenderSettings(quality=s["quality"]), what=what)
-        jobs[_home_key(store.home)] = job
+            return running  # a second click (or a second session) watches the running one
+        job = BuildJob(build, what=what)
+        jobs[_home_key(build.store.home)] = job
         return job.start()
 
 
@@ -214,11 +209,10 @@ def build_status(home: str) -> BuildJob | None:
 
 def build_form(*, primary: bool) -> None:
     """What to build (seasons, styles), what it takes, and the button that starts it."""
-    from imagegen.engines import choose
-    from imagegen.presets import describe_quality
+    from ..workflows.service import choose
     from imagegen.styles import names
 
-    from ..workflows.plan import Selection, plan_prompts
+    from ..workflows.plan import Selection, describe_build_quality, plan_prompts
 
     s = common.settings()
     try:
@@ -235,14 +229,14 @@ def build_form(*, primary: bool) -> None:
     items = plan_prompts(catalog, None, selection) if styles else []
     images = sum(len(i.styles) for i in items)
     try:
-        engine = choose(s["engine"])
+        engine = choose(s["engine"], settings=common.configured().image)
     except KeyartError as exc:
         common.show_error(exc)
         return
     st.markdown(
         f"**{catalog.show}**: {len(items)} prompt sets ({sum(i.kind == 'episode' for i in items)} episodes by meta-prompting, "
         f"{sum(i.kind == 'season' for i in items)} seasons by self-ask), **{images} images**. "
-        f"Language model **{s['llm']}**, engine **{engine.name}**, quality **{s['quality']}** ({describe_quality(s['quality'])}); "
+        f"Language model **{s['llm']}**, engine **{engine.name}**, quality **{s['quality']}** ({describe_build_quality(s['quality'])}); "
         "change them in Settings."
     )
     if engine.name == "preview":
@@ -252,15 +246,44 @@ def build_form(*, primary: bool) -> None:
     what = ("all seasons" if season == "all" else f"season {season}") + f", {len(styles)} style{'s' * (len(styles) != 1)}"
     if st.button("Build the catalog", type="primary" if primary else "secondary", icon=":material/auto_awesome:", disabled=busy or not styles, key="ep-build"):
         try:
-            start_build(selection, what=what)
+            build = plan_build(selection)
+            redo = build.redo_message()
         except KeyartError as exc:
             common.show_error(exc)
             return
-        st.rerun()  # the page now shows the build's progress at the top
+        if redo is None:
+            start_build(build, what=what)
+            st.rerun()  # the page now shows the build's progress at the top
+        st.session_state["build:confirm"] = {"redo": redo, "what": what, "season": season, "styles": styles}
+    confirm = st.session_state.get("build:confirm")
+    if confirm is not None and not busy:
+        _confirm_redo(confirm, selection)
     flags = [f"--season {season}"] if season != "all" else []
     flags += [f"--styles {','.join(styles)}"] if styles and set(styles) != set(names()) else []
     flags += [f"--llm {s['llm']}", f"--engine {s['engine']}", f"--quality {s['quality']}"]
     st.caption(f"From the shell: `KEYART_HOME={s['home']} python dataprep.py run {' '.join(flags)}`. Only what is missing or changed is made; a stopped build resumes.")
+
+
+def _confirm_redo(confirm: dict[str, Any], selection: Any) -> None:
+    """Replacing existing art is asked for, never done quietly: redo it, or keep it and make only what is missing."""
+    st.warning(f"{confirm['redo'][:1].upper()}{confirm['redo'][1:]}. Redo them?", icon=":material/warning:")
+    redo, keep, never = st.columns(3)
+    choice = None
+    if redo.button("Redo them", type="primary", key="build-redo", icon=":material/refresh:"):
+        choice = None, "redo"
+    if keep.button("Keep the catalog's art", key="build-keep", icon=":material/lock:", help="Builds only what is missing or changed, with the art's own settings"):
+        choice = "catalog", "keep"
+    if never.button("Cancel", key="build-cancel"):
+        st.session_state.pop("build:confirm", None)
+        st.rerun()
+    if choice is not None:
+        st.session_state.pop("build:confirm", None)
+        try:
+            start_build(plan_build(selection, quality=choice[0]), what=confirm["what"])
+        except KeyartError as exc:
+            common.show_error(exc)
+            return
+        st.rerun()
 
 
 def empty_state(home: str) -> None:

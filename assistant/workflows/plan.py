@@ -15,7 +15,7 @@ from functools import lru_cache
 from typing import Any
 
 from imagegen import RenderRequest
-from imagegen.presets import ASPECTS, apply_quality
+from imagegen.presets import ASPECTS, QUALITIES, apply_quality, describe_quality, quality_fields
 from imagegen.request import MAX_SEED
 
 from ..catalog import Catalog
@@ -59,19 +59,57 @@ class Selection:
     limit: int | None = None  # at most this many prompt items, in catalog order
 
 
+CATALOG = "catalog"  # a quality word: as the catalog's own art was made (final for new art)
+BUILD_QUALITIES = (CATALOG, *QUALITIES)
+# The fields a quality preset sets: what tells a final image from a draft.
+QUALITY_MARKS = ("num_inference_steps", "sampler", "schedule_type", "guidance_scale")
+
+
 @dataclass(frozen=True)
 class RenderSettings:
-    """How catalog art is rendered: a quality preset, the refiner, and explicit overrides."""
+    """How catalog art is rendered: a quality preset, the refiner, and explicit overrides.
 
-    quality: str = "final"
+    quality "catalog" keeps the art the catalog has: an entry with an image is rendered again only
+    if its prompt or engine changed, and then with that image's own settings and seed; new art is
+    final. "draft" and "final" ask for that preset, and redo art made otherwise (`redo_plan` says
+    what, before a build starts).
+    """
+
+    quality: str = CATALOG
     refiner: str = "auto"  # "auto" | "on" | "off"
     overrides: dict[str, Any] = field(default_factory=dict)
 
     def request(self, kind: str, *, prompt: str, negative_prompt: str, style: str | None, seed: int, size: tuple[int, int] | None = None) -> RenderRequest:
         """The request for art of `kind` at its aspect (or at `size`, when given); the overrides win over both."""
         width, height = size or ASPECTS[KIND_ASPECT[kind]]
-        given = {"width": width, "height": height, **({"refiner": self.refiner} if self.refiner != "auto" else {}), **self.overrides}
-        return RenderRequest(prompt=prompt, negative_prompt=negative_prompt, style=style, seed=seed, **apply_quality(self.quality, given))
+        given = {"width": width, "height": height, **self._asked()}
+        preset = "final" if self.quality == CATALOG else self.quality
+        return RenderRequest(prompt=prompt, negative_prompt=negative_prompt, style=style, seed=seed, **apply_quality(preset, given))
+
+    def for_entry(self, kind: str, held: dict[str, Any] | None, *, prompt: str, negative_prompt: str, style: str | None, seed: int) -> RenderRequest:
+        """The request for one catalog entry whose current image was rendered from `held` (a request dict, or None)."""
+        if self.quality != CATALOG or held is None:
+            return self.request(kind, prompt=prompt, negative_prompt=negative_prompt, style=style, seed=seed)
+        return RenderRequest.from_dict(held).replace(prompt=prompt, negative_prompt=negative_prompt, style=style, **self._asked())
+
+    def _asked(self) -> dict[str, Any]:
+        return {**({"refiner": self.refiner} if self.refiner != "auto" else {}), **self.overrides}
+
+
+def describe_build_quality(name: str) -> str:
+    """One line for a quality choice, from the presets themselves."""
+    if name == CATALOG:
+        return f"keep the catalog's art as it was made; new art final ({describe_quality('final')})"
+    return describe_quality(name)
+
+
+def quality_of(request: dict[str, Any]) -> str:
+    """Which preset a stored request was made at: "final", "draft", or "custom"."""
+    for name in QUALITIES:
+        preset = quality_fields(name)
+        if all(request.get(k) == preset[k] for k in QUALITY_MARKS):
+            return name
+    return "custom"
 
 
 def parse_episodes(text: str) -> tuple[int, ...]:
