@@ -15,30 +15,30 @@ import time
 from pathlib import Path
 from typing import Any
 
-from imagegen.cli import echo
+from assistant.cli_common import echo
 from imagegen.errors import KeyartError
 
 EXIT_OK, EXIT_PARTIAL, EXIT_INTERRUPTED = 0, 1, 130  # argparse exits 2 on a usage error itself
-EPILOG = """exit codes:
+EXIT_CODES = """exit codes:
   0    everything asked for is in the catalog
   1    finished, but some items failed or some input rows were skipped (see `status`)
   2    bad input or configuration (nothing was done), or the language model is unreachable
-  130  interrupted (Ctrl-C); what was finished is kept, rerun to resume
+  130  interrupted (Ctrl-C); what was finished is kept, rerun to resume"""
 
-environment:
-  KEYART_HOME                     the catalog's home folder (default data/home)
-  KEYART_LLM, KEYART_LLM_MODEL    language model (offline, openai, transformers) and its model
-  OPENAI_API_KEY, OPENAI_BASE_URL OpenAI or any OpenAI-compatible server
-  KEYART_SDXL_MODEL               SDXL folder, .safetensors file or hub id (else offline preview cards)
-  KEYART_SDXL_REFINER             optional SDXL refiner"""
+
+def _epilog() -> str:
+    from assistant.workflows.settings import help_epilog
+
+    return f"{EXIT_CODES}\n\n{help_epilog()}"
 
 
 def build_parser() -> argparse.ArgumentParser:
     from assistant.cli_common import catalog_parser
     from assistant.models import LLMS
-    from imagegen.engines import ENGINES
-    from imagegen.presets import QUALITIES
+    from assistant.workflows.service import ENGINES
+    from assistant.workflows.plan import BUILD_QUALITIES
 
+    epilog = _epilog()
     home = argparse.ArgumentParser(add_help=False)
     home.add_argument("--home", type=Path, help="catalog home folder (default: KEYART_HOME, else data/home)")
     home.add_argument("-v", "--verbose", action="count", default=0, help="more logging (-vv for debug)")
@@ -54,8 +54,12 @@ def build_parser() -> argparse.ArgumentParser:
     llm.add_argument("--llm", choices=LLMS, help="language model (default: KEYART_LLM, else offline)")
 
     engine = argparse.ArgumentParser(add_help=False)
-    engine.add_argument("--engine", choices=ENGINES, default="auto", help="auto (sdxl when KEYART_SDXL_MODEL is set, else preview), sdxl or preview")
-    engine.add_argument("--quality", choices=QUALITIES, default="final", help="draft: quick look; final: full steps and the refiner (default)")
+    engine.add_argument("--engine", choices=ENGINES, help="auto (sdxl when KEYART_SDXL_MODEL is set, else preview), sdxl or preview (default: KEYART_ENGINE, else auto)")
+    engine.add_argument(
+        "--quality", choices=BUILD_QUALITIES,
+        help="catalog (the default, unless KEYART_QUALITY says otherwise): keep the art the catalog has, make new art final; draft: a quick look; final: full steps and the refiner. "
+        "draft and final redo art made otherwise, and say so first",
+    )  # fmt: skip
     engine.add_argument("--refiner", action=argparse.BooleanOptionalAction, help="use the SDXL refiner (default: when KEYART_SDXL_REFINER is set)")
     engine.add_argument("--steps", type=int, help="sampling steps (default: from --quality)")
     engine.add_argument("--cfg-scale", type=float, help="CFG scale (default: from --quality)")
@@ -70,14 +74,14 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python dataprep.py",
         description="Turn a show's summaries into a catalog of SDXL prompts and images: each episode illustrated, each season in five styles.",
-        epilog=EPILOG,
+        epilog=epilog,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="{run,prompts,render,status,export}")
     fmt = argparse.RawDescriptionHelpFormatter
-    sub.add_parser("run", parents=[home, source, llm, engine], help="prompts and images (rendering starts while prompts are written)", epilog=EPILOG, formatter_class=fmt)
-    sub.add_parser("prompts", parents=[home, source, llm], help="write the prompts only (language model)", epilog=EPILOG, formatter_class=fmt)
-    sub.add_parser("render", parents=[home, source, engine], help="render the images whose prompts are written (engine only)", epilog=EPILOG, formatter_class=fmt)
+    sub.add_parser("run", parents=[home, source, llm, engine], help="prompts and images (rendering starts while prompts are written)", epilog=epilog, formatter_class=fmt)
+    sub.add_parser("prompts", parents=[home, source, llm], help="write the prompts only (language model)", epilog=epilog, formatter_class=fmt)
+    sub.add_parser("render", parents=[home, source, engine], help="render the images whose prompts are written (engine only)", epilog=epilog, formatter_class=fmt)
     s = sub.add_parser("status", parents=[home], help="what is done, pending and failed, with reasons")
     s.add_argument("--show", help="only this show")
     s.add_argument("--json", action="store_true", help="one JSON object")
@@ -93,11 +97,13 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=(logging.WARNING, logging.INFO, logging.DEBUG)[min(args.verbose, 2)], format="%(levelname)s %(name)s: %(message)s")
     try:
+        # The environment and the flags, read once; everything below gets this object.
+        settings = _read_settings(args)
         if args.command == "status":
-            return _status(args)
+            return _status(args, settings)
         if args.command == "export":
-            return _export(args)
-        return _stages(args)
+            return _export(args, settings)
+        return _stages(args, settings)
     except KeyartError as exc:
         echo(f"error: {exc}", err=True)
         return exc.exit_code
@@ -109,14 +115,19 @@ def main(argv: list[str] | None = None) -> int:
 # -- prompts, render, run -------------------------------------------------------------------------
 
 
-def _stages(args: argparse.Namespace) -> int:
-    from assistant.cli_common import catalog_from_args
-    from assistant.models import load_model
-    from assistant.store import Store
-    from assistant.workflows import stages
-    from assistant.workflows.plan import Selection, parse_episodes, plan_prompts
+def _read_settings(args: argparse.Namespace):
+    from assistant.workflows.settings import Settings
 
-    # 1. Read and check everything before any work: the catalog, the selection, the settings.
+    flags = {name: getattr(args, name, None) for name in ("home", "llm", "engine", "quality", "device", "dtype", "memory")}
+    return Settings.from_env(**flags).apply()
+
+
+def _stages(args: argparse.Namespace, config) -> int:
+    from assistant.cli_common import catalog_from_args
+    from assistant.workflows.build import prepare_build
+    from assistant.workflows.plan import Selection, parse_episodes
+
+    # 1. Read and check everything before any work: the catalog, the selection, the settings, the engine.
     if args.limit is not None and args.limit < 1:
         raise KeyartError(f"--limit must be at least 1 (got {args.limit})")
     catalog = catalog_from_args(args)
@@ -124,41 +135,34 @@ def _stages(args: argparse.Namespace) -> int:
         echo(f"skipped: {problem}", err=True)
     styles = tuple(s.strip() for s in args.styles.split(",") if s.strip()) if args.styles else None
     selection = Selection(season=args.season, episodes=parse_episodes(args.episodes) if args.episodes else None, styles=styles, limit=args.limit)
-    settings = _settings(args) if args.command != "prompts" else None
-    slot = _slot(args, stages) if settings is not None else None
-    model = load_model(args.llm) if args.command != "render" else None
-    items = plan_prompts(catalog, model, selection)
-    store = Store(args.home)
-    if model is not None:
-        model = _cached(model, store, read=not args.force)
-    # 2. The work, with a progress bar per stage.
-    echo(f"catalog: {catalog.show}, {len(items)} item(s) selected; home {store.home}", err=True)
-    if slot is not None:
-        echo(f"engine: {slot.name} ({slot.reason})", err=True)
+    settings = _settings(args, config) if args.command != "prompts" else None
+    home = config.home_path
+    service = config.render_service(front="dataprep") if settings is not None else None
+    model = config.language_model() if args.command != "render" else None
+    build = prepare_build(catalog, home, command=args.command, selection=selection, model=model, service=service, settings=settings, force=args.force)
+    store = build.store
+    # 2. Say what is about to happen, replaced art included, then do it with a progress bar per stage.
+    echo(f"catalog: {catalog.show}, {len(build.items)} item(s) selected; home {store.home}", err=True)
+    if service is not None:
+        echo(f"engine: {service.name} ({service.reason})", err=True)
+    if (redo := build.redo_message()) is not None:
+        echo(f"redo: {redo} (--quality {settings.quality}); --quality catalog keeps them", err=True)
     started = time.perf_counter()
-    with store.lock(), _Bars() as bars:
-        if args.command == "prompts":
-            report = stages.prompts_stage(items, store, model, force=args.force, progress=bars)
-        elif args.command == "render":
-            report = stages.render_stage(items, store, slot, settings, force=args.force, progress=bars)
-        else:
-            report = stages.run_stage(items, store, model, slot, settings, force=args.force, progress=bars)
+    try:
+        with _Bars() as bars:
+            report = build.run(progress=bars)
+    finally:
+        if service is not None:
+            service.close(cancel=True)
     # 3. The closing summary.
-    _summary(report, args.command, time.perf_counter() - started, cache=getattr(model, "cache", None))
+    _summary(report, args.command, time.perf_counter() - started, cache=getattr(build.model, "cache", None))
     if report.interrupted:
         echo("interrupted: what was finished is kept; run the same command again to resume", err=True)
         return EXIT_INTERRUPTED
     return EXIT_PARTIAL if report.failed or catalog.problems else EXIT_OK
 
 
-def _cached(model: Any, store, *, read: bool) -> Any:
-    """Language-model replies cached in the catalog; --force asks again (and keeps the new reply)."""
-    from assistant.llm_cache import StoreCache, attach
-
-    return attach(model, StoreCache(store, read=read))
-
-
-def _settings(args: argparse.Namespace):
+def _settings(args: argparse.Namespace, config):
     from assistant.workflows.plan import RenderSettings
 
     overrides = {
@@ -174,17 +178,7 @@ def _settings(args: argparse.Namespace):
         if value is not None
     }
     refiner = "auto" if args.refiner is None else "on" if args.refiner else "off"
-    # Fail now, not on the first image: a request with these settings must be valid.
-    settings = RenderSettings(quality=args.quality, refiner=refiner, overrides=overrides)
-    settings.request("episode", prompt="check", negative_prompt="", style=None, seed=0)
-    settings.request("season", prompt="check", negative_prompt="", style=None, seed=0)
-    return settings
-
-
-def _slot(args: argparse.Namespace, stages):
-    from imagegen.cli import engine_options
-
-    return stages.EngineSlot(name=args.engine, options=engine_options(args))
+    return RenderSettings(quality=config.quality, refiner=refiner, overrides=overrides)
 
 
 class _Bars:
@@ -231,11 +225,11 @@ def _summary(report, command: str, seconds: float, cache: Any = None) -> None:
 # -- status, export -------------------------------------------------------------------------------
 
 
-def _status(args: argparse.Namespace) -> int:
+def _status(args: argparse.Namespace, config) -> int:
     from assistant.store import Store
     from assistant.workflows.export import status
 
-    info = status(Store(args.home, create=False), args.show)
+    info = status(Store(config.home_path, create=False), args.show)
     if args.json:
         echo(json.dumps(info, indent=2, ensure_ascii=False))
         return EXIT_OK
@@ -258,14 +252,14 @@ def _status(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _export(args: argparse.Namespace) -> int:
+def _export(args: argparse.Namespace, config) -> int:
     from assistant.store import Store
     from assistant.workflows.export import export
 
     output = args.output
     if args.format == "parquet" and output == Path("data/outputs/catalog.csv"):
         output = output.with_suffix(".parquet")
-    for path in export(Store(args.home, create=False), output, args.format, show=args.show, sheets=args.sheets):
+    for path in export(Store(config.home_path, create=False), output, args.format, show=args.show, sheets=args.sheets):
         echo(str(path))
     return EXIT_OK
 

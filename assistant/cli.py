@@ -10,14 +10,13 @@ import argparse
 import json
 import logging
 
-from imagegen.cli import echo
 from imagegen.errors import KeyartError
 
 from .cli_campaign import add_parser as add_campaign_parser
 from .cli_campaign import run as run_campaign
 from .cli_chat import add_parser as add_chat_parser
 from .cli_chat import run as run_chat
-from .cli_common import catalog_from_args, catalog_parser
+from .cli_common import catalog_from_args, catalog_parser, echo
 from .models import LLM_ENV, LLMS
 
 
@@ -54,25 +53,31 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=(logging.WARNING, logging.INFO, logging.DEBUG)[min(args.verbose, 2)], format="%(levelname)s %(name)s: %(message)s")
     try:
-        return _run(args)
+        return _run(args, _settings(args))
     except KeyartError as exc:
         echo(f"error: {exc}", err=True)
         return exc.exit_code
 
 
-def _run(args: argparse.Namespace) -> int:
+def _settings(args: argparse.Namespace):
+    """The environment and the flags, read once; every command gets this object."""
+    from .workflows.settings import Settings
+
+    return Settings.from_env(**{name: getattr(args, name, None) for name in ("home", "llm", "engine")}).apply()
+
+
+def _run(args: argparse.Namespace, settings) -> int:
     if args.command == "chat":
-        return run_chat(args)
+        return run_chat(args, settings)
     if args.command == "campaign":
-        return run_campaign(args)
-    from .models import load_model
+        return run_campaign(args, settings)
     from .workflows.prompts import for_episode, for_season
 
     catalog = catalog_from_args(args)
     for problem in catalog.problems:
         echo(f"warning: {problem}", err=True)
     styles = [s.strip() for s in args.styles.split(",") if s.strip()] if args.styles else None
-    model = load_model(args.llm)
+    model = settings.language_model()
     if args.command == "episode":
         result = for_episode(catalog, args.season, args.episode, model, styles)
     else:

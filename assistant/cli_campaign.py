@@ -11,10 +11,9 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from imagegen.cli import echo
 from imagegen.presets import QUALITIES
 
-from .cli_common import catalog_from_args, catalog_parser
+from .cli_common import catalog_from_args, catalog_parser, echo
 from .models import LLM_ENV, LLMS
 from .platforms import PLATFORMS
 from .workflows.campaign_state import EXAMPLE_BRIEF, STEPS
@@ -29,7 +28,7 @@ copy -> image_brief -> prompt -> image; edit DIR/campaign.json and rerun with --
 
 
 def add_parser(subparsers: Any) -> argparse.ArgumentParser:
-    from imagegen.engines import ENGINES
+    from .workflows.service import ENGINES
 
     p = subparsers.add_parser(
         "campaign", help="a social campaign from a brief: strategy, per-platform posts and images, one zip",
@@ -39,7 +38,7 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     p.add_argument("--brief", type=Path, metavar="YAML", help="the brief (needed unless --output already holds a campaign)")
     p.add_argument("--output", type=Path, required=True, metavar="DIR", help="the campaign's folder: campaign.json, posts.md, posts.csv, images/, campaign.zip")
     p.add_argument("--llm", choices=LLMS, help=f"language model (default: {LLM_ENV}, else offline)")
-    p.add_argument("--engine", choices=ENGINES, default="auto", help="auto (sdxl when KEYART_SDXL_MODEL is set, else preview cards), sdxl or preview")
+    p.add_argument("--engine", choices=ENGINES, help="auto (sdxl when KEYART_SDXL_MODEL is set, else preview cards), sdxl or preview (default: KEYART_ENGINE, else auto)")
     p.add_argument("--quality", choices=QUALITIES, default="final", help="render preset (default final)")
     p.add_argument("--from-step", choices=STEPS, help="redo this step and every later one; earlier outputs (edited ones too) are kept")
     p.add_argument("--platform", choices=tuple(PLATFORMS), help="with --from-step: redo that platform's post only")
@@ -66,13 +65,11 @@ class Bar:
         self.bar.close()
 
 
-def run(args: argparse.Namespace) -> int:
-    from .models import load_model
+def run(args: argparse.Namespace, settings) -> int:
     from .workflows.campaign import STATE_FILE, Tools, load, load_brief, new_campaign
     from .workflows.campaign import run as run_chain
     from .workflows.campaign_state import CampaignError
     from .workflows.campaign_steps import source_of
-    from .workflows.stages import EngineSlot
 
     # 1. The campaign: the one in --output (its brief replaced when --brief differs), or a new one.
     from_step = args.from_step
@@ -90,9 +87,9 @@ def run(args: argparse.Namespace) -> int:
     # 2. Everything the chain uses, checked before any work.
     catalog = catalog_from_args(args)
     source_of(campaign, catalog)  # the brief's show, season and episode are in the catalog
-    slot, model = EngineSlot(name=args.engine), load_model(args.llm)
+    slot, model = settings.render_service(front="campaign"), settings.language_model()
     bar = Bar(total=2 + 4 * len(campaign.brief.platforms) + 1)
-    tools = Tools(folder=args.output, model=model, slot=slot, catalog=catalog, home=args.home, quality=args.quality, progress=bar)
+    tools = Tools(folder=args.output, model=model, slot=slot, catalog=catalog, home=settings.home_path, quality=args.quality, progress=bar)
     # 3. The chain, then what came out.
     try:
         run_chain(campaign, tools, from_step=from_step, platform=args.platform)

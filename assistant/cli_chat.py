@@ -11,7 +11,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from imagegen.engines import ENGINES
+from .workflows.service import ENGINES
 from imagegen.presets import QUALITIES
 
 from .cli_common import catalog_from_args, catalog_parser
@@ -37,7 +37,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
         parents=[catalog_parser()],
     )
     c.add_argument("--llm", choices=LLMS, help=f"language model (default: {LLM_ENV}, else offline); openai uses tool calling")
-    c.add_argument("--engine", choices=ENGINES, default="auto", help="image engine (default: auto, SDXL when KEYART_SDXL_MODEL is set, else preview cards)")
+    c.add_argument("--engine", choices=ENGINES, help="image engine (default: KEYART_ENGINE, else auto: SDXL when KEYART_SDXL_MODEL is set, else preview cards)")
     c.add_argument("--quality", choices=QUALITIES, default="final", help="render preset (default: final, as the catalog's art)")
     c.add_argument("--home", type=Path, help="catalog home folder: conversations and chat images live there (default: KEYART_HOME, else data/home)")
     c.add_argument("--resume", metavar="ID", help="carry on a stored conversation")
@@ -46,18 +46,17 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     return c
 
 
-def run(args: argparse.Namespace) -> int:
-    from imagegen.cli import echo
+def run(args: argparse.Namespace, settings) -> int:
+    from .cli_common import echo
 
     from .conversations import Conversations
-    from .models import label, load_model
+    from .models import label
     from .workflows.illustrator import Illustrator
     from .workflows.plan import RenderSettings
-    from .workflows.stages import EngineSlot
 
     # 1. Listing needs only the conversations.
     if args.list:
-        listed = Conversations(args.home).listing()
+        listed = Conversations(settings.home_path).listing()
         if not listed:
             echo("no conversations yet; start one with: python -m assistant chat")
         for c in listed:
@@ -65,9 +64,9 @@ def run(args: argparse.Namespace) -> int:
         return 0
     # 2. The illustrator: the catalog, the model, and an engine loaded at the first drawing.
     catalog = catalog_from_args(args)
-    model = load_model(args.llm)
-    slot = EngineSlot(name=args.engine)
-    illustrator = Illustrator(catalog, model, home=args.home, slot=slot, settings=RenderSettings(quality=args.quality))
+    model = settings.language_model()
+    slot = settings.render_service(front="chat")
+    illustrator = Illustrator(catalog, model, home=settings.home_path, slot=slot, settings=RenderSettings(quality=args.quality))
     if args.resume:
         conversation = illustrator.conversations.get(args.resume).id
         echo(f"resumed conversation {conversation} of {catalog.show} at turn {illustrator.conversations.next_turn(conversation)}: {illustrator.state(conversation).summary()}")

@@ -1,8 +1,10 @@
-"""What the command lines share: the catalog's --input/--map/--seasons options and the catalog they name."""
+"""What the command lines share: the catalog's --input/--map/--seasons options and the catalog they
+name, the engine's options, and one way to print."""
 
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -30,3 +32,13 @@ def catalog_from_args(args: argparse.Namespace) -> Catalog:
     from .catalog import load_catalog, parse_mapping
 
     return load_catalog(args.input, mapping=parse_mapping(args.map), seasons=args.seasons)
+
+
+def echo(text: str = "", *, err: bool = False) -> None:
+    """A line for the user on stdout (results) or stderr (progress, warnings, errors)."""
+    (sys.stderr if err else sys.stdout).write(text + "\n")
+
+
+def engine_options(args: argparse.Namespace) -> dict[str, str]:
+    """The sdxl engine's options given on the command line (--device, --dtype, --memory)."""
+    return {name: value for name in ("device", "dtype", "memory") if (value := getattr(args, name, None))}

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import re
 from collections.abc import Callable
 from typing import Any, TypeVar
@@ -41,10 +40,20 @@ def _server_key(chat: Any) -> str:
     return f"{getattr(chat, 'openai_api_base', '')}|{getattr(chat, 'model_name', '')}"
 
 
-def _method(chat: Any) -> str:
-    chosen = os.environ.get("KEYART_LLM_JSON", "auto").strip().lower()
+_json_method = "auto"  # set once by the entry points (Settings.apply), from KEYART_LLM_JSON
+
+
+def use_json_method(method: str) -> None:
+    """How replies are asked to be JSON, for the whole process: auto, json_schema, json_mode or text."""
+    global _json_method
+    chosen = str(method).strip().lower()
     if chosen not in JSON_METHODS:
-        raise ReplyInvalid(f"KEYART_LLM_JSON must be one of {', '.join(JSON_METHODS)} (got {chosen!r})")
+        raise ReplyInvalid(f"KEYART_LLM_JSON must be one of {', '.join(JSON_METHODS)} (got {method!r})")
+    _json_method = chosen
+
+
+def _method(chat: Any) -> str:
+    chosen = _json_method
     native = type(chat).__name__ == "ChatOpenAI" and _server_key(chat) not in _NO_NATIVE_JSON
     if chosen == "auto":
         return "json_schema" if native else "text"

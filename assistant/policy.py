@@ -7,9 +7,9 @@ Negative prompts are never checked: they list what to keep out of an image.
 
 from __future__ import annotations
 
-import os
 import re
 from dataclasses import dataclass, field
+from collections.abc import Iterable
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -55,9 +55,17 @@ class Verdict:
         return f"the {what} was blocked by the brand-safety check: {why}; edit the text, or the blocklist ({BLOCKLIST_ENV})"
 
 
+_blocklists: tuple[Path, ...] = ()  # set once by the entry points (Settings.apply), from KEYART_BLOCKLIST
+
+
+def use_blocklists(paths: Iterable[str | Path]) -> None:
+    """The blocklist files for the whole process; none given: the default, data/policy/blocklist.txt."""
+    global _blocklists
+    _blocklists = tuple(Path(p).expanduser() for p in paths)
+
+
 def blocklist_files() -> list[Path]:
-    chosen = os.environ.get(BLOCKLIST_ENV, "").strip()
-    return [Path(p).expanduser() for p in chosen.split(os.pathsep) if p] if chosen else [DEFAULT_BLOCKLIST]
+    return list(_blocklists) or [DEFAULT_BLOCKLIST]
 
 
 def blocklist() -> list[str]:

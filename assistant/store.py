@@ -87,8 +87,8 @@ def now() -> str:
 
 
 def resolve_home(home: str | Path | None = None) -> Path:
-    """`home`, else KEYART_HOME, else data/home beside the code."""
-    chosen = home or os.environ.get(HOME_ENV, "").strip() or DEFAULT_HOME
+    """`home` (the entry points pass --home or KEYART_HOME from their Settings), else data/home beside the code."""
+    chosen = home or DEFAULT_HOME
     return Path(chosen).expanduser()
 
 

@@ -11,11 +11,18 @@ import pytest
 from assistant.catalog import SAMPLE, Catalog, RowProblem, load_catalog, parse_mapping
 from assistant.errors import CatalogError
 from assistant.models.offline import OfflineModel
-from assistant.models.openai_chat import build_openai_chat
 from assistant.prompting.season_summary import SEASON_SUMMARY, clean_summary, write_season_summary
 from assistant.prompting.self_ask import season_prompts
 from assistant.schemas import Season, StyleSpec
 from fake_openai import FakeOpenAI, reply, reply_json
+
+
+def chat():
+    """The openai model as an entry point configures it: from the environment the fixture set."""
+    from assistant.workflows.settings import Settings
+
+    return Settings.from_env().language_model("openai")
+
 
 HEADER = "show,season,episode,title,summary\n"
 GOOD = 'Harbour,1,1,Pilot,"Mara Quill lights the lamp at Gullhaven Lighthouse."\nHarbour,1,2,Second,"Wren Abernethy dives the wreck off Corran Island."\n'
@@ -299,7 +306,7 @@ def test_a_chat_model_writes_the_summary_from_the_episodes_as_json(server):
     catalog = load_catalog()
     episodes = catalog.episodes_of(2)
     server.script(reply(WRITTEN), reply(SELF_ASK), reply_json(PROMPTS))
-    result = season_prompts(Season(show="Gullhaven", season=2, title="{title}"), episodes, STYLES, build_openai_chat())
+    result = season_prompts(Season(show="Gullhaven", season=2, title="{title}"), episodes, STYLES, chat())
     assert result.summary_written and result.trace.fallback is None
     assert result.summary == (
         "Season 2 of Gullhaven follows Mara Quill as the Drowned Chapel rises from the sands. Cressida Harrow fights her for what the sea gives back."
@@ -319,7 +326,7 @@ def test_an_empty_reply_falls_back_to_the_offline_summary_and_says_so(server):
     episodes = catalog.episodes_of(2)
     season = Season(show="Gullhaven", season=2)
     server.script(reply("  \n "), reply(SELF_ASK), reply_json(PROMPTS))
-    result = season_prompts(season, episodes, STYLES, build_openai_chat())
+    result = season_prompts(season, episodes, STYLES, chat())
     assert result.summary_written and result.summary == OfflineModel().season_summary(season, episodes)
     assert result.trace.warnings[0] == (
         "the catalog has no summary for season 2; openai:fake-writer's reply was empty, so offline wrote one from its 7 episodes"
@@ -331,8 +338,8 @@ def test_write_season_summary_alone_traces_its_request(server):
     from assistant.models import new_trace
 
     server.script(reply("I'm sorry, I can't help with that."))
-    trace = new_trace(build_openai_chat(), "self-ask")
-    summary = write_season_summary(Season(show="Gullhaven", season=1), load_catalog().episodes_of(1), build_openai_chat(), trace)
+    trace = new_trace(chat(), "self-ask")
+    summary = write_season_summary(Season(show="Gullhaven", season=1), load_catalog().episodes_of(1), chat(), trace)
     assert "Mara Quill" in summary and "a refusal" in trace.warnings[0]
     assert len(trace.messages) == 1 and trace.replies == ["I'm sorry, I can't help with that."]
 

@@ -166,10 +166,10 @@ def test_uncached_hub_id_is_not_configured():
 
 
 def test_load_model_uses_keyart_llm_model(folders, monkeypatch):
-    from assistant.models import load_model
+    from assistant.workflows.settings import Settings
 
     monkeypatch.setenv("KEYART_LLM_MODEL", str(folders["plain"]))
-    model = load_model("transformers")
+    model = Settings.from_env().language_model("transformers")
     assert model.model_name == "tiny-base" and model.uses_chat_template is False
 
 

@@ -9,6 +9,24 @@ from assistant.policy import blocked_terms, check, require
 from fake_openai import FakeOpenAI, reply_json
 
 
+def configure_from_env():
+    """What an entry point does with the environment: read it once, apply it."""
+    from assistant.workflows.settings import Settings
+
+    Settings.from_env().apply()
+
+
+@pytest.fixture(autouse=True)
+def _default_blocklist():
+    """Each test starts from the default blocklist, whatever the one before configured."""
+    from assistant import policy
+
+    policy.use_blocklists(())
+    yield
+    policy.use_blocklists(())
+
+
+
 @pytest.mark.parametrize(
     ("text", "found"),
     [
@@ -27,6 +45,7 @@ def test_a_refusal_says_what_was_blocked_and_where_to_edit(monkeypatch, tmp_path
     custom = tmp_path / "brand.txt"
     custom.write_text("# our rules\nrival network\nlighthouse  # too on the nose\n", encoding="utf-8")
     monkeypatch.setenv("KEYART_BLOCKLIST", str(custom))
+    configure_from_env()
     with pytest.raises(PolicyViolation) as caught:
         require("Watch it on the rival network tonight", what="Instagram caption")
     message = str(caught.value)
@@ -37,6 +56,7 @@ def test_a_refusal_says_what_was_blocked_and_where_to_edit(monkeypatch, tmp_path
 
 def test_a_missing_blocklist_is_a_clear_error(monkeypatch, tmp_path):
     monkeypatch.setenv("KEYART_BLOCKLIST", str(tmp_path / "none.txt"))
+    configure_from_env()
     with pytest.raises(PolicyViolation, match="does not exist"):
         check("anything")
 

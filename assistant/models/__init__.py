@@ -1,12 +1,12 @@
 """Which language model writes the prompts: `offline` (rules, the default), `openai`, `transformers`.
 
-Chosen by one option or `KEYART_LLM`. `openai` and `transformers` are LangChain chat models, so any
-other LangChain chat model can be passed from Python wherever a model is taken.
+Chosen by name (the entry points read `--llm` / KEYART_LLM into their Settings). `openai` and
+`transformers` are LangChain chat models, so any other LangChain chat model can be passed from
+Python wherever a model is taken.
 """
 
 from __future__ import annotations
 
-import os
 from typing import Any
 
 from ..errors import LLMNotConfigured
@@ -17,14 +17,21 @@ LLM_ENV = "KEYART_LLM"
 
 
 def resolve_name(name: str | None = None) -> str:
-    chosen = (name or os.environ.get(LLM_ENV) or "offline").strip().lower()
+    chosen = (name or "offline").strip().lower()
     if chosen not in LLMS:
         raise LLMNotConfigured(f"unknown language model {chosen!r}; choose one of: {', '.join(LLMS)} (--llm or {LLM_ENV})")
     return chosen
 
 
-def load_model(name: str | None = None) -> Any:
-    """The model `name` (or KEYART_LLM) names: an OfflineModel or a LangChain chat model."""
+def load_model(
+    name: str | None = None, *, model: str | None = None, base_url: str | None = None, api_key: str | None = None,
+    timeout: float | None = None,
+) -> Any:  # fmt: skip
+    """The model `name` names (offline by default): an OfflineModel or a LangChain chat model.
+
+    `model` is the model's name (openai) or folder (transformers); `base_url`, `api_key` and
+    `timeout` configure an OpenAI-compatible server. Settings.language_model() passes them all.
+    """
     chosen = resolve_name(name)
     if chosen == "offline":
         from .offline import OfflineModel
@@ -33,13 +40,12 @@ def load_model(name: str | None = None) -> Any:
     if chosen == "openai":
         from .openai_chat import build_openai_chat
 
-        return build_openai_chat()
+        return build_openai_chat(model, base_url=base_url, api_key=api_key, timeout=timeout)
     from .local import LocalChatModel
 
-    path = os.environ.get("KEYART_LLM_MODEL", "").strip()
-    if not path:
+    if not model:
         raise LLMNotConfigured("--llm transformers needs KEYART_LLM_MODEL set to a local model folder (config.json, tokenizer, weights)")
-    return LocalChatModel.from_pretrained(path)
+    return LocalChatModel.from_pretrained(model)
 
 
 def is_offline(model: Any) -> bool:

@@ -6,31 +6,32 @@ Heavy things (the language model, the image engine) are created on first use and
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Any
 
 import streamlit as st
 
-from ..models import LLM_ENV, LLMS
+
+def configured():
+    """The process's Settings (environment), read once per browser session when it opens."""
+    state = st.session_state
+    if "keyart:settings" not in state:
+        from ..workflows.settings import Settings
+
+        state["keyart:settings"] = Settings.from_env().apply()
+    return state["keyart:settings"]
 
 
 def settings() -> dict[str, Any]:
     """The session's choices (Settings tab), defaulting to the environment as the CLIs do."""
     state = st.session_state
-    wanted = (os.environ.get(LLM_ENV) or "offline").strip().lower()
-    state.setdefault("llm", wanted if wanted in LLMS else "offline")
-    state.setdefault("engine", "auto")
-    state.setdefault("quality", "draft")
-    state.setdefault("home", str(_home_default()))
+    base = configured()
+    state.setdefault("llm", base.llm)
+    state.setdefault("engine", base.engine)
+    state.setdefault("quality", base.quality)  # "catalog": a build keeps the catalog's art unless asked otherwise
+    state.setdefault("home", str(base.home_path))
     state.setdefault("input", "")
     return {k: state[k] for k in ("llm", "engine", "quality", "home", "input")}
-
-
-def _home_default() -> Path:
-    from ..store import resolve_home
-
-    return resolve_home()
 
 
 @st.cache_resource(show_spinner=False)
@@ -49,19 +50,42 @@ def store(home: str):
     return Store(home)
 
 
-@st.cache_resource(show_spinner="Loading the language model...")
 def language_model(name: str):
-    from ..models import load_model
+    """The language model `name`, configured by the session's Settings, loaded once per process."""
+    base = configured()
+    return _language_model(name, base.llm_model, base.openai_base_url, base.openai_api_key, base.llm_timeout, _settings=base)
 
-    return load_model(name)
+
+@st.cache_resource(show_spinner="Loading the language model...")
+def _language_model(name: str, model: str | None, base_url: str | None, api_key: str | None, timeout: float, *, _settings):
+    return _settings.language_model(name)
+
+
+def render_service(name: str, home: str):
+    """The image engine behind one render queue, shared by every session of this process.
+
+    `auto`/`sdxl`/`preview` is resolved now, the model loaded when the first job runs; the queue's
+    state lives in <home>/queues/dashboard. Sessions' renders take turns on the one engine.
+    """
+    base = configured()
+    return _render_service(name, home, repr(base.image), _settings=base)
 
 
 @st.cache_resource(show_spinner=False)
-def engine_slot(name: str):
-    """The image engine's slot: `auto`/`sdxl`/`preview` resolved now, the model loaded on first render."""
-    from ..workflows.stages import EngineSlot
+def _render_service(name: str, home: str, image_settings: str, *, _settings):
+    return _settings.render_service(front="dashboard", engine=name, home=Path(home))
 
-    return EngineSlot(name=name)
+
+def current_service():
+    s = settings()
+    return render_service(s["engine"], s["home"])
+
+
+def owner() -> str:
+    """This browser session's id: its jobs in the shared render queue are its own to cancel."""
+    import secrets
+
+    return st.session_state.setdefault("owner", f"session-{secrets.token_hex(4)}")
 
 
 def current_catalog():

@@ -7,7 +7,6 @@ when "Check GPU" is pressed (or is already loaded).
 
 from __future__ import annotations
 
-import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -28,16 +27,22 @@ SECRET = ("OPENAI_API_KEY",)
 
 
 def _env(name: str) -> str:
-    return os.environ.get(name, "").strip()
+    """What the session's Settings hold for variable `name` (read from the environment once), as text."""
+    from ..workflows.settings import value_of
+
+    return value_of(common.configured(), name) or ""
 
 
-def _var_table(rows: list[tuple[str, str]]) -> None:
-    """Environment variables: whether each is set (secrets masked) and what it is for."""
+def _var_table(names: list[str]) -> None:
+    """Environment variables from the one table (workflows.settings.VARIABLES): whether each is set
+    (secrets masked), what it is for, and its default."""
+    from ..workflows.settings import variable
+
     lines = ["| variable | value | what it does |", "|---|---|---|"]
-    for name, purpose in rows:
-        value = _env(name)
+    for name in names:
+        value, known = _env(name), variable(name)
         shown = ("set (hidden)" if name in SECRET else f"`{value}`") if value else "—"
-        lines.append(f"| `{name}` | {shown} | {purpose} |")
+        lines.append(f"| `{name}` | {shown} | {known.meaning} (default: {known.default}) |")
     st.markdown("\n".join(lines))
 
 
@@ -45,17 +50,16 @@ def _var_table(rows: list[tuple[str, str]]) -> None:
 
 
 def choices() -> None:
-    from imagegen.engines import ENGINES
-    from imagegen.presets import QUALITIES, describe_quality
-
+    from ..workflows.service import ENGINES
     from ..models import LLMS
+    from ..workflows.plan import BUILD_QUALITIES, describe_build_quality
 
     st.subheader("This session")
     st.caption("Choices for this browser session only; the environment variables below set the defaults.")
     left, middle, right = st.columns(3)
     left.selectbox("Language model", LLMS, key="llm", help="\n".join(f"- **{k}**: {v}" for k, v in LLM_HELP.items()))
     middle.selectbox("Image engine", ENGINES, key="engine", help="auto: SDXL when KEYART_SDXL_MODEL is set, else offline preview cards")
-    right.radio("Quality", QUALITIES, key="quality", horizontal=True, help="\n".join(f"- **{q}**: {describe_quality(q)}" for q in QUALITIES))
+    right.radio("Quality", BUILD_QUALITIES, key="quality", horizontal=True, help="\n".join(f"- **{q}**: {describe_build_quality(q)}" for q in BUILD_QUALITIES))
     s = common.settings()
     with st.form("settings-paths", border=False):
         a, b = st.columns(2)
@@ -88,7 +92,7 @@ def _apply_paths(home: str, source: str) -> None:
 
 
 def language_model(name: str) -> None:
-    from ..models.openai_chat import DEFAULT_MODEL, DEFAULT_TIMEOUT
+    from ..models.openai_chat import DEFAULT_MODEL
 
     st.markdown(f"#### Language model: `{name}`")
     st.caption(LLM_HELP[name])
@@ -108,22 +112,15 @@ def language_model(name: str) -> None:
             st.markdown(f"{MISSING} `KEYART_LLM_MODEL={folder}` is not a folder here; point it at a downloaded model folder.")
         else:
             st.markdown(f"{OK} Configured: `{folder}`, loaded once on first use.")
-    _var_table([
-        ("KEYART_LLM", "default language model: offline, openai or transformers"),
-        ("KEYART_LLM_MODEL", "the model's name (openai) or folder (transformers)"),
-        ("OPENAI_API_KEY", "OpenAI's key (a local server needs none)"),
-        ("OPENAI_BASE_URL", "an OpenAI-compatible server's /v1 address"),
-        ("KEYART_LLM_TIMEOUT", f"seconds to wait for a reply (default {DEFAULT_TIMEOUT:g})"),
-    ])  # fmt: skip
+    _var_table(["KEYART_LLM", "KEYART_LLM_MODEL", "OPENAI_API_KEY", "OPENAI_BASE_URL", "KEYART_LLM_TIMEOUT", "KEYART_LLM_JSON", "KEYART_BLOCKLIST"])
 
 
 def engine(name: str) -> None:
-    from imagegen.engines import MODEL_ENV, REFINER_ENV, choose
-    from imagegen.engines.sdxl_load import locate
+    from ..workflows.service import MODEL_ENV, REFINER_ENV, choose, locate_model
 
     st.markdown(f"#### Image engine: `{name}`")
     try:
-        choice = choose(name)
+        choice = choose(name, settings=common.configured().image)
     except KeyartError as exc:
         st.markdown(f"{MISSING} {exc}")
     else:
@@ -136,19 +133,13 @@ def engine(name: str) -> None:
             st.markdown(f"{MISSING if variable == MODEL_ENV else INFO} {what}: {hint}.")
             continue
         try:
-            source = locate(value, variable=variable)
+            source = locate_model(value, variable)
         except KeyartError as exc:
             st.markdown(f"{MISSING} {what}: {exc}")
         else:
             where = {"folder": "a diffusers folder", "file": "a single .safetensors file", "hub": "a hub id (downloaded on first use, or read from the hub cache)"}[source.kind]
             st.markdown(f"{OK} {what}: `{source.name}`, {where}. Loaded once, on the first render.")
-    _var_table([
-        (MODEL_ENV, "SDXL base: a diffusers folder, a .safetensors file or a hub id"),
-        (REFINER_ENV, "optional SDXL refiner"),
-        ("KEYART_DEVICE", "cuda, cuda:1, mps or cpu (default: the best found)"),
-        ("KEYART_DTYPE", "auto, fp16, bf16 or fp32"),
-        ("KEYART_MEMORY", "normal, medvram or lowvram"),
-    ])  # fmt: skip
+    _var_table(["KEYART_ENGINE", MODEL_ENV, REFINER_ENV, "KEYART_SDXL_CONFIG", "KEYART_LORA_DIR", "KEYART_DEVICE", "KEYART_DTYPE", "KEYART_MEMORY", "KEYART_CACHE"])
 
 
 def _probe_gpu() -> dict[str, Any]:
@@ -223,7 +214,7 @@ def catalog_info(s: dict[str, Any]) -> None:
     st.markdown(f"{OK} Episodes file: {source}. **{catalog.show}**: {seasons} seasons, {episodes} episodes, {len(catalog.seasons)} season summaries.")
     if catalog.problems:
         st.caption(f"{len(catalog.problems)} row(s) skipped, e.g. {catalog.problems[0]}")
-    _var_table([("KEYART_HOME", "the catalog home (default data/home)"), ("KEYART_STYLES", "extra style JSON files")])
+    _var_table(["KEYART_HOME", "KEYART_QUALITY", "KEYART_STYLES"])
 
 
 def render() -> None:
