@@ -27,8 +27,9 @@ run: $(STAMP)
 dashboard: $(STAMP)
 	$(BIN)/streamlit run dashboard.py
 
+# Two workers (pytest-xdist): this machine's two cores; each worker builds its own tiny models.
 test: $(STAMP)
-	HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 $(BIN)/python -m pytest
+	HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 $(BIN)/python -m pytest -n 2
 
 bench: $(STAMP)
 	$(BIN)/python bench/engine.py
