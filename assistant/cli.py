@@ -21,6 +21,8 @@ from .models import LLM_ENV, LLMS
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from .workflows.settings import help_epilog
+
     common = argparse.ArgumentParser(add_help=False, parents=[catalog_parser()])
     common.add_argument("--llm", choices=LLMS, help=f"language model (default: {LLM_ENV}, else offline)")
     common.add_argument("--styles", help="comma-separated style names (default: all catalog styles)")
@@ -34,7 +36,8 @@ def build_parser() -> argparse.ArgumentParser:
             "language models:\n"
             "  offline       rules over the summary text, no model (the default)\n"
             "  openai        OpenAI or any compatible server: OPENAI_API_KEY, OPENAI_BASE_URL, KEYART_LLM_MODEL\n"
-            "  transformers  a local model folder: KEYART_LLM_MODEL=/path/to/model"
+            "  transformers  a local model folder: KEYART_LLM_MODEL=/path/to/model\n\n"
+            + help_epilog()
         ),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )

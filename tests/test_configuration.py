@@ -64,11 +64,14 @@ def test_one_table_lists_every_variable_the_code_reads():
 
 def test_help_and_the_readme_list_the_same_variables():
     epilog = help_epilog()
-    done = subprocess.run([sys.executable, "dataprep.py", "run", "--help"], cwd=ROOT, capture_output=True, text=True, timeout=60)
+    helps = [
+        subprocess.run([sys.executable, *command, "--help"], cwd=ROOT, capture_output=True, text=True, timeout=60).stdout
+        for command in (["dataprep.py", "run"], ["-m", "assistant"])
+    ]
     readme = (ROOT / "README.md").read_text()
     table = readme[readme.index("## Configuration") :]
     for v in VARIABLES:
-        assert v.env in epilog and v.env in done.stdout, v.env
+        assert v.env in epilog and all(v.env in text for text in helps), v.env
         assert f"| `{v.env}` |" in table, f"README's configuration table lacks {v.env}"
 
 
