@@ -46,6 +46,7 @@ def main() -> None:
     from assistant.models.offline import OfflineModel
     from assistant.store import Store
     from assistant.workflows import stages
+    from assistant.workflows.service import RenderService
     from assistant.workflows.plan import RenderSettings, Selection, catalog_seed, plan_prompts
     from imagegen.engines.sdxl import SDXLEngine
     from imagegen.tiny import tiny_sdxl
@@ -82,7 +83,7 @@ def main() -> None:
         engine.render(request)
     bare_render = [timed(lambda: [engine.render(r) for r in requests]) for _ in range(args.rounds)]
     stage_render, rerun = [], []
-    slot = RenderService(engine)
+    slot = RenderService(engine)  # the stages render through the queue, as dataprep does
     for n in range(args.rounds):
         store = Store(root / f"render-{n}")
         stages.prompts_stage(items, store, model)

@@ -18,8 +18,9 @@ import streamlit as st
 from imagegen import KeyartError
 
 from ..workflows import studio as workflow
+from ..workflows.studio import OUTPUT
 from . import common, jobs
-from .studio_controls import DEFAULTS, HIRES, K, OUTPUT, build_request, control_fields, controls, prompt_row
+from .studio_controls import DEFAULTS, HIRES, K, build_request, control_fields, controls, prompt_row
 from .studio_output import show
 
 CANCEL = K + "cancel"  # the Cancel button's key while an action's jobs wait or run

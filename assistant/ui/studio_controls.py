@@ -19,7 +19,6 @@ from imagegen import InvalidRequest, KeyartError, RenderRequest, presets, sample
 from imagegen.canvas import DIRECTIONS, default_size, hires_size
 from imagegen.request import HR_UPSCALERS, INPAINT_AREAS, MAX_SEED, REFINER_MODES, SDXL_SIZES
 
-from ..workflows.studio import OUTPUT  # <home>/studio/: renders and finals; hunts/ and ab/ beside them
 
 K = "studio_"  # widget keys: K + a RenderRequest field name (or a control of the tab's own)
 MODES = ("Render", "Seed hunt", "A/B")

@@ -12,7 +12,8 @@ import streamlit as st
 
 from imagegen import presets
 
-from .studio_controls import K, OUTPUT
+from ..workflows.studio import OUTPUT
+from .studio_controls import K
 
 MAX_SHOWN = 24  # images drawn per result: a batch can hold 800, each with its download button
 
