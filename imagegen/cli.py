@@ -105,7 +105,7 @@ def _catalog_help() -> str:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m imagegen", description="keyart's image engine: SDXL renders with A1111's controls.")
     parser.add_argument("-v", "--verbose", action="count", default=0, help="more logging (-vv for debug)")
-    sub = parser.add_subparsers(dest="command", required=True, metavar="{render,info,upscale,grid,xy}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="{render,info,upscale,grid,xy,schedule,serve}")
 
     r = sub.add_parser(
         "render",
@@ -162,6 +162,9 @@ def build_parser() -> argparse.ArgumentParser:
     from .cli_grids import add_parsers  # `grid` and `xy`, sharing render's options
 
     add_parsers(sub, r)
+    from .cli_serve import add_parser as add_serve_parser  # `serve`: the image service (cli_serve)
+
+    add_serve_parser(sub)
     return parser
 
 

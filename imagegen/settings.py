@@ -10,7 +10,7 @@ from __future__ import annotations
 import dataclasses
 import os
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +36,7 @@ VARIABLES: tuple[Variable, ...] = (
     Variable("KEYART_DTYPE", "dtype", "auto: fp16 on GPUs, fp32 on the CPU", "auto, fp16, bf16 or fp32; --dtype wins"),
     Variable("KEYART_MEMORY", "memory", "normal", "normal, medvram (model offload) or lowvram (sequential offload); --memory wins"),
     Variable("KEYART_CACHE", "cache", "$XDG_CACHE_HOME/keyart, else ~/.cache/keyart", "where checkpoint and LoRA hashes are cached"),
+    Variable("KEYART_API_KEY", "api_key", "unset: no key, loopback only", "the key `python -m imagegen serve` asks clients for (Authorization: Bearer KEY); --api-key wins"),
 )  # fmt: skip
 ENGINE_OPTIONS = ("device", "dtype", "memory")  # the settings a flag may override per run: the sdxl engine's options
 
@@ -54,6 +55,7 @@ class ImageSettings:
     dtype: str = "auto"
     memory: str = "normal"
     cache: str | None = None  # None: hashes fall back to the environment's folder (from_env always sets it)
+    api_key: str | None = field(default=None, repr=False)  # the image service's key: never printed
 
     def __post_init__(self) -> None:
         styles = (self.styles,) if isinstance(self.styles, (str, Path)) else self.styles

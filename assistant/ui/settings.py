@@ -23,7 +23,7 @@ LLM_HELP = {
     "openai": "OpenAI, or any OpenAI-compatible server (vLLM, Ollama, LM Studio, llama.cpp).",
     "transformers": "A local chat model loaded with transformers from a folder.",
 }
-SECRET = ("OPENAI_API_KEY",)
+SECRET = ("OPENAI_API_KEY", "KEYART_API_KEY")
 
 
 def _env(name: str) -> str:
@@ -139,7 +139,7 @@ def engine(name: str) -> None:
         else:
             where = {"folder": "a diffusers folder", "file": "a single .safetensors file", "hub": "a hub id (downloaded on first use, or read from the hub cache)"}[source.kind]
             st.markdown(f"{OK} {what}: `{source.name}`, {where}. Loaded once, on the first render.")
-    _var_table(["KEYART_ENGINE", MODEL_ENV, REFINER_ENV, "KEYART_SDXL_CONFIG", "KEYART_LORA_DIR", "KEYART_DEVICE", "KEYART_DTYPE", "KEYART_MEMORY", "KEYART_CACHE"])
+    _var_table(["KEYART_ENGINE", MODEL_ENV, REFINER_ENV, "KEYART_SDXL_CONFIG", "KEYART_LORA_DIR", "KEYART_DEVICE", "KEYART_DTYPE", "KEYART_MEMORY", "KEYART_CACHE", "KEYART_API_KEY"])
 
 
 def _probe_gpu() -> dict[str, Any]:
