@@ -81,6 +81,24 @@ def test_selection_season_episodes_styles_and_limit(tmp_path):
     assert rows(home, "SELECT count(*) FROM prompts") == [(3 + 2,)]  # episodes 1 and 2 of season 1 (2 was there: new key, new styles)
 
 
+def test_quality_catalog_keeps_the_art_and_draft_says_what_it_replaces(tmp_path, capsys):
+    home = tmp_path / "home"
+    small = ["--home", str(home), "--season", "1", "--width", "64", "--height", "64"]
+    assert dataprep.main(["run", *small, "--styles", "anime,watercolor", "--quality", "final"]) == 0
+    first = rows(home, "SELECT style, episode, image_key FROM entries ORDER BY 1, 2")
+    capsys.readouterr()
+    # The default (catalog) keeps it all; a narrower style selection (its prompts keyed anew) renders nothing.
+    assert dataprep.main(["run", *small, "--styles", "anime"]) == 0
+    assert "images:  0 rendered, 8 already done" in capsys.readouterr().out
+    assert rows(home, "SELECT style, episode, image_key FROM entries ORDER BY 1, 2") == first
+    # Draft, asked for: it says first what it replaces, then redoes exactly those.
+    assert dataprep.main(["run", *small, "--styles", "anime", "--quality", "draft"]) == 0
+    err = capsys.readouterr().err
+    assert "redo: 8 images are final; this build redoes them as drafts (--quality draft)" in err
+    after = dict(((s, e), k) for s, e, k in rows(home, "SELECT style, episode, image_key FROM entries"))
+    assert all(after[(s, e)] != k for s, e, k in first if s == "anime") and all(after[(s, e)] == k for s, e, k in first if s == "watercolor")
+
+
 def test_prompts_then_render_as_separate_stages(tmp_path, capsys):
     home = tmp_path / "home"
     assert dataprep.main(["render", "--home", str(home), "--season", "1", "--styles", "anime"]) == 0

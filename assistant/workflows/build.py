@@ -41,19 +41,19 @@ class Build:
         return sum(len(item.styles) for item in self.items) if self.command != "prompts" else 0
 
     def redo(self) -> Counter:
-        """Existing images this build would replace although their prompts stand, by their quality.
+        """Existing images this build would replace with others, by their quality.
 
         `Counter({"final": 80})` for a draft build over a final catalog; empty with quality
-        "catalog" (which keeps what is there), and for images whose prompts are being rewritten.
+        "catalog" (which keeps what is there). Judged on the prompts the store holds now.
         """
-        if self.settings is None or self.service is None:
-            return Counter()
+        if self.settings is None or self.service is None or (self.settings.quality == CATALOG and not self.force):
+            return Counter()  # "catalog" re-renders an entry only for a new prompt or engine, with its own settings
         redone: Counter = Counter()
         for item in self.items:
             for entry in item.entries():
                 held = self.store.entry(*entry)
                 stored = stages.held_request(self.store, entry)
-                if held is None or stored is None or (item.key and held.prompt_key != item.key):
+                if held is None or stored is None:
                     continue
                 result = self.store.prompt(held.prompt_key) if held.prompt_key else None
                 given = next((p for p in (result or {}).get("prompts", []) if p["style"] == entry[3]), None)
