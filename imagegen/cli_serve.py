@@ -86,6 +86,9 @@ def serve(args: argparse.Namespace, settings: ImageSettings) -> int:
 
     home = args.home.expanduser()
     app = create_app(lambda: RenderQueue(lambda: create_engine(choice.name, settings), home, max_queued=args.max_queue), api_key=key)
+    # What the A1111 routes list before the engine loads: the served model's name, and the LoRA folder.
+    app.state.model_name = Path(settings.sdxl_model).name if choice.name == "sdxl" and settings.sdxl_model else "keyart-preview"
+    app.state.lora_dir = settings.lora_dir
     echo(f"engine: {choice.name} ({choice.reason}); serving http://{args.host}:{args.port}/v1 {'with' if key else 'without'} an API key", err=True)
     # 3. Serve until interrupted; uvicorn runs the lifespan (queue made, then closed).
     uvicorn.run(app, host=args.host, port=args.port, log_level="info" if args.verbose else "warning")
