@@ -22,6 +22,7 @@ from .errors import ApiError, ClientGone, bad_field
 from .limits import Limits
 from .openai_images import router as openai_router
 from .a1111_api import router as a1111_router
+from .jobs_api import router as jobs_router
 from .openai_images import validation_error
 
 log = logging.getLogger(__name__)
@@ -67,6 +68,7 @@ def create_app(queue: RenderQueue | Callable[[], RenderQueue], *, api_key: str |
 
     app.include_router(openai_router, dependencies=[Depends(require_key)])
     app.include_router(a1111_router, dependencies=[Depends(require_key)])
+    app.include_router(jobs_router, dependencies=[Depends(require_key)])
     return app
 
 
