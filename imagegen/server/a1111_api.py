@@ -29,6 +29,7 @@ from .a1111_fields import (
     response_body, samplers_body, schedulers_body, upscalers_body,
 )  # fmt: skip
 from .errors import ApiError, bad_field
+from .uploads import open_image
 
 router = APIRouter(prefix="/sdapi/v1")
 
@@ -123,21 +124,13 @@ async def img2img(http: Request) -> dict[str, Any]:
 
 def _save_inputs(image_bytes: bytes, mask_bytes: bytes | None, invert: bool, folder: Path) -> tuple[int, int]:
     """image.png (RGB) and mask.png (keyart's and A1111's convention: white = repaint); the image's size."""
-    from PIL import Image, ImageOps, UnidentifiedImageError
+    from PIL import ImageOps
 
-    try:
-        with Image.open(io.BytesIO(image_bytes)) as im:
-            picture = im.convert("RGB")
-    except (UnidentifiedImageError, OSError, ValueError) as exc:
-        raise ApiError(400, f"init_images[0] is not a readable PNG, JPEG or WebP image ({exc})", param="init_images", code="invalid_image") from exc
+    picture = open_image(image_bytes, param="init_images", convert="RGB")
     picture.save(folder / "image.png")
     if mask_bytes is None:
         return picture.size
-    try:
-        with Image.open(io.BytesIO(mask_bytes)) as im:
-            mask = im.convert("L")
-    except (UnidentifiedImageError, OSError, ValueError) as exc:
-        raise ApiError(400, f"mask is not a readable image ({exc})", param="mask", code="invalid_image") from exc
+    mask = open_image(mask_bytes, param="mask", convert="L")
     if invert:
         mask = ImageOps.invert(mask)
     if mask.size != picture.size:

@@ -7,7 +7,6 @@ translated in openai_fields; the render goes through the queue (jobs.render).
 
 from __future__ import annotations
 
-import io
 import shutil
 import tempfile
 from pathlib import Path
@@ -22,6 +21,7 @@ from ..request import RenderRequest
 from . import jobs
 from .errors import ApiError, bad_field
 from .openai_fields import ImageFields, models_body, request_fields, response_body
+from .uploads import open_image
 
 router = APIRouter(prefix="/v1")
 MAX_IMAGES = 1  # SDXL's img2img starts from one image; several image[] parts are refused, not half-used
@@ -90,25 +90,16 @@ def validation_error(exc: ValidationError | Any) -> ApiError:
 
 def _save_inputs(image_bytes: bytes, mask_bytes: bytes | None, folder: Path) -> tuple[int, int]:
     """Write the upload as image.png (and the mask as keyart's white-means-repaint mask.png); its size."""
-    from PIL import Image, UnidentifiedImageError
-
     # 1. The picture, as RGB.
-    try:
-        with Image.open(io.BytesIO(image_bytes)) as im:
-            picture = im.convert("RGB")
-    except (UnidentifiedImageError, OSError, ValueError) as exc:
-        raise ApiError(400, f"image is not a readable PNG, JPEG or WebP file ({exc})", param="image", code="invalid_image") from exc
+    picture = open_image(image_bytes, param="image", convert="RGB")
     picture.save(folder / "image.png")
     if mask_bytes is None:
         return picture.size
     # 2. OpenAI's mask: transparent (alpha 0) where to edit. keyart's: white where to repaint. A mask
     # without alpha is taken as keyart's own already.
-    try:
-        with Image.open(io.BytesIO(mask_bytes)) as im:
-            has_alpha = "A" in im.getbands() or "transparency" in im.info
-            mask = im.convert("RGBA").getchannel("A").point(lambda a: 255 if a < 128 else 0) if has_alpha else im.convert("L")
-    except (UnidentifiedImageError, OSError, ValueError) as exc:
-        raise ApiError(400, f"mask is not a readable PNG file ({exc})", param="mask", code="invalid_image") from exc
+    given = open_image(mask_bytes, param="mask")
+    has_alpha = "A" in given.getbands() or "transparency" in given.info
+    mask = given.convert("RGBA").getchannel("A").point(lambda a: 255 if a < 128 else 0) if has_alpha else given.convert("L")
     if mask.size != picture.size:
         raise ApiError(400, f"mask must be the image's size, {picture.size[0]}x{picture.size[1]} (got {mask.size[0]}x{mask.size[1]})", param="mask", code="invalid_value")
     mask.save(folder / "mask.png")
