@@ -26,8 +26,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
     s = sub.add_parser(
         "serve",
-        help="serve the OpenAI Images API (/v1/images/generations, /v1/images/edits, /v1/models) over HTTP",
-        description="Run keyart's image service: the OpenAI Images API on one render queue (one worker per device).\n"
+        help="serve the OpenAI Images API (/v1), A1111's API (/sdapi/v1) and keyart's jobs API (/keyart/v1) over HTTP",
+        description="Run keyart's image service: the OpenAI Images API, A1111's API and keyart's jobs API on one render queue.\n"
         "Bound to anything but loopback it needs --api-key; clients then send 'Authorization: Bearer KEY'.\n"
         "GET /health needs no key. Models: keyart-sdxl, and keyart-sdxl-<style> for each style.",
         formatter_class=argparse.RawDescriptionHelpFormatter,

@@ -20,7 +20,7 @@ from fastapi import APIRouter, Request
 from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
 
-from ..errors import InvalidRequest, MetadataError
+from ..errors import MetadataError
 from ..metadata import PARAMETERS_KEY, read_png
 from ..request import RenderRequest
 from . import jobs
@@ -28,7 +28,7 @@ from .a1111_fields import (
     LATENT_MODES, DEFAULT_MODEL, Img2ImgFields, Txt2ImgFields, decode_b64, parsed_parameters, request_values,
     response_body, samplers_body, schedulers_body, upscalers_body,
 )  # fmt: skip
-from .errors import ApiError, bad_field
+from .errors import ApiError
 from .uploads import open_image
 
 router = APIRouter(prefix="/sdapi/v1")
@@ -70,17 +70,7 @@ async def _body(http: Request) -> dict[str, Any]:
 
 async def _render(http: Request, fields: Txt2ImgFields, received: dict[str, Any], *, like=None, extra=None, cleanup=None, img2img=False) -> dict[str, Any]:
     state = http.app.state
-    try:
-        values = request_values(fields, state.limits, like=like, img2img=img2img)
-        request = RenderRequest(**(values | (extra or {})))
-    except InvalidRequest as exc:
-        if cleanup is not None:
-            cleanup()
-        raise bad_field(exc) from exc
-    except BaseException:
-        if cleanup is not None:
-            cleanup()
-        raise
+    request = jobs.build(lambda: RenderRequest(**(request_values(fields, state.limits, like=like, img2img=img2img) | (extra or {}))), cleanup)
     images = await jobs.render(state.queue, request, http, state.limits, lineage={"api": "a1111"}, cleanup=cleanup)
     return await run_in_threadpool(response_body, images, fields, received)
 

@@ -15,14 +15,28 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
+from ..errors import InvalidRequest
 from ..queue import QueueClosed, QueueFull, RenderQueue
 from ..request import RenderedImage, RenderRequest
-from .errors import ApiError, ClientGone
+from .errors import ApiError, ClientGone, bad_field
 from .limits import Limits
 
 log = logging.getLogger(__name__)
 
 DISCONNECT_POLL_S = 0.25  # how often a waiting route asks whether its client is still there
+
+
+def build(make: Callable[[], RenderRequest], cleanup: Callable[[], None] | None = None) -> RenderRequest:
+    """The RenderRequest `make()` builds from a route's fields; its InvalidRequest is the caller's 400
+    naming the field. `cleanup` (an edit's temp files) runs if it fails, as nothing will queue them."""
+    try:
+        return make()
+    except BaseException as exc:
+        if cleanup is not None:
+            cleanup()
+        if isinstance(exc, InvalidRequest):
+            raise bad_field(exc) from exc
+        raise
 
 
 async def render(

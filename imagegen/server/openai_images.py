@@ -16,10 +16,9 @@ from fastapi import APIRouter, Request
 from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
 
-from ..errors import InvalidRequest
 from ..request import RenderRequest
 from . import jobs
-from .errors import ApiError, bad_field
+from .errors import ApiError
 from .openai_fields import ImageFields, models_body, request_fields, response_body
 from .uploads import open_image
 
@@ -110,17 +109,8 @@ async def _render(http: Request, fields: ImageFields, *, like=None, extra=None, 
     """Validate, queue, wait, answer: the steps both image routes share."""
     state = http.app.state
     # 1. Fields -> a RenderRequest; every error here is the caller's (4xx), before any work.
-    try:
-        values, answer = request_fields(fields, state.limits, state.queue.max_batch, like=like)
-        request = RenderRequest(**(values | (extra or {})))
-    except InvalidRequest as exc:
-        if cleanup is not None:
-            cleanup()
-        raise bad_field(exc) from exc
-    except BaseException:
-        if cleanup is not None:
-            cleanup()
-        raise
+    values, answer = jobs.build(lambda: request_fields(fields, state.limits, state.queue.max_batch, like=like), cleanup)
+    request = jobs.build(lambda: RenderRequest(**(values | (extra or {}))), cleanup)
     # 2. The queue renders it; 3. the answer, encoded off the event loop.
     owner = fields.safety_identifier or fields.user or ""
     images = await jobs.render(state.queue, request, http, state.limits, owner=owner, lineage={"api": "openai"}, cleanup=cleanup)
