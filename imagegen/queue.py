@@ -292,11 +292,19 @@ class RenderQueue(WorkerLoop):
         return round(max(min(left), MIN_RETRY_S), 1)
 
     def _tell(self, job: Job) -> None:
-        """Call the job's on_progress (outside the lock); a broken display must not stop a render."""
-        if job.on_progress is None:
+        """Call the job's on_progress (outside the lock); a broken display must not stop a render.
+
+        A final job is told once, and its callbacks are let go of then: the queue keeps every job it
+        has had, and a callback's closure may hold the job's images (a server route's do).
+        """
+        callback = job.on_progress
+        if job.is_final:
+            with self._lock:
+                job.on_progress = job.on_result = None
+        if callback is None:
             return
         try:
-            job.on_progress(job)
+            callback(job)
         except Exception:  # the submitter's code: logged with its traceback, then no longer called
             log.exception("job %s: on_progress failed; it will not be called again", job.id)
             job.on_progress = None
