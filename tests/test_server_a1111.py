@@ -69,8 +69,10 @@ def test_open_webui_flow_with_an_empty_basic_header(base):
     models = httpx.get(f"{base}/sd-models").json()
     assert options["sd_model_checkpoint"] == models[0]["title"] == models[0]["model_name"] == "tiny-sdxl-base"
     assert httpx.post(f"{base}/options", json=options).json() == {}
+    assert [m["title"] for m in models[1:]] == [f"keyart-sdxl-{s}" for s in ("cinematic", "graphic-novel", "watercolor", "anime", "retro-poster")]
     other = httpx.post(f"{base}/options", json=options | {"sd_model_checkpoint": "sd15.safetensors"})
-    assert other.status_code == 400 and "serves one model" in other.json()["error"]["message"]
+    assert other.status_code == 400 and "no checkpoint 'sd15.safetensors'" in other.json()["error"]["message"]
+    assert "keyart-sdxl-watercolor" in other.json()["error"]["message"]
     # httpx refuses a trailing blank in a header; Open WebUI sends exactly "Basic ".
     host, port = base.split("//")[1].split("/")[0].split(":")
     connection = http.client.HTTPConnection(host, int(port), timeout=30)
@@ -84,6 +86,23 @@ def test_open_webui_flow_with_an_empty_basic_header(base):
     info = json.loads(data["info"])
     assert info["all_seeds"] == [11, 12] and info["batch_size"] == 2
     assert "Seed: 12" in png(data["images"][1]).text["parameters"]
+
+
+def test_a_checkpoint_chosen_in_options_is_a_style_until_switched_back(base):
+    """Open WebUI's model picker: POST options switches the checkpoint, later renders use its style;
+    override_settings does it for one request; the served model's own name switches back."""
+    body = {"prompt": "a harbour", "width": 64, "height": 64, "steps": 2, "seed": 3}
+    try:
+        assert httpx.post(f"{base}/options", json={"sd_model_checkpoint": "keyart-sdxl-watercolor"}).json() == {}
+        assert httpx.get(f"{base}/options").json()["sd_model_checkpoint"] == "keyart-sdxl-watercolor"
+        info = json.loads(httpx.post(f"{base}/txt2img", json=body, timeout=30).json()["info"])
+        assert info["styles"] == ["watercolor"] and "watercolor" in info["prompt"].lower()
+        once = body | {"override_settings": {"sd_model_checkpoint": "keyart-sdxl-anime"}}
+        assert json.loads(httpx.post(f"{base}/txt2img", json=once, timeout=30).json()["info"])["styles"] == ["anime"]
+    finally:
+        assert httpx.post(f"{base}/options", json={"sd_model_checkpoint": "tiny-sdxl-base"}).json() == {}
+    assert json.loads(httpx.post(f"{base}/txt2img", json=body, timeout=30).json()["info"])["styles"] == []
+    assert httpx.get(f"{base}/options").json()["sd_model_checkpoint"] == "tiny-sdxl-base"
 
 
 def test_steps_past_the_limit_are_400_naming_it(base):

@@ -3,8 +3,11 @@ sampler, scheduler and upscaler lists, progress, interrupt and skip.
 
 For A1111 clients (Open WebUI's automatic1111 engine, LibreChat's Stable Diffusion tool). Errors
 keep the app's one error shape ({"error": {message, type, param, code}}) with A1111's HTTP statuses.
-The renders go through the queue (jobs.render), one model served: a POST options naming another
-checkpoint is a 400.
+The renders go through the queue (jobs.render). The checkpoints listed are the served model and
+keyart's styles on it (`keyart-sdxl`, `keyart-sdxl-<style>`, as /v1/models lists them): POST options
+with `sd_model_checkpoint` switches which one txt2img and img2img use when a body names no style,
+and `override_settings.sd_model_checkpoint` does so for one request. Jobs belong to their caller
+(jobs_api.owner_of); interrupt and skip stop the caller's own running jobs.
 """
 
 from __future__ import annotations
@@ -25,10 +28,12 @@ from ..metadata import PARAMETERS_KEY, read_png
 from ..request import RenderRequest
 from . import jobs
 from .a1111_fields import (
-    LATENT_MODES, DEFAULT_MODEL, Img2ImgFields, Txt2ImgFields, decode_b64, parsed_parameters, request_values,
+    LATENT_MODES, DEFAULT_MODEL, RESIZE_LATENT, Img2ImgFields, Txt2ImgFields, decode_b64, parsed_parameters, request_values,
     response_body, samplers_body, schedulers_body, upscalers_body,
 )  # fmt: skip
 from .errors import ApiError
+from .jobs_api import owner_of
+from .openai_fields import MODEL, model_ids, style_of
 from .uploads import open_image
 
 router = APIRouter(prefix="/sdapi/v1")
@@ -68,10 +73,49 @@ async def _body(http: Request) -> dict[str, Any]:
         raise ApiError(400, f"the request body is not valid JSON ({exc})", code="invalid_json") from exc
 
 
+def checkpoint_style(http: Request, fields: Txt2ImgFields) -> str | None:
+    """The style the checkpoint asked for gives: override_settings' for this request, else the one
+    POST options chose; None for the plain model. An unknown checkpoint is a 400 naming the known."""
+    override = (fields.override_settings or {}).get("sd_model_checkpoint")
+    name = override if isinstance(override, str) and override.strip() else getattr(http.app.state, "a1111_checkpoint", None)
+    return _style_of_checkpoint(http, name)
+
+
+def _style_of_checkpoint(http: Request, name: str | None) -> str | None:
+    if name is None:
+        return None
+    word = name.strip().removesuffix(" [None]")
+    if word in ("", MODEL, model_name(http)):
+        return None
+    try:
+        return style_of(word)
+    except ApiError:
+        known = ", ".join(checkpoints(http))
+        raise ApiError(400, f"no checkpoint {name!r} on this server; its checkpoints: {known}", param="sd_model_checkpoint", code="invalid_value") from None
+
+
+def checkpoints(http: Request) -> list[str]:
+    """The titles sd-models lists: the served model's name, then keyart-sdxl-<style> per style."""
+    return [model_name(http), *model_ids()[1:]]
+
+
 async def _render(http: Request, fields: Txt2ImgFields, received: dict[str, Any], *, like=None, extra=None, cleanup=None, img2img=False) -> dict[str, Any]:
     state = http.app.state
-    request = jobs.build(lambda: RenderRequest(**(request_values(fields, state.limits, like=like, img2img=img2img) | (extra or {}))), cleanup)
-    images = await jobs.render(state.queue, request, http, state.limits, lineage={"api": "a1111"}, cleanup=cleanup)
+    try:
+        style = checkpoint_style(http, fields)
+    except ApiError:
+        if cleanup is not None:
+            cleanup()
+        raise
+
+    def make() -> RenderRequest:
+        values = request_values(fields, state.limits, like=like, img2img=img2img) | (extra or {})
+        if values.get("style") is None and style is not None:
+            values["style"] = style  # the body's own `styles` win over the checkpoint's
+        return RenderRequest(**values)
+
+    request = jobs.build(make, cleanup)
+    images = await jobs.render(state.queue, request, http, state.limits, owner=owner_of(http), lineage={"api": "a1111"}, cleanup=cleanup)
     return await run_in_threadpool(response_body, images, fields, received)
 
 
@@ -97,6 +141,8 @@ async def img2img(http: Request) -> dict[str, Any]:
         cleanup()
         raise
     extra: dict[str, Any] = {"init_image": str(folder / "image.png")}
+    if fields.resize_mode == RESIZE_LATENT:
+        extra["init_upscaler"] = "latent"
     if mask_bytes is not None:
         extra["mask"] = str(folder / "mask.png")
         if fields.mask_blur is not None:
@@ -157,7 +203,7 @@ def _png_info(data: bytes) -> dict[str, Any]:
 
 @router.get("/options")
 async def get_options(http: Request) -> dict[str, Any]:
-    name = model_name(http)
+    name = getattr(http.app.state, "a1111_checkpoint", None) or model_name(http)
     return {
         "sd_model_checkpoint": name, "sd_checkpoint_hash": None, "sd_vae": "Automatic", "CLIP_stop_at_last_layers": 1,
         "samples_format": "png", "samples_save": False, "sd_model_refiner": None, "eta_noise_seed_delta": 0,
@@ -167,17 +213,18 @@ async def get_options(http: Request) -> dict[str, Any]:
 @router.post("/options")
 async def set_options(http: Request) -> dict[str, Any]:
     received = await _body(http)
-    wanted = received.get("sd_model_checkpoint") if isinstance(received, dict) else None
-    name = model_name(http)
-    if wanted and str(wanted).strip() not in (name, f"{name} [None]"):
-        raise ApiError(400, f"this server serves one model, {name!r}; it cannot switch to {wanted!r}", param="sd_model_checkpoint", code="invalid_value")
+    if not isinstance(received, dict):
+        raise ApiError(400, "the options body must be a JSON object", code="invalid_value")
+    wanted = received.get("sd_model_checkpoint")
+    if isinstance(wanted, str) and wanted.strip():
+        style = _style_of_checkpoint(http, wanted)  # a 400 for a checkpoint this server lacks
+        http.app.state.a1111_checkpoint = f"{MODEL}-{style}" if style else None
     return {}
 
 
 @router.get("/sd-models")
 async def sd_models(http: Request) -> list[dict[str, Any]]:
-    name = model_name(http)
-    return [{"title": name, "model_name": name, "hash": None, "sha256": None, "filename": name, "config": None}]
+    return [{"title": name, "model_name": name, "hash": None, "sha256": None, "filename": name, "config": None} for name in checkpoints(http)]
 
 
 @router.get("/samplers")
@@ -216,7 +263,8 @@ async def sd_vae() -> list[dict[str, Any]]:
 @router.get("/progress")
 async def progress(http: Request) -> dict[str, Any]:
     jobs_now = [j for j in http.app.state.queue.jobs() if j.state in ("queued", "running")]
-    running = [j for j in jobs_now if j.state == "running"]
+    owner = owner_of(http)
+    running = sorted((j for j in jobs_now if j.state == "running"), key=lambda j: j.owner != owner)  # the caller's own first
     job = running[0] if running else None
     done, total = job.progress if job else (0, 0)
     fraction = done / total if total else 0.0
@@ -234,9 +282,10 @@ async def progress(http: Request) -> dict[str, Any]:
 
 
 def _cancel_running(http: Request) -> dict[str, Any]:
-    queue = http.app.state.queue
+    """Stop the caller's running jobs, as A1111 stops what runs; other callers' jobs run on."""
+    queue, owner = http.app.state.queue, owner_of(http)
     for job in queue.jobs():
-        if job.state == "running":
+        if job.state == "running" and job.owner == owner:
             jobs._cancel(queue, job.id)
     return {}
 

@@ -60,8 +60,12 @@ class Txt2ImgFields(BaseModel):
     alwayson_scripts: dict[str, Any] | None = None
 
 
+RESIZE_LATENT = 3  # A1111's resize_mode "Just resize (latent upscale)"; 0 "Just resize" is Lanczos
+
+
 class Img2ImgFields(Txt2ImgFields):
     init_images: list[str] | None = None
+    resize_mode: int = 0
     mask: str | None = None
     mask_blur: int | None = None
     inpainting_fill: int | None = None  # A1111's masked-content choice; keyart always starts from the original
@@ -114,6 +118,9 @@ def request_values(fields: Txt2ImgFields, limits: Limits, *, like: tuple[int, in
         values["schedule_type"] = fields.scheduler
     if fields.cfg_scale is not None:
         values["guidance_scale"] = fields.cfg_scale
+    # A1111 refines only when a refiner checkpoint is named; keyart has one refiner, so any name is it.
+    refiner = (fields.refiner_checkpoint or "").strip()
+    values["refiner"] = "on" if refiner and refiner.lower() != "none" else "off"
     if fields.refiner_switch_at is not None and 0 < fields.refiner_switch_at < 1:
         values["refiner_switch_at"] = fields.refiner_switch_at
     if img2img:

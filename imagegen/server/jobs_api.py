@@ -28,6 +28,7 @@ from starlette.concurrency import run_in_threadpool
 from ..errors import InvalidRequest
 from ..queue import JobNotFound, NotYourJob, QueueClosed, QueueFull
 from ..request import RenderedImage, RenderRequest
+from .auth import presented_key
 from .errors import ApiError, bad_field
 from .openai_fields import Answer, encode
 
@@ -73,9 +74,9 @@ def owner_of(http: Request) -> str:
     given = (http.headers.get(OWNER_HEADER) or "").strip()
     if given:
         return given
-    scheme, _, token = (http.headers.get("authorization") or "").strip().partition(" ")
-    if scheme.lower() == "bearer" and token.strip():
-        return "key:" + hashlib.sha256(token.strip().encode()).hexdigest()[:16]
+    key = presented_key(http.headers.get("authorization"))
+    if key:
+        return "key:" + hashlib.sha256(key.encode()).hexdigest()[:16]
     return "anonymous"
 
 

@@ -3,7 +3,8 @@
 Follows the public API reference (https://platform.openai.com/docs/api-reference/images) and the
 fields the official SDK sends (../shared/reference/image_apis.md). Every documented field is
 accepted, unknown ones are ignored; keyart's own extras ride in the SDK's `extra_body`
-(`negative_prompt`, `seed`, `steps` or `num_inference_steps`, `guidance_scale`, `strength`).
+(`negative_prompt`, `seed`, `steps` or `num_inference_steps`, `guidance_scale`, `strength`,
+`sampler`, `schedule_type`, `refiner`).
 """
 
 from __future__ import annotations
@@ -66,6 +67,9 @@ class ImageFields(BaseModel):
     num_inference_steps: int | None = None
     guidance_scale: float | None = None
     strength: float | None = None
+    sampler: str | None = None
+    schedule_type: str | None = None
+    refiner: str | None = None  # auto, on or off
 
 
 @dataclass(frozen=True)
@@ -137,7 +141,10 @@ def request_fields(fields: ImageFields, limits: Limits, max_batch: int, *, like:
         raise bad_field(exc) from exc
     # 3. The request: the quality preset under what was given.
     preset, word = QUALITIES[quality]
-    given: dict[str, Any] = {"num_inference_steps": steps, "negative_prompt": fields.negative_prompt, "seed": fields.seed, "guidance_scale": fields.guidance_scale, "strength": fields.strength}
+    given: dict[str, Any] = {
+        "num_inference_steps": steps, "negative_prompt": fields.negative_prompt, "seed": fields.seed, "guidance_scale": fields.guidance_scale,
+        "strength": fields.strength, "sampler": fields.sampler, "schedule_type": fields.schedule_type, "refiner": fields.refiner,
+    }  # fmt: skip
     given = {k: v for k, v in given.items() if v is not None}
     batch_size, batch_count = batches(n, max_batch)
     values = presets.apply_quality(preset, given) | {
