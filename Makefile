@@ -35,6 +35,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/engine.py
 	$(BIN)/python bench/dataprep.py
 	$(BIN)/python bench/queue.py
+	$(BIN)/python bench/server.py
 
 clean:
 	rm -rf $(VENV) data/outputs data/home

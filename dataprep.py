@@ -35,7 +35,7 @@ def _epilog() -> str:
 def build_parser() -> argparse.ArgumentParser:
     from assistant.cli_common import catalog_parser
     from assistant.models import LLMS
-    from assistant.workflows.service import ENGINES
+    from assistant.workflows.service import AUTO_RULE, ENGINES
     from assistant.workflows.plan import BUILD_QUALITIES
 
     epilog = _epilog()
@@ -54,7 +54,7 @@ def build_parser() -> argparse.ArgumentParser:
     llm.add_argument("--llm", choices=LLMS, help="language model (default: KEYART_LLM, else offline)")
 
     engine = argparse.ArgumentParser(add_help=False)
-    engine.add_argument("--engine", choices=ENGINES, help="auto (sdxl when KEYART_SDXL_MODEL is set, else preview), sdxl or preview (default: KEYART_ENGINE, else auto)")
+    engine.add_argument("--engine", choices=ENGINES, help=f"{', '.join(ENGINES)}; auto is {AUTO_RULE} (default: KEYART_ENGINE, else auto)")
     engine.add_argument(
         "--quality", choices=BUILD_QUALITIES,
         help="catalog (the default, unless KEYART_QUALITY says otherwise): keep the art the catalog has, make new art final; draft: a quick look; final: full steps and the refiner. "

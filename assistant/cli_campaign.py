@@ -28,7 +28,7 @@ copy -> image_brief -> prompt -> image; edit DIR/campaign.json and rerun with --
 
 
 def add_parser(subparsers: Any) -> argparse.ArgumentParser:
-    from .workflows.service import ENGINES
+    from .workflows.service import AUTO_RULE, ENGINES
 
     p = subparsers.add_parser(
         "campaign", help="a social campaign from a brief: strategy, per-platform posts and images, one zip",
@@ -38,7 +38,7 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     p.add_argument("--brief", type=Path, metavar="YAML", help="the brief (needed unless --output already holds a campaign)")
     p.add_argument("--output", type=Path, required=True, metavar="DIR", help="the campaign's folder: campaign.json, posts.md, posts.csv, images/, campaign.zip")
     p.add_argument("--llm", choices=LLMS, help=f"language model (default: {LLM_ENV}, else offline)")
-    p.add_argument("--engine", choices=ENGINES, help="auto (sdxl when KEYART_SDXL_MODEL is set, else preview cards), sdxl or preview (default: KEYART_ENGINE, else auto)")
+    p.add_argument("--engine", choices=ENGINES, help=f"{', '.join(ENGINES)}; auto is {AUTO_RULE} (default: KEYART_ENGINE, else auto)")
     p.add_argument("--quality", choices=QUALITIES, default="final", help="render preset (default final)")
     p.add_argument("--from-step", choices=STEPS, help="redo this step and every later one; earlier outputs (edited ones too) are kept")
     p.add_argument("--platform", choices=tuple(PLATFORMS), help="with --from-step: redo that platform's post only")

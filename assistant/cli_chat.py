@@ -11,7 +11,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from .workflows.service import ENGINES
+from .workflows.service import AUTO_RULE, ENGINES
 from imagegen.presets import QUALITIES
 
 from .cli_common import catalog_from_args, catalog_parser
@@ -37,7 +37,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
         parents=[catalog_parser()],
     )
     c.add_argument("--llm", choices=LLMS, help=f"language model (default: {LLM_ENV}, else offline); openai uses tool calling")
-    c.add_argument("--engine", choices=ENGINES, help="image engine (default: KEYART_ENGINE, else auto: SDXL when KEYART_SDXL_MODEL is set, else preview cards)")
+    c.add_argument("--engine", choices=ENGINES, help=f"image engine: {', '.join(ENGINES)}; auto is {AUTO_RULE} (default: KEYART_ENGINE, else auto)")
     c.add_argument("--quality", choices=QUALITIES, default="final", help="render preset (default: final, as the catalog's art)")
     c.add_argument("--home", type=Path, help="catalog home folder: conversations and chat images live there (default: KEYART_HOME, else data/home)")
     c.add_argument("--resume", metavar="ID", help="carry on a stored conversation")

@@ -22,6 +22,7 @@ SERVER_EXTRA = "fastapi==0.163.2 uvicorn==0.54.0 python-multipart"
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     """Add `serve` to the subcommands `sub`."""
+    from .engines import ENGINES, describe
     from .queue import MAX_QUEUED
 
     s = sub.add_parser(
@@ -36,7 +37,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     s.add_argument("--port", type=int, default=DEFAULT_PORT, help=f"port (default {DEFAULT_PORT}, A1111's)")
     s.add_argument("--api-key", help="the key clients must send as 'Authorization: Bearer KEY' (default: KEYART_API_KEY; required off loopback)")
     s.add_argument("--max-queue", type=int, default=MAX_QUEUED, metavar="N", help=f"jobs that may wait; past it requests get 429 with Retry-After (default {MAX_QUEUED})")
-    s.add_argument("--engine", default="auto", help="auto, sdxl or preview (default auto: sdxl when KEYART_SDXL_MODEL is set)")
+    s.add_argument("--engine", default="auto", help=f"{', '.join(ENGINES)} (default auto: {describe()[0][1]})")
     s.add_argument("--device", help="cuda, cuda:1, mps or cpu (default: the best available)")
     s.add_argument("--home", type=Path, default=DEFAULT_HOME, help=f"folder for the queue's state (default {DEFAULT_HOME}); no images are kept there")
     s.set_defaults(handler=serve)

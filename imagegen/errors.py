@@ -30,3 +30,8 @@ class MetadataError(KeyartError):
 
 class RenderFailed(KeyartError):
     """A render that ran but produced an unusable result (NaNs, out of memory...)."""
+
+
+class RemoteUnavailable(KeyartError):
+    """A remote engine's server (A1111, an OpenAI-compatible one, another keyart) that cannot be
+    reached, refuses the key, or still fails after the retries."""

@@ -20,6 +20,8 @@ from .request import RenderedImage, RenderRequest
 
 log = logging.getLogger(__name__)
 
+ENGINE_RETRY_S = 30.0  # after the engine fails to start, how long jobs fail with that error before it is tried again
+
 
 class _Cancelled(BaseException):
     """Raised from the step callback to stop a pipeline call whose jobs were all cancelled.
@@ -60,6 +62,7 @@ class Worker:
         self.engine = None if isinstance(source, type) or not hasattr(source, "render") else source  # a class is a factory
         self.busy_since: float | None = None  # time.monotonic() of the run in hand
         self.thread: threading.Thread | None = None
+        self.failure: tuple[str, float] | None = None  # the last engine error and its time.monotonic()
 
 
 class WorkerLoop:
@@ -73,30 +76,40 @@ class WorkerLoop:
                     self._changed.wait()
                 if self._closing:
                     return
-            # 2. The engine: made once, here in its worker thread, when the first job arrives.
+            # 2. The engine: made once, here in its worker thread, when the first job arrives. Within
+            # ENGINE_RETRY_S of a failure, jobs fail with its error at once rather than each paying for
+            # another try (a server that is down costs its retries once, not once per catalog image).
+            if worker.engine is None and worker.failure is not None and time.monotonic() - worker.failure[1] < ENGINE_RETRY_S:
+                self._fail_queued(worker.failure[0])
+                continue
             if worker.engine is None:
                 try:
                     engine = worker.source()
                     if not hasattr(engine, "render"):
                         raise TypeError(f"the engine factory returned {engine!r}, which has no render()")
                     worker.engine = engine
-                except Exception as exc:  # the next job carries the error; the next one after tries again
-                    log.exception("could not create the engine")
-                    self._fail_next(f"could not create the engine: {_message(exc)}")
+                except Exception as exc:  # the queued jobs carry the error; a job submitted later tries again
+                    if isinstance(exc, KeyartError):  # a setting or a server, said in one line
+                        log.error("could not create the engine: %s", exc)
+                    else:
+                        log.exception("could not create the engine")
+                    worker.failure = (f"could not create the engine: {_message(exc)}", time.monotonic())
+                    self._fail_queued(worker.failure[0])
                     continue
             # 3. The next job, with the queued jobs that can share its pipeline call.
             group = self._take(worker)
             if group:
                 self._run(worker, group)
 
-    def _fail_next(self, error: str) -> None:
+    def _fail_queued(self, error: str) -> None:
+        """Fail every job waiting now: each would meet the same engine error, one retry budget at a time."""
         with self._lock:
-            if not self._queued:
-                return
-            job = self._queued.pop(0)
+            failed, self._queued = list(self._queued), []
             self._renumber()
-            self._settle(job, "failed", error)
-        self._tell(job)
+            for job in failed:
+                self._settle(job, "failed", error)
+        for job in failed:
+            self._tell(job)
 
     def _take(self, worker: Worker) -> list[Job]:
         """Move the first queued job, and up to max_batch images of jobs compatible with it, to running."""

@@ -14,6 +14,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .errors import InvalidRequest
+
 
 @dataclass(frozen=True)
 class Variable:
@@ -24,6 +26,11 @@ class Variable:
     default: str  # what applies when it is unset, in words
     meaning: str  # one line
 
+
+OPENAI_IMAGES_URL = "https://api.openai.com/v1"
+OPENAI_IMAGES_MODEL = "gpt-image-1.5"
+REMOTE_TIMEOUT = 600.0  # a shared server's queue can hold a render for minutes; the OpenAI SDK waits 600 s too
+SECRET_FIELDS = ("api_key", "a1111_api_key", "images_api_key")  # never printed, never in --help's values
 
 # Table order is the order --help and the Settings tab list them in.
 VARIABLES: tuple[Variable, ...] = (
@@ -37,6 +44,12 @@ VARIABLES: tuple[Variable, ...] = (
     Variable("KEYART_MEMORY", "memory", "normal", "normal, medvram (model offload) or lowvram (sequential offload); --memory wins"),
     Variable("KEYART_CACHE", "cache", "$XDG_CACHE_HOME/keyart, else ~/.cache/keyart", "where checkpoint and LoRA hashes are cached"),
     Variable("KEYART_API_KEY", "api_key", "unset: no key, loopback only", "the key `python -m imagegen serve` asks clients for (Authorization: Bearer KEY); --api-key wins"),
+    Variable("KEYART_A1111_URL", "a1111_url", "unset", "the a1111 engine's server: A1111, Forge, SD.Next or a keyart server (http://host:7860; user:pass@ for --api-auth)"),
+    Variable("KEYART_A1111_API_KEY", "a1111_api_key", "unset: none sent", "the a1111 engine's key for a keyart server that has one (sent as Authorization: Bearer KEY)"),
+    Variable("KEYART_IMAGES_BASE_URL", "images_base_url", OPENAI_IMAGES_URL, "the openai engine's server: OpenAI's Images API or a compatible /v1 address (a keyart server's too)"),
+    Variable("KEYART_IMAGES_MODEL", "images_model", f"keyart-sdxl on a keyart server, else {OPENAI_IMAGES_MODEL}", "the openai engine's model"),
+    Variable("KEYART_IMAGES_API_KEY", "images_api_key", "OPENAI_API_KEY", "the openai engine's key (a local compatible server may need none)"),
+    Variable("KEYART_REMOTE_TIMEOUT", "remote_timeout", f"{REMOTE_TIMEOUT:g}", "seconds the remote engines (a1111, openai) wait for one render's answer"),
 )  # fmt: skip
 ENGINE_OPTIONS = ("device", "dtype", "memory")  # the settings a flag may override per run: the sdxl engine's options
 
@@ -56,6 +69,12 @@ class ImageSettings:
     memory: str = "normal"
     cache: str | None = None  # None: hashes fall back to the environment's folder (from_env always sets it)
     api_key: str | None = field(default=None, repr=False)  # the image service's key: never printed
+    a1111_url: str | None = None  # the a1111 engine's server
+    a1111_api_key: str | None = field(default=None, repr=False)
+    images_base_url: str | None = None  # the openai engine's server (None: OpenAI's)
+    images_model: str | None = None  # None: keyart-sdxl on a keyart server, else OPENAI_IMAGES_MODEL
+    images_api_key: str | None = field(default=None, repr=False)  # None: OPENAI_API_KEY, read by from_env
+    remote_timeout: float = REMOTE_TIMEOUT
 
     def __post_init__(self) -> None:
         styles = (self.styles,) if isinstance(self.styles, (str, Path)) else self.styles
@@ -76,6 +95,11 @@ class ImageSettings:
                 values[variable.field] = value
         if "styles" in values:
             values["styles"] = tuple(p for p in values["styles"].split(os.pathsep) if p.strip())
+        if "remote_timeout" in values:
+            values["remote_timeout"] = _seconds("KEYART_REMOTE_TIMEOUT", values["remote_timeout"])
+        # The openai engine's key falls back to OpenAI's own variable, as the SDK's does.
+        if "images_api_key" not in values and (env.get("OPENAI_API_KEY") or "").strip():
+            values["images_api_key"] = env["OPENAI_API_KEY"].strip()
         # 2. The cache's default follows the XDG base directory spec, as the variable's default says.
         values.setdefault("cache", str(Path((env.get("XDG_CACHE_HOME") or "").strip() or Path.home() / ".cache") / "keyart"))
         return cls(**values).overridden(**overrides)
@@ -89,17 +113,43 @@ class ImageSettings:
         return dataclasses.replace(self, **given) if given else self
 
     def value(self, env: str) -> str | None:
-        """The setting behind variable `env` as text (style files joined by os.pathsep), None when unset."""
+        """The setting behind variable `env` as text, fit to show: style files joined by os.pathsep,
+        a URL's password hidden, a key as "set". None when unset."""
         variable = variable_named(env)
         value = getattr(self, variable.field)
         if isinstance(value, tuple):
             value = os.pathsep.join(value)
-        return str(value) if value else None
+        if not value:
+            return None
+        if variable.field in SECRET_FIELDS:
+            return "set"
+        return redact_url(str(value)) if variable.field.endswith("_url") else str(value)
 
     def engine_options(self) -> dict[str, str]:
         """The sdxl engine's options that differ from their defaults (device, dtype, memory)."""
         defaults = ImageSettings()
         return {name: getattr(self, name) for name in ENGINE_OPTIONS if getattr(self, name) != getattr(defaults, name)}
+
+
+def redact_url(url: str) -> str:
+    """`url` with any user:password@ shown as ***@, for messages and lineage."""
+    scheme, sep, rest = url.partition("://")
+    if not sep:
+        return url
+    netloc, slash, path = rest.partition("/")
+    if "@" in netloc:
+        netloc = "***@" + netloc.rpartition("@")[2]
+    return f"{scheme}://{netloc}{slash}{path}"
+
+
+def _seconds(env: str, text: str) -> float:
+    try:
+        seconds = float(text)
+    except ValueError:
+        raise InvalidRequest(f"{env} must be a number of seconds (got {text!r}); for example {env}=600") from None
+    if not 0 < seconds < float("inf"):
+        raise InvalidRequest(f"{env} must be more than 0 seconds (got {text!r})")
+    return seconds
 
 
 def variable(field: str) -> Variable:

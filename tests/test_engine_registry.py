@@ -33,6 +33,7 @@ SMALL = {"width": 64, "height": 64, "seed": 7, "num_inference_steps": 2}
 @pytest.fixture
 def no_model(monkeypatch):
     monkeypatch.delenv("KEYART_SDXL_MODEL", raising=False)
+    monkeypatch.delenv("KEYART_A1111_URL", raising=False)
 
 
 @pytest.fixture(scope="module")
@@ -79,11 +80,13 @@ ECHO = EngineSpec(name="echo", factory=Recorder, description="records calls, dra
 # -- the table -----------------------------------------------------------------------------------
 
 
-def test_the_table_lists_auto_sdxl_and_preview_with_one_line_descriptions():
-    assert ENGINES == ("auto", "sdxl", "preview") == registry.names(ENGINE_SPECS)
+def test_the_table_lists_auto_the_engines_and_preview_with_one_line_descriptions():
+    assert ENGINES == ("auto", "sdxl", "a1111", "openai", "preview") == registry.names(ENGINE_SPECS)
     rows = dict(describe())
-    assert list(rows) == ["auto", "sdxl", "preview"]
-    assert rows["auto"] == "sdxl when KEYART_SDXL_MODEL is set, else preview"
+    assert list(rows) == ["auto", "sdxl", "a1111", "openai", "preview"]
+    assert rows["auto"] == "sdxl when KEYART_SDXL_MODEL is set, a1111 when KEYART_A1111_URL is set, else preview"
+    assert "KEYART_A1111_URL" in rows["a1111"] and "KEYART_IMAGES_BASE_URL" in rows["openai"]
+    assert spec("a1111").needs == "KEYART_A1111_URL" and not spec("openai").auto  # auto never picks a paid API
     assert "KEYART_SDXL_MODEL" in rows["sdxl"] and "not drawn" in rows["preview"]
     assert all(line and "\n" not in line and len(line) < 120 for line in rows.values())
     assert SDXL_OPTIONS == spec("sdxl").options == ("device", "dtype", "memory")
@@ -100,9 +103,9 @@ def test_help_lists_the_engines_from_the_table():
 
 @pytest.mark.parametrize("name", ["dalle", "stable diffusion", ""])
 def test_an_unknown_engine_name_lists_the_known_ones(name):
-    with pytest.raises(InvalidRequest, match="unknown engine .*; choose one of: auto, sdxl, preview"):
+    with pytest.raises(InvalidRequest, match="unknown engine .*; choose one of: auto, sdxl, a1111, openai, preview"):
         spec(name)
-    with pytest.raises(InvalidRequest, match="choose one of: auto, sdxl, preview"):
+    with pytest.raises(InvalidRequest, match="choose one of: auto, sdxl, a1111, openai, preview"):
         check_request(name, RenderRequest("x"))
 
 
@@ -131,7 +134,8 @@ def test_unset_options_do_not_reach_the_factory(no_model):
 def test_auto_without_a_model_falls_back_to_preview_and_says_how_to_render(no_model):
     choice = choose("auto")
     assert choice == Choice("preview", choice.reason)
-    assert choice.reason.startswith("no SDXL model is configured") and "set KEYART_SDXL_MODEL" in choice.reason
+    assert choice.reason.startswith("no SDXL model or server is configured") and "set KEYART_SDXL_MODEL" in choice.reason
+    assert "or KEYART_A1111_URL to render on a server" in choice.reason
     assert spec("auto") is spec("preview")
     assert choose("preview").reason == "the preview engine was asked for: offline cards, not SDXL renders"
     with pytest.raises(ModelNotFound, match="the sdxl engine needs a model, and KEYART_SDXL_MODEL is not set"):
@@ -208,8 +212,8 @@ def test_several_unsupported_features_are_named_together(moded):
         registry.check(table, "echo", request)
     assert str(caught.value) == (
         "the echo engine cannot do the hires fix (hr_scale) or variation seeds (subseed_strength) or LoRAs (<lora:...> in the prompt); "
-        "use --engine sdxl with KEYART_SDXL_MODEL set or --engine preview"
-    )
+        "use --engine sdxl with KEYART_SDXL_MODEL set or --engine a1111 with KEYART_A1111_URL set or --engine preview"
+    )  # openai can do none of them: it is not offered
     alone = (dataclasses.replace(ECHO, auto=True),)
     with pytest.raises(InvalidRequest, match="cannot do the hires fix .*; no engine here can"):
         registry.check(alone, "echo", moded["hires"])
@@ -220,7 +224,7 @@ def test_several_unsupported_features_are_named_together(moded):
 
 def test_a_new_engine_is_one_entry_in_the_table(moded, no_model):
     table = (*ENGINE_SPECS, ECHO)
-    assert registry.names(table) == ("auto", "sdxl", "preview", "echo")
+    assert registry.names(table) == ("auto", "sdxl", "a1111", "openai", "preview", "echo")
     assert registry.describe(table)[-1] == ("echo", "records calls, draws nothing")
     assert registry.resolve(table, "Echo", voice="low") == Choice("echo", "the echo engine was asked for")
     engine = registry.create(table, "echo", voice="low", device=None)
@@ -262,7 +266,9 @@ def test_an_engine_that_needs_configuration_says_what_is_missing():
     taking = dataclasses.replace(needy, factory=lambda settings, **options: (settings, options), takes_settings=True)
     assert registry.create((taking,), "echo", configured, voice="low") == (configured, {"voice": "low"})
     assert registry.describe((needy,))[0] == ("auto", "echo when KEYART_ECHO_URL is set")
-    assert registry.describe((needy, *ENGINE_SPECS))[0] == ("auto", "echo when KEYART_ECHO_URL is set, sdxl when KEYART_SDXL_MODEL is set, else preview")
+    assert registry.describe((needy, *ENGINE_SPECS))[0] == (
+        "auto", "echo when KEYART_ECHO_URL is set, sdxl when KEYART_SDXL_MODEL is set, a1111 when KEYART_A1111_URL is set, else preview"
+    )
 
 
 def test_factories_are_imported_only_when_created_and_table_mistakes_are_caught():

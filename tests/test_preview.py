@@ -165,7 +165,7 @@ def test_engine_names_ignore_case(monkeypatch):
 
 @pytest.mark.parametrize("name", ["dalle", "stable diffusion", ""])
 def test_an_unknown_engine_is_a_clear_error(name):
-    with pytest.raises(InvalidRequest, match="unknown engine .* choose one of: auto, sdxl, preview"):
+    with pytest.raises(InvalidRequest, match="unknown engine .* choose one of: auto, sdxl, a1111, openai, preview"):
         choose(name)
     with pytest.raises(InvalidRequest, match="unknown engine"):
         create_engine(name)

@@ -278,7 +278,12 @@ def test_after_a_crash_running_jobs_fail_and_queued_ones_run(tmp_path):
         assert queue.wait(jobs["waits"].id, 20).state == "done"
 
 
-def test_the_engine_is_made_once_in_the_worker_and_a_failed_factory_fails_one_job(tmp_path):
+def test_the_engine_is_made_once_in_the_worker_and_a_failed_factory_fails_the_waiting_jobs(tmp_path, monkeypatch):
+    """A factory that fails (a model not found, a server down) fails the jobs waiting, and those that
+    come within ENGINE_RETRY_S, with its message, without trying again for each; after that it is
+    tried again."""
+    from imagegen import queue_worker
+
     made = []
 
     def factory():
@@ -289,9 +294,12 @@ def test_the_engine_is_made_once_in_the_worker_and_a_failed_factory_fails_one_jo
 
     with RenderQueue(factory, tmp_path) as queue:
         assert made == []  # nothing is loaded before the first job
-        first, second, third = (queue.submit(card(p)) for p in ("one", "two", "three"))
-        assert queue.wait(first.id, 20).error == "could not create the engine: no such model"
-        assert queue.wait(second.id, 20).state == queue.wait(third.id, 20).state == "done"
+        first, second = (queue.submit(card(p)) for p in ("one", "two"))
+        assert queue.wait(first.id, 20).error == queue.wait(second.id, 20).error == "could not create the engine: no such model"
+        assert made == ["keyart-render-0"]  # one try for both
+        monkeypatch.setattr(queue_worker, "ENGINE_RETRY_S", 0.0)
+        third, fourth = (queue.submit(card(p)) for p in ("three", "four"))
+        assert queue.wait(third.id, 20).state == queue.wait(fourth.id, 20).state == "done"
     assert made == ["keyart-render-0", "keyart-render-0"]
 
 

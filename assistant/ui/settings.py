@@ -23,7 +23,8 @@ LLM_HELP = {
     "openai": "OpenAI, or any OpenAI-compatible server (vLLM, Ollama, LM Studio, llama.cpp).",
     "transformers": "A local chat model loaded with transformers from a folder.",
 }
-SECRET = ("OPENAI_API_KEY", "KEYART_API_KEY")
+SECRET = ("OPENAI_API_KEY", "KEYART_API_KEY", "KEYART_A1111_API_KEY", "KEYART_IMAGES_API_KEY")
+REMOTE = ("KEYART_A1111_URL", "KEYART_A1111_API_KEY", "KEYART_IMAGES_BASE_URL", "KEYART_IMAGES_MODEL", "KEYART_IMAGES_API_KEY", "KEYART_REMOTE_TIMEOUT")
 
 
 def _env(name: str) -> str:
@@ -124,7 +125,7 @@ def engine(name: str) -> None:
     except KeyartError as exc:
         st.markdown(f"{MISSING} {exc}")
     else:
-        icon = OK if choice.name == "sdxl" else MISSING
+        icon = MISSING if choice.name == "preview" else OK
         st.markdown(f"{icon} Resolves to **{choice.name}**: {choice.reason}.")
     for variable, what in ((MODEL_ENV, "SDXL model"), (REFINER_ENV, "Refiner")):
         value = _env(variable)
@@ -139,7 +140,7 @@ def engine(name: str) -> None:
         else:
             where = {"folder": "a diffusers folder", "file": "a single .safetensors file", "hub": "a hub id (downloaded on first use, or read from the hub cache)"}[source.kind]
             st.markdown(f"{OK} {what}: `{source.name}`, {where}. Loaded once, on the first render.")
-    _var_table(["KEYART_ENGINE", MODEL_ENV, REFINER_ENV, "KEYART_SDXL_CONFIG", "KEYART_LORA_DIR", "KEYART_DEVICE", "KEYART_DTYPE", "KEYART_MEMORY", "KEYART_CACHE", "KEYART_API_KEY"])
+    _var_table(["KEYART_ENGINE", MODEL_ENV, REFINER_ENV, "KEYART_SDXL_CONFIG", "KEYART_LORA_DIR", "KEYART_DEVICE", "KEYART_DTYPE", "KEYART_MEMORY", "KEYART_CACHE", "KEYART_API_KEY", *REMOTE])
 
 
 def _probe_gpu() -> dict[str, Any]:

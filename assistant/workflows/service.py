@@ -16,10 +16,12 @@ from pathlib import Path
 from typing import Any, Callable
 
 from imagegen import KeyartError, RenderedImage, RenderFailed, RenderRequest
-from imagegen.engines import ENGINES, MODEL_ENV, REFINER_ENV, Choice, check_request, choose, create_engine
+from imagegen.engines import ENGINES, MODEL_ENV, REFINER_ENV, Choice, check_request, choose, create_engine, describe
 from imagegen.settings import ImageSettings
 
-__all__ = ["ENGINES", "MODEL_ENV", "REFINER_ENV", "Cancelled", "Choice", "RenderService", "choose", "locate_model"]
+AUTO_RULE = describe()[0][1]  # what auto picks, in words: for --help
+
+__all__ = ["AUTO_RULE", "ENGINES", "MODEL_ENV", "REFINER_ENV", "Cancelled", "Choice", "RenderService", "choose", "locate_model"]
 
 log = logging.getLogger(__name__)
 

@@ -27,7 +27,7 @@ from .plan import BUILD_QUALITIES, CATALOG
 LANGUAGE_VARIABLES = (
     Variable("KEYART_HOME", "home", "data/home", "the catalog's home folder: catalog.sqlite, images/, queues/"),
     Variable("KEYART_QUALITY", "quality", CATALOG, "render quality for builds: catalog (keep the catalog's art), draft or final"),
-    Variable("KEYART_ENGINE", "engine", "auto", "image engine: auto (sdxl when KEYART_SDXL_MODEL is set, else preview), sdxl or preview"),
+    Variable("KEYART_ENGINE", "engine", "auto", "image engine: auto (sdxl when KEYART_SDXL_MODEL is set, a1111 when KEYART_A1111_URL is, else preview), sdxl, a1111, openai or preview"),
     Variable("KEYART_LLM", "llm", "offline", "language model: offline (rules), openai or transformers"),
     Variable("KEYART_LLM_MODEL", "llm_model", "gpt-4o-mini (openai)", "the model's name (openai) or folder (transformers)"),
     Variable("OPENAI_API_KEY", "openai_api_key", "unset", "OpenAI's key (a local OpenAI-compatible server needs none)"),

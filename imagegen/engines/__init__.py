@@ -1,4 +1,5 @@
-"""The engine contract and the engine table: `create_engine("auto" | "sdxl" | "preview", settings)`, imported lazily.
+"""The engine contract and the engine table: `create_engine("auto" | "sdxl" | "a1111" | "openai" | "preview", settings)`,
+imported lazily.
 
 Every engine has a `name`, a `model_name` (A1111's "Model:" field) and
 `render(request, *, lineage=None, progress=None) -> list[RenderedImage]`. Adding an engine is one
@@ -18,6 +19,8 @@ from .registry import ALL_FEATURES, AUTO, FEATURES, Choice, EngineSpec, Feature
 
 MODEL_ENV = variable("sdxl_model").env  # KEYART_SDXL_MODEL, named in messages
 REFINER_ENV = variable("sdxl_refiner").env  # KEYART_SDXL_REFINER
+A1111_ENV = variable("a1111_url").env  # KEYART_A1111_URL
+IMAGES_URL_ENV = variable("images_base_url").env  # KEYART_IMAGES_BASE_URL
 
 Progress = Callable[[int, int], None]  # (steps done, steps in all) across the whole request
 
@@ -32,9 +35,12 @@ class Engine(Protocol):
 
 
 # The table. `auto` is the rule over it: the first engine with auto=True that is configured, in this
-# order. What each engine supports was read from its render(): sdxl honours every feature; preview
-# accepts every request sdxl does (a stand-in while no model is set: tests pin that it previews each
-# mode) and draws only the init image and each mode's final size, recording the rest in the PNG.
+# order. What each engine supports was read from its render(): sdxl honours every feature; a1111
+# every one but the refiner (it needs a checkpoint name on the remote); openai edits (img2img,
+# inpaint, outpaint) but has no hires fix, variation seed, refiner or LoRA; preview accepts every
+# request sdxl does (a stand-in while no model is set: tests pin that it previews each mode) and
+# draws only the init image and each mode's final size, recording the rest in the PNG. openai is
+# never picked by auto: it may cost money.
 ENGINE_SPECS: tuple[EngineSpec, ...] = (
     EngineSpec(
         name="sdxl",
@@ -52,6 +58,24 @@ ENGINE_SPECS: tuple[EngineSpec, ...] = (
         auto=True,
     ),
     EngineSpec(
+        name="a1111",
+        factory="imagegen.engines.a1111:A1111Engine.from_settings",
+        description=f"a server with A1111's API (A1111, Forge, SD.Next, keyart) at {A1111_ENV}: all but the refiner",
+        supports=ALL_FEATURES - {"refiner"},
+        needs=A1111_ENV,
+        takes_settings=True,
+        missing=f"the a1111 engine needs a server: set {A1111_ENV} to its address, such as http://gpu-box:7860",
+        auto=True,
+    ),
+    EngineSpec(
+        name="openai",
+        factory="imagegen.engines.openai_images:OpenAIImagesEngine.from_settings",
+        description=f"the OpenAI Images API, or a compatible server at {IMAGES_URL_ENV}: text to image and edits",
+        supports=frozenset({"img2img", "inpaint", "outpaint"}),
+        takes_settings=True,
+        asked=f"the openai engine was asked for ({IMAGES_URL_ENV}, else OpenAI's API)",
+    ),
+    EngineSpec(
         name="preview",
         factory="imagegen.engines.preview:PreviewEngine",
         description="offline labelled cards, no model: each mode's size and init image; other settings recorded, not drawn",
@@ -60,16 +84,17 @@ ENGINE_SPECS: tuple[EngineSpec, ...] = (
         asked="the preview engine was asked for: offline cards, not SDXL renders",
         auto=True,
         auto_reason=(
-            "no SDXL model is configured, so these are offline preview cards, not renders; "
-            f"set {MODEL_ENV} to a diffusers folder, hub id or .safetensors file to render with SDXL"
+            "no SDXL model or server is configured, so these are offline preview cards, not renders; "
+            f"set {MODEL_ENV} to a diffusers folder, hub id or .safetensors file to render with SDXL, "
+            f"or {A1111_ENV} to render on a server"
         ),
     ),
 )
-ENGINES = registry.names(ENGINE_SPECS)  # ("auto", "sdxl", "preview")
+ENGINES = registry.names(ENGINE_SPECS)  # ("auto", "sdxl", "a1111", "openai", "preview")
 SDXL_OPTIONS = registry.lookup(ENGINE_SPECS, "sdxl").options
 
 __all__ = [
-    "ALL_FEATURES", "AUTO", "ENGINES", "ENGINE_SPECS", "FEATURES", "MODEL_ENV", "REFINER_ENV", "SDXL_OPTIONS", "Choice", "Engine",
+    "A1111_ENV", "ALL_FEATURES", "AUTO", "ENGINES", "IMAGES_URL_ENV", "ENGINE_SPECS", "FEATURES", "MODEL_ENV", "REFINER_ENV", "SDXL_OPTIONS", "Choice", "Engine",
     "EngineSpec", "Feature", "Progress", "check_request", "choose", "create_engine", "describe", "spec",
 ]  # fmt: skip
 
