@@ -125,7 +125,7 @@ def _read_settings(args: argparse.Namespace):
 def _stages(args: argparse.Namespace, config) -> int:
     from assistant.cli_common import catalog_from_args
     from assistant.workflows.build import prepare_build
-    from assistant.workflows.plan import Selection, parse_episodes
+    from assistant.workflows.plan import Selection, parse_episodes, parse_styles
 
     # 1. Read and check everything before any work: the catalog, the selection, the settings, the engine.
     if args.limit is not None and args.limit < 1:
@@ -133,8 +133,8 @@ def _stages(args: argparse.Namespace, config) -> int:
     catalog = catalog_from_args(args)
     for problem in catalog.problems:
         echo(f"skipped: {problem}", err=True)
-    styles = tuple(s.strip() for s in args.styles.split(",") if s.strip()) if args.styles else None
-    selection = Selection(season=args.season, episodes=parse_episodes(args.episodes) if args.episodes else None, styles=styles, limit=args.limit)
+    styles = parse_styles(args.styles)
+    selection = Selection(season=args.season, episodes=parse_episodes(args.episodes) if args.episodes is not None else None, styles=styles, limit=args.limit)
     settings = _settings(args, config) if args.command != "prompts" else None
     home = config.home_path
     service = config.render_service(front="dataprep") if settings is not None else None

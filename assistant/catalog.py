@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import CatalogError
-from .schemas import Episode, Season
+from .schemas import MAX_NUMBER, Episode, Season
 
 SAMPLE = Path(__file__).resolve().parents[1] / "data" / "sample_show" / "episodes.csv"
 
@@ -210,18 +210,30 @@ def _cell_problems(row: dict[str, str], path: Path, number: int, show: str, numb
 
 
 def _whole_number(text: str, field_name: str) -> int:
-    """"3" and "3.0" are 3; "007" is 7; "3.5", "three", "" and negatives are a `_BadCell`."""
+    """"3" and "3.0" are 3; "007" is 7; "3.5", "three", "", negatives, an episode 0 and numbers past
+    MAX_NUMBER are a `_BadCell` (the row is skipped and reported, the others go on)."""
     if not text:
         raise _BadCell(field_name, f"is empty; give the {field_name} number, such as 1")
+    cell = text.strip()
     try:
-        value = float(text)
+        value = int(cell) if len(cell) <= 32 else None  # int() first: float() rounds 17 digits and more
     except ValueError:
-        raise _BadCell(field_name, f"must be a whole number such as 1 or 12 (got {text!r})") from None
-    if not math.isfinite(value) or value != int(value):
-        raise _BadCell(field_name, f"must be a whole number such as 1 or 12 (got {text!r})")
+        value = None
+    if value is None:
+        try:
+            number = float(cell[:64])
+        except ValueError:
+            raise _BadCell(field_name, f"must be a whole number such as 1 or 12 (got {text[:40]!r})") from None
+        if not math.isfinite(number) or number != int(number):
+            raise _BadCell(field_name, f"must be a whole number such as 1 or 12 (got {text[:40]!r})")
+        value = int(number)
     if value < 0:
-        raise _BadCell(field_name, f"cannot be negative (got {text!r}); number seasons and episodes from 0 or 1")
-    return int(value)
+        raise _BadCell(field_name, f"cannot be negative (got {text!r}); number seasons from 0 (specials) or 1, episodes from 1")
+    if field_name == "episode" and value == 0:
+        raise _BadCell(field_name, "is 0; number episodes from 1 (0 is the season's own art in the catalog)")
+    if value > MAX_NUMBER:
+        raise _BadCell(field_name, f"is {text[:24]!r}, past {MAX_NUMBER}; no show has that many (a typo?)")
+    return value
 
 
 # -- columns -------------------------------------------------------------------------------------

@@ -79,7 +79,10 @@ def _run(args: argparse.Namespace, settings) -> int:
     catalog = catalog_from_args(args)
     for problem in catalog.problems:
         echo(f"warning: {problem}", err=True)
-    styles = [s.strip() for s in args.styles.split(",") if s.strip()] if args.styles else None
+    from .workflows.plan import parse_styles
+
+    chosen = parse_styles(args.styles)
+    styles = list(chosen) if chosen is not None else None
     model = settings.language_model()
     if args.command == "episode":
         result = for_episode(catalog, args.season, args.episode, model, styles)

@@ -12,13 +12,18 @@ from pydantic import BaseModel, ConfigDict, Field
 
 # -- the catalog ---------------------------------------------------------------------------------
 
+# Season and episode numbers are bounded to what any show has, so a typo in a row (an episode of
+# 20 digits) is that row's problem, not an overflow in the store. Episodes count from 1 (0 is a
+# season's own art in the store); season 0 holds specials, as TV listings number them.
+MAX_NUMBER = 100_000
+
 
 class Episode(BaseModel):
     model_config = ConfigDict(frozen=True)
 
     show: str
-    season: int
-    episode: int
+    season: int = Field(ge=0, le=MAX_NUMBER)
+    episode: int = Field(ge=1, le=MAX_NUMBER)
     title: str = ""
     summary: str
 
@@ -27,7 +32,7 @@ class Season(BaseModel):
     model_config = ConfigDict(frozen=True)
 
     show: str
-    season: int
+    season: int = Field(ge=0, le=MAX_NUMBER)
     title: str = ""
     summary: str = ""  # empty when the catalog has none: the season is then read from its episodes
 

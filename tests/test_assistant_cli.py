@@ -127,6 +127,7 @@ def test_local_model_noise_is_repaired_once_then_falls_back(tiny_llm_folder):
         (["episode", "--season", "9", "--episode", "1"], {}, "has no season 9"),
         (["episode", "--season", "1", "--episode", "42"], {}, "season 1 has episodes 1-7"),
         (["season", "1", "--styles", "oil-painting"], {}, "oil-painting"),
+        (["season", "1", "--styles", " , "], {}, "--styles names no style"),
         (["season", "1", "--input", "nowhere/episodes.csv"], {}, "no such catalog file"),
         (["season", "1", "--llm", "openai"], {}, "OPENAI_API_KEY"),
         (["season", "1", "--llm", "transformers"], {}, "KEYART_LLM_MODEL"),

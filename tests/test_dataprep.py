@@ -234,6 +234,10 @@ def test_run_renders_while_prompts_are_still_being_written(tmp_path, monkeypatch
         (["run", "--input", "nowhere.csv"], "no such catalog file"),
         (["run", "--episodes", "three"], "--episodes takes numbers"),
         (["run", "--episodes", "5-2"], "runs backwards"),
+        (["run", "--episodes", "1-99999999"], "--episodes numbers run from 1 to 100000 (got '1-99999999')"),
+        (["run", "--episodes", ""], "--episodes takes numbers"),
+        (["run", "--season", "1", "--episodes", "90-3000"], "has no episode 90, 91, 92, 93, 94, 95, 96, 97 and 2903 more"),
+        (["run", "--styles", ",,"], "--styles names no style (got ',,')"),
         (["run", "--season", "7"], "no episodes in season 7"),
         (["run", "--styles", "oil"], "oil"),
         (["run", "--steps", "0"], "steps must be between 1 and 150"),
@@ -252,6 +256,7 @@ def test_bad_input_exits_2_and_writes_nothing(tmp_path, capsys, args, message):
     assert dataprep.main([*args, "--home", str(home)]) == 2
     err = capsys.readouterr().err
     assert err.startswith("error: ") and message in err
+    assert len(err) < 400 and err.count("\n") == 1  # one short line, whatever the input's size
     assert not home.exists()
 
 
@@ -263,13 +268,16 @@ def test_bad_rows_are_skipped_and_the_exit_code_says_so(tmp_path, capsys):
         "Harbour,1,two,Bad,Not a number.\n"
         "Harbour,1,3,Empty,\n"
         "Harbour,1,1,Again,A duplicate of episode one.\n"
-        "Harbour,1,4,Storm,Wren Abernethy dives the wreck.\n",
+        "Harbour,1,4,Storm,Wren Abernethy dives the wreck.\n"
+        "Harbour,1,99999999999999999999,Typo,An episode number of twenty digits.\n"
+        "Harbour,1,0,Zero,Episode 0 is the season's own art.\n",
         encoding="utf-8",
     )
     home = tmp_path / "home"
     assert dataprep.main(["run", "--home", str(home), "--input", str(catalog), "--map", "summary=plot", "--styles", "anime"]) == 1
     err = capsys.readouterr().err
-    assert err.count("skipped: ") == 3 and "row 2, field 'episode'" in err and "row 3, field 'summary'" in err and "row 4" in err
+    assert err.count("skipped: ") == 5 and "row 2, field 'episode'" in err and "row 3, field 'summary'" in err and "row 4" in err
+    assert "row 6, field 'episode': is '99999999999999999999', past 100000" in err and "row 7, field 'episode': is 0" in err
     assert rows(home, "SELECT episode, state FROM entries WHERE episode > 0 ORDER BY episode") == [(1, "done"), (4, "done")]
 
 

@@ -21,7 +21,7 @@ from imagegen.request import MAX_SEED
 from ..catalog import Catalog
 from ..errors import CatalogError
 from ..models import is_offline, label
-from ..schemas import Episode, Season, StyleSpec
+from ..schemas import MAX_NUMBER, Episode, Season, StyleSpec
 from ..store import SEASON_ART
 from ..store import digest as _digest
 from .prompts import style_specs
@@ -112,18 +112,46 @@ def quality_of(request: dict[str, Any]) -> str:
     return "custom"
 
 
+MAX_EPISODE = MAX_NUMBER  # past any show's episode count, long-running ones numbered from 1 included
+
+
 def parse_episodes(text: str) -> tuple[int, ...]:
-    """ "1-3,5" -> (1, 2, 3, 5), with a message that teaches on bad input."""
+    """ "1-3,5" -> (1, 2, 3, 5), with a message that teaches on bad input. Numbers run from 1 to
+    MAX_EPISODE: a range past it is refused in a short line, never expanded."""
     numbers: list[int] = []
     for part in (p.strip() for p in text.split(",")):
-        match = re.fullmatch(r"(\d+)(?:\s*-\s*(\d+))?", part)
+        match = re.fullmatch(r"(\d{1,12})(?:\s*-\s*(\d{1,12}))?", part)
         if not match:
-            raise CatalogError(f"--episodes takes numbers and ranges such as 1-3,5 (got {text!r})")
+            raise CatalogError(f"--episodes takes numbers and ranges such as 1-3,5 (got {_short(text)!r})")
         start, end = int(match.group(1)), int(match.group(2) or match.group(1))
         if end < start:
             raise CatalogError(f"--episodes range {part!r} runs backwards; write {end}-{start}")
+        if start < 1 or end > MAX_EPISODE:
+            raise CatalogError(f"--episodes numbers run from 1 to {MAX_EPISODE} (got {part!r})")
         numbers += range(start, end + 1)
     return tuple(dict.fromkeys(numbers))
+
+
+def parse_styles(text: str | None) -> tuple[str, ...] | None:
+    """ "anime, watercolor" -> ("anime", "watercolor"); None (not given) means every catalog style.
+    Given but naming none (",,", " ") is an error, never "all"."""
+    if text is None:
+        return None
+    names = tuple(dict.fromkeys(s.strip() for s in text.split(",") if s.strip()))
+    if not names:
+        raise CatalogError(f"--styles names no style (got {_short(text)!r}); give names such as anime,watercolor, or leave it out for all five")
+    return names
+
+
+def _short(text: str, limit: int = 60) -> str:
+    return text if len(text) <= limit else text[:limit] + "..."
+
+
+def _numbers(values, limit: int = 8) -> str:
+    """Up to `limit` numbers, then how many more: an error line stays one line."""
+    values = list(values)
+    shown = ", ".join(map(str, values[:limit]))
+    return shown + (f" and {len(values) - limit} more" if len(values) > limit else "")
 
 
 def hashed_seed(*parts: Any) -> int:
@@ -172,7 +200,7 @@ def plan_prompts(catalog: Catalog, model: Any, selection: Selection) -> list[Pro
         if selection.episodes is not None and selection.season is not None:
             missing = sorted(set(selection.episodes) - {e.episode for e in episodes})
             if missing:
-                raise CatalogError(f"{catalog.show} season {number} has no episode {', '.join(map(str, missing))}")
+                raise CatalogError(f"{catalog.show} season {number} has no episode {_numbers(missing)}")
         for e in chosen:
             key = key_of({"kind": "episode", "episode": e.model_dump(), "styles": style_data})
             items.append(PromptItem("episode", catalog.show, number, e.episode, e.title, key, styles, e))
@@ -181,7 +209,7 @@ def plan_prompts(catalog: Catalog, model: Any, selection: Selection) -> list[Pro
             data = {"kind": "season", "season": season.model_dump(), "episodes": [e.model_dump() for e in episodes], "styles": style_data}
             items.append(PromptItem("season", catalog.show, number, SEASON_ART, season.title, key_of(data), styles, (season, episodes)))
     if selection.episodes is not None and not items:
-        raise CatalogError(f"{catalog.show} has no episode {', '.join(map(str, selection.episodes))} in the selected season(s)")
+        raise CatalogError(f"{catalog.show} has no episode {_numbers(selection.episodes)} in the selected season(s)")
     return items[: selection.limit] if selection.limit is not None else items
 
 
