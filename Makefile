@@ -36,6 +36,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/dataprep.py
 	$(BIN)/python bench/queue.py
 	$(BIN)/python bench/server.py
+	$(BIN)/python bench/offline.py
 
 clean:
 	rm -rf $(VENV) data/outputs data/home

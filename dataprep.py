@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from assistant.cli_common import echo
-from imagegen.errors import KeyartError
+from imagegen.errors import KeyartError, run_edge
 
 EXIT_OK, EXIT_PARTIAL, EXIT_INTERRUPTED = 0, 1, 130  # argparse exits 2 on a usage error itself
 EXIT_CODES = """exit codes:
@@ -96,7 +96,8 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=(logging.WARNING, logging.INFO, logging.DEBUG)[min(args.verbose, 2)], format="%(levelname)s %(name)s: %(message)s")
-    try:
+
+    def body() -> int:
         # The environment and the flags, read once; everything below gets this object.
         settings = _read_settings(args)
         if args.command == "status":
@@ -104,12 +105,9 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "export":
             return _export(args, settings)
         return _stages(args, settings)
-    except KeyartError as exc:
-        echo(f"error: {exc}", err=True)
-        return exc.exit_code
-    except KeyboardInterrupt:
-        echo("interrupted: what was finished is kept; run the same command again to resume", err=True)
-        return EXIT_INTERRUPTED
+
+    # One error policy: our errors one line (exit 2), a partial result 1, a bug 3 with its log, ^C 130.
+    return run_edge(body, echo=echo, interrupted="interrupted: what was finished is kept; run the same command again to resume", program="dataprep")
 
 
 # -- prompts, render, run -------------------------------------------------------------------------

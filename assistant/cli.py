@@ -10,7 +10,7 @@ import argparse
 import json
 import logging
 
-from imagegen.errors import KeyartError
+from imagegen.errors import run_edge
 
 from .cli_campaign import add_parser as add_campaign_parser
 from .cli_campaign import run as run_campaign
@@ -55,11 +55,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=(logging.WARNING, logging.INFO, logging.DEBUG)[min(args.verbose, 2)], format="%(levelname)s %(name)s: %(message)s")
-    try:
-        return _run(args, _settings(args))
-    except KeyartError as exc:
-        echo(f"error: {exc}", err=True)
-        return exc.exit_code
+    return run_edge(lambda: _run(args, _settings(args)), echo=echo, program="assistant")
 
 
 def _settings(args: argparse.Namespace):

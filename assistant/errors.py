@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
-from imagegen.errors import KeyartError
+from imagegen.errors import KEPT, KeyartError, StorageError, environmental, storage_error
+
+__all__ = [
+    "KEPT", "CampaignError", "CatalogError", "KeyartError", "LLMNotConfigured", "LLMUnavailable", "PolicyViolation", "ReplyInvalid",
+    "StorageError", "environmental", "storage_error",
+]  # fmt: skip
 
 
 class LLMNotConfigured(KeyartError):

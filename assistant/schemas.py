@@ -13,7 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field
 # -- the catalog ---------------------------------------------------------------------------------
 
 # Season and episode numbers are bounded to what any show has, so a typo in a row (an episode of
-# 20 digits) is that row's problem, not an overflow in the store. Episodes count from 1 (0 is a
+# 20 digits) is that row's problem, not an overflow in the store. Catalog episodes count from 1 (0 is a
 # season's own art in the store); season 0 holds specials, as TV listings number them.
 MAX_NUMBER = 100_000
 
@@ -23,7 +23,7 @@ class Episode(BaseModel):
 
     show: str
     season: int = Field(ge=0, le=MAX_NUMBER)
-    episode: int = Field(ge=1, le=MAX_NUMBER)
+    episode: int = Field(ge=0, le=MAX_NUMBER)  # 0: a scene that is no episode of the catalog (chat, a season's finale stand-in)
     title: str = ""
     summary: str
 

@@ -12,7 +12,35 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from .errors import CatalogError
+from .errors import CatalogError, environmental, storage_error
+
+
+class _Connection(sqlite3.Connection):
+    """A connection whose disk-full, read-only, locked and damaged-file errors speak keyart's words
+    (StorageError naming the file and what is kept); a statement's own errors pass as they are."""
+
+    where: Path
+    what: str
+
+    def _translated(self, call, *args, **kwargs):
+        try:
+            return call(*args, **kwargs)
+        except sqlite3.Error as exc:
+            if environmental(exc):
+                raise storage_error(exc, self.where, what=f"the {self.what} database") from exc
+            raise
+
+    def execute(self, *args, **kwargs):
+        return self._translated(super().execute, *args, **kwargs)
+
+    def executemany(self, *args, **kwargs):
+        return self._translated(super().executemany, *args, **kwargs)
+
+    def executescript(self, *args, **kwargs):
+        return self._translated(super().executescript, *args, **kwargs)
+
+    def commit(self):
+        return self._translated(super().commit)
 
 
 class SQLiteFile:
@@ -28,9 +56,12 @@ class SQLiteFile:
         db = getattr(self._local, "db", None)
         if db is None:
             try:
-                db = sqlite3.connect(self.path, timeout=30, isolation_level=None)  # transactions are explicit
+                db = sqlite3.connect(self.path, timeout=30, isolation_level=None, factory=_Connection)  # transactions are explicit
             except sqlite3.Error as exc:
+                if environmental(exc):
+                    raise storage_error(exc, self.path, what=f"the {self._what} database") from exc
                 raise CatalogError(f"cannot open the {self._what} database {self.path}: {exc}") from exc
+            db.where, db.what = self.path, self._what
             db.row_factory = sqlite3.Row
             db.execute("PRAGMA journal_mode=WAL")  # readers never block the writer
             db.execute("PRAGMA synchronous=NORMAL")  # with WAL: durable at each checkpoint, never corrupt

@@ -18,7 +18,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from .errors import CatalogError
+from .errors import CatalogError, storage_error
 from .sqlite_file import SQLiteFile
 
 HOME_ENV = "KEYART_HOME"
@@ -140,11 +140,18 @@ class Store(SQLiteFile):
         self.path = self.home / DB_NAME
         if not self.path.is_file() and not create:
             raise CatalogError(f"no catalog in {self.home} yet; run `python dataprep.py run` first (or point --home / {HOME_ENV} at one)")
+        if self.home.exists() and not self.home.is_dir():
+            raise CatalogError(f"the catalog home {self.home} is a file, not a folder; choose another with --home or {HOME_ENV}")
+        # An existing database is opened (and so checked) before anything is created beside it.
+        existing = self.path.is_file()
+        if existing:
+            super().__init__(self.path, SCHEMA, what="catalog")
         try:
             (self.home / IMAGES).mkdir(parents=True, exist_ok=True)
         except OSError as exc:
-            raise CatalogError(f"cannot create the catalog home {self.home}: {exc}; choose another with --home or {HOME_ENV}") from exc
-        super().__init__(self.path, SCHEMA, what="catalog")
+            raise storage_error(exc, self.home, what="the catalog home", kept=f"nothing was written; choose another with --home or {HOME_ENV}") from exc
+        if not existing:
+            super().__init__(self.path, SCHEMA, what="catalog")
 
     @contextmanager
     def lock(self) -> Iterator[None]:

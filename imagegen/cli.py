@@ -17,7 +17,7 @@ from typing import Any
 
 from . import presets, samplers, styles
 from .cli_modes import MODES_HELP, add_render_options, add_upscale_parser, check_belongs, mode_fields, sized
-from .errors import KeyartError
+from .errors import KeyartError, run_edge
 from .request import SDXL_SIZES, RenderRequest
 from .settings import ENGINE_OPTIONS, VARIABLES, ImageSettings, configure, help_text
 
@@ -169,23 +169,20 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    # 1. The environment, read once: the extra style files are listed by --help already.
-    settings = ImageSettings.from_env()
-    configure(settings)
-    args = build_parser().parse_args(argv)
-    logging.basicConfig(level=(logging.WARNING, logging.INFO, logging.DEBUG)[min(args.verbose, 2)], format="%(levelname)s %(name)s: %(message)s")
-    # 2. The flags win over the environment; the handlers get this one settings object.
-    settings = settings.overridden(**{name: getattr(args, name, None) for name in ENGINE_OPTIONS})
-    try:
+    def body() -> int:
+        # 1. The environment, read once: --help lists the extra style files it names.
+        settings = ImageSettings.from_env()
+        configure(settings)
+        args = build_parser().parse_args(argv)
+        logging.basicConfig(level=(logging.WARNING, logging.INFO, logging.DEBUG)[min(args.verbose, 2)], format="%(levelname)s %(name)s: %(message)s")
+        # 2. The flags win over the environment; the handlers get this one settings object.
+        settings = settings.overridden(**{name: getattr(args, name, None) for name in ENGINE_OPTIONS})
         if hasattr(args, "handler"):  # schedule, upscale, grid and xy bring their own (cli_modes, cli_grids)
             return args.handler(args, settings)
         return _info(args) if args.command == "info" else _render(args, settings)
-    except KeyartError as exc:
-        echo(f"error: {exc}", err=True)
-        return exc.exit_code
-    except KeyboardInterrupt:
-        echo("interrupted: images already saved are kept", err=True)
-        return 130
+
+    # One error policy: our errors one line (exit 2), a bug 3 with its log, ^C 130.
+    return run_edge(body, echo=echo, interrupted="interrupted: images already saved are kept", program="imagegen")
 
 
 def _schedule(args: argparse.Namespace, _settings: ImageSettings) -> int:

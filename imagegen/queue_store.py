@@ -12,13 +12,12 @@ import logging
 import os
 import sqlite3
 import threading
-from collections.abc import Callable, Iterable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .errors import KeyartError
+from .errors import KeyartError, environmental, storage_error
 from .request import RenderRequest
 
 log = logging.getLogger(__name__)
@@ -120,6 +119,7 @@ class QueueStore:
         self.home = Path(home)
         self.path = self.home / DB_NAME
         self._lock = threading.Lock()
+        self._unsaved = False  # a write failed for want of space or permission: said once, then in memory
         self._handle = _hold(self.home)
         try:
             # check_same_thread=False: the worker threads and the submitters share this one
@@ -131,6 +131,8 @@ class QueueStore:
             self._db.executescript(SCHEMA)
         except sqlite3.Error as exc:
             self._handle.close()
+            if environmental(exc):
+                raise storage_error(exc, self.path, what="the render queue's database") from exc
             raise KeyartError(f"cannot open the render queue's database {self.path}: {exc}") from exc
 
     def next_seq(self) -> int:
@@ -139,14 +141,11 @@ class QueueStore:
 
     def add(self, job: Job) -> None:
         """Insert a new job's row."""
-        with self._transaction() as db:
-            db.execute(
-                "INSERT INTO jobs (id, owner, priority, seq, state, request, lineage, output, created) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (
-                    job.id, job.owner, job.priority, job.seq, job.state, json.dumps(job.request_data),
-                    None if job.lineage is None else json.dumps(job.lineage), None if job.output is None else str(job.output), job.created,
-                ),
-            )  # fmt: skip
+        row = (
+            job.id, job.owner, job.priority, job.seq, job.state, json.dumps(job.request_data),
+            None if job.lineage is None else json.dumps(job.lineage), None if job.output is None else str(job.output), job.created,
+        )  # fmt: skip
+        self._write(lambda db: db.execute("INSERT INTO jobs (id, owner, priority, seq, state, request, lineage, output, created) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", row))
 
     def save(self, jobs: Iterable[Job]) -> None:
         """Write the changing columns of `jobs` in one transaction."""
@@ -156,8 +155,7 @@ class QueueStore:
         ]
         if not rows:
             return
-        with self._transaction() as db:
-            db.executemany(f"UPDATE jobs SET {', '.join(c + ' = ?' for c in COLUMNS)} WHERE id = ?", rows)
+        self._write(lambda db: db.executemany(f"UPDATE jobs SET {', '.join(c + ' = ?' for c in COLUMNS)} WHERE id = ?", rows))
 
     def load(self) -> list[Job]:
         """Every job in the home, in arrival order, as the last process left them."""
@@ -165,17 +163,27 @@ class QueueStore:
             rows = self._db.execute("SELECT * FROM jobs ORDER BY seq").fetchall()
         return [_job(row) for row in rows]
 
-    @contextmanager
-    def _transaction(self) -> Iterator[sqlite3.Connection]:
-        """One atomic write under the lock: BEGIN IMMEDIATE ... COMMIT, rolled back on any error."""
+    def _write(self, change) -> None:
+        """`change(db)` as one atomic write under the lock: BEGIN IMMEDIATE ... COMMIT, rolled back on
+        any error. A full disk or a read-only file only stops the saving: the queue is the renders'
+        bookkeeping, the jobs run on in memory, and the first such failure is logged."""
         with self._lock:
-            self._db.execute("BEGIN IMMEDIATE")
             try:
-                yield self._db
-            except BaseException:
-                self._db.execute("ROLLBACK")
-                raise
-            self._db.execute("COMMIT")
+                self._db.execute("BEGIN IMMEDIATE")
+                try:
+                    change(self._db)
+                except BaseException:
+                    self._db.execute("ROLLBACK")
+                    raise
+                self._db.execute("COMMIT")
+            except sqlite3.Error as exc:
+                if not environmental(exc):
+                    raise
+                if not self._unsaved:
+                    log.warning("the render queue's state in %s is no longer saved (%s); the jobs run on in memory", self.path, storage_error(exc, self.path))
+                self._unsaved = True
+                if self._db.in_transaction:
+                    self._db.execute("ROLLBACK")
 
     def close(self) -> None:
         with self._lock:
@@ -191,7 +199,7 @@ def _hold(home: Path):
         home.mkdir(parents=True, exist_ok=True)
         handle = open(home / LOCK_NAME, "a+", encoding="utf-8")
     except OSError as exc:
-        raise KeyartError(f"cannot use {home} as the render queue's home: {exc}") from exc
+        raise storage_error(exc, home, what="the render queue's home", kept="nothing was written") from exc
     try:
         fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:

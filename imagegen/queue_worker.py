@@ -12,7 +12,7 @@ import threading
 import time
 from typing import Any
 
-from .errors import KeyartError, RenderFailed
+from .errors import KeyartError, RenderFailed, storage_error
 from .metadata import write_png
 from .prompt_syntax import extract_loras
 from .queue_store import Job
@@ -204,7 +204,7 @@ class WorkerLoop:
         try:
             paths = [write_png(image, job.output / f"{job.id}-{image.index:03d}.png") for image in images] if job.output else []
         except (KeyartError, OSError) as exc:
-            error = f"could not save the images in {job.output}: {exc}"
+            error = f"could not save the images: {storage_error(exc, job.output, what='the images folder') if isinstance(exc, OSError) else exc}"
             job.exception = exc
         else:
             with self._lock:

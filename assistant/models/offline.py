@@ -202,7 +202,8 @@ def _setting_noun(text: str) -> str:
 
 
 def _mood(text: str) -> str:
-    hits = [(sum(rules.has_stem(w, stems) == 0 for w in re.findall(r"\w+", text.lower())) + _phrases(text, stems), i, mood)
+    words = re.findall(r"\w+", text.lower())
+    hits = [(sum(1 for w in words if rules.stem_pattern(stems).match(w)) + _phrases(text, stems), i, mood)
             for i, (mood, stems) in enumerate(lexicon.MOODS)]
     ranked = [mood for count, _, mood in sorted(hits, key=lambda h: (-h[0], h[1])) if count]
     return ", ".join(ranked[:2]) or DEFAULT_MOOD

@@ -7,6 +7,7 @@ TV catalog holds. Deterministic throughout: order comes from the text and from l
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -48,13 +49,16 @@ def has_stem(text: str, stems: str) -> int:
 
     "_" in a stem stands for a space ("whole_of"); a final "$" means the whole word ("dive$" misses "diver").
     """
-    best = -1
-    for stem in stems.split():
-        tail = r"(?!\w)" if stem.endswith("$") else ""
-        match = re.search(r"(?<![\w])" + re.escape(stem.rstrip("$").replace("_", " ")) + tail, text, re.IGNORECASE)
-        if match and (best < 0 or match.start() < best):
-            best = match.start()
-    return best
+    match = stem_pattern(stems).search(text)
+    return match.start() if match else -1
+
+
+@lru_cache(maxsize=512)
+def stem_pattern(stems: str) -> re.Pattern:
+    """One compiled pattern for `stems`: a search finds the leftmost word any of them starts, a
+    match() whether a word starts with one. Compiled once per stem list, so a long text costs one pass."""
+    parts = [re.escape(stem.rstrip("$").replace("_", " ")) + (r"(?!\w)" if stem.endswith("$") else "") for stem in stems.split()]
+    return re.compile(r"(?<![\w])(?:" + "|".join(parts or ["(?!)"]) + ")", re.IGNORECASE)
 
 
 def clean_phrase(text: str) -> str:
@@ -64,15 +68,33 @@ def clean_phrase(text: str) -> str:
     return re.sub(r"\s+([,.;:!?])", r"\1", text).strip(" ,;:-")
 
 
+WORD_WINDOW = 100  # characters looked back for the word before a match: past any real word
+
+
+class Taken:
+    """Which characters of a text are already claimed by a match: a claim costs its own length, so
+    marking every mention of a long text stays linear (a list of spans compared pairwise did not)."""
+
+    def __init__(self, length: int):
+        self.used = bytearray(length)
+
+    def claim(self, start: int, end: int) -> bool:
+        """Take [start, end) if none of it is taken; whether it was free."""
+        if any(self.used[start:end]):
+            return False
+        self.used[start:end] = b"\x01" * (end - start)
+        return True
+
+
 def features_in(sentence: str) -> list[str]:
     """Props named in the sentence, in order, each with its adjective: "sealed crates", "brass telescope"."""
-    low, taken, found = sentence.lower(), [], []
+    low, found = sentence.lower(), []
+    taken = Taken(len(low))
     for feature in FEATURE_LIST:
         for m in re.finditer(r"(?<!\w)" + re.escape(feature) + r"(?!\w)", low):
-            if any(m.start() < b and a < m.end() for a, b in taken):
+            if not taken.claim(*m.span()):
                 continue
-            taken.append(m.span())
-            word = (low[: m.start()].split()[-1:] or [""])[0].strip(",;:")
+            word = (low[max(0, m.start() - WORD_WINDOW) : m.start()].split()[-1:] or [""])[0].strip(",;:")
             adjective = word in ADJECTIVES or (word.endswith("ed") and word not in VERBS and len(word) > 4)
             found.append((m.start(), f"{word} {feature}" if adjective and word not in feature else feature))
     return [text for _, text in sorted(found)]
@@ -234,12 +256,11 @@ def _core(name: str) -> list[str]:
 def locate(text: str, entities: Sequence[Entity]) -> list[Span]:
     """Every mention of every entity in `text` (longest names first, no overlaps), in text order."""
     forms = sorted(((form, e) for e in entities for form in (e.name, *e.aliases)), key=lambda fe: (-len(fe[0]), fe[0]))
-    taken: list[tuple[int, int]] = []
+    taken = Taken(len(text))
     spans: list[Span] = []
     for form, entity in forms:
         for m in re.finditer(r"(?<!\w)" + re.escape(form) + r"(?:['’]s)?(?!\w)", text):
-            if not any(m.start() < b and a < m.end() for a, b in taken):
-                taken.append(m.span())
+            if taken.claim(*m.span()):
                 spans.append(Span(m.start(), m.end(), entity))
     return sorted(spans, key=lambda s: s.start)
 

@@ -8,6 +8,10 @@ from __future__ import annotations
 import re
 
 CLIP_BUDGET = 75  # CLIP reads 77 tokens, two of them start and end markers
+# How much of one summary the techniques read: about 3,000 words, ten times a long episode
+# summary. Past it the text is cut at a sentence end and the trace says so; this bounds the offline
+# rules' time (under a second) and what a language model's context is sent.
+MAX_SUMMARY_CHARS = 20_000
 # Phrases of our own templates, or of chatty replies, that must never reach the image model.
 # Lookarounds rather than \b, since several phrases end in ':' or ','.
 _LEAKS = re.compile(
@@ -79,3 +83,15 @@ def missing_styles(prompts: list, styles: list) -> list[str]:
     """Styles with no usable prompt (absent, or empty once cleaned)."""
     usable = {p.style.strip().lower() for p in prompts if clean_prompt(p.prompt)[0]}
     return [s.name for s in styles if s.name.lower() not in usable]
+
+
+def clip_summary(text: str, notes: list[str], what: str = "the summary") -> str:
+    """`text` cut to MAX_SUMMARY_CHARS at the last sentence end before it (else at a space), with a
+    note in `notes` saying how much was read; shorter texts come back as they are."""
+    if len(text) <= MAX_SUMMARY_CHARS:
+        return text
+    head = text[:MAX_SUMMARY_CHARS]
+    end = max(head.rfind(". "), head.rfind("! "), head.rfind("? "))
+    cut = head[: end + 1] if end > MAX_SUMMARY_CHARS // 2 else head.rsplit(" ", 1)[0]
+    notes.append(f"{what} is {len(text):,} characters; the first {len(cut):,} were read (keyart reads up to {MAX_SUMMARY_CHARS:,})")
+    return cut

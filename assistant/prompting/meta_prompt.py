@@ -12,7 +12,7 @@ from typing import Any
 from ..llm import ask_or_offline
 from ..models import is_offline, new_trace
 from ..schemas import Episode, EpisodePrompts, SceneReply, StyleSpec
-from .clean import CLIP_BUDGET, finalize, missing_styles
+from .clean import CLIP_BUDGET, clip_summary, finalize, missing_styles
 
 META_PROMPT = """You are an art director who writes prompts for Stable Diffusion XL (SDXL) key art.
 
@@ -80,6 +80,7 @@ def episode_prompts(episode: Episode, styles: list[StyleSpec], model: Any) -> Ep
     from ..models.offline import OfflineModel
 
     trace = new_trace(model, "meta-prompt")
+    episode = episode.model_copy(update={"summary": clip_summary(episode.summary, trace.warnings)})
 
     def messages() -> list[Any]:
         # 1. The lesson, then the episode as data.

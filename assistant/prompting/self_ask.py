@@ -23,7 +23,7 @@ from ..schemas import (
     StyleSpec,
     Trace,
 )
-from .clean import finalize, one_line
+from .clean import clip_summary, finalize, one_line
 from .meta_prompt import style_check, system_message
 from .season_summary import season_json, write_season_summary
 
@@ -108,6 +108,10 @@ def season_prompts(
 ) -> SeasonPrompts:
     """A season's self-ask trace and one SDXL prompt per style; a missing season summary is written first."""
     trace = new_trace(model, "self-ask")
+    season = season.model_copy(update={"summary": clip_summary(season.summary, trace.warnings, f"season {season.season}'s summary")})
+    episodes = [
+        e.model_copy(update={"summary": clip_summary(e.summary, trace.warnings, f"episode {e.episode}'s summary")}) for e in episodes
+    ]
     # 1. A season the catalog has no summary for gets one written from its episodes first.
     written = not season.summary.strip()
     if written:
