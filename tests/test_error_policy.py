@@ -107,3 +107,27 @@ def test_a_summary_past_the_reading_limit_is_cut_at_a_sentence_and_the_trace_say
     assert len(result.prompts) == 5 and all(p.prompt for p in result.prompts)
     short = episode_prompts(episode, list(style_specs(None)), OfflineModel())
     assert not [w for w in short.trace.warnings if "characters" in w]
+
+
+def test_a_bug_behind_the_image_service_is_a_json_500_in_openais_shape():
+    import httpx
+
+    from imagegen.server.app import create_app
+    from tests.test_server_openai import serving
+
+    class Broken:
+        """A queue whose every look fails: what a bug below the routes looks like."""
+
+        def jobs(self):
+            raise RuntimeError("the jobs table is gone")
+
+        def close(self, cancel=False):
+            pass
+
+    with serving(create_app(Broken)) as url:
+        answer = httpx.get(f"{url}/sdapi/v1/progress", timeout=30)
+        assert httpx.get(f"{url}/health", timeout=30).status_code == 200  # the server answers on
+    assert answer.status_code == 500
+    error = answer.json()["error"]
+    assert set(error) == {"message", "type", "param", "code"} and error["code"] == "internal_error"
+    assert "a bug: RuntimeError" in error["message"] and "jobs table" not in error["message"]  # internals stay in the log

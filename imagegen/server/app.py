@@ -95,6 +95,13 @@ def _add_handlers(app: FastAPI) -> None:
     async def keyart_error(_request: Request, exc: KeyartError) -> JSONResponse:
         return await api_error(_request, bad_field(exc))
 
+    @app.exception_handler(Exception)
+    async def bug(request: Request, exc: Exception) -> JSONResponse:
+        # A bug: the client gets OpenAI's error shape saying so; the traceback goes to the server's log.
+        log.error("%s %s failed", request.method, request.url.path, exc_info=exc)
+        error = ApiError(500, f"the server hit an internal error, a bug: {type(exc).__name__}; its log has the traceback", type="server_error", code="internal_error")
+        return JSONResponse(error.body(), status_code=500)
+
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         if exc.status_code == 404 and exc.detail == "Not Found":
