@@ -113,4 +113,9 @@ def _report(campaign: Any, tools: Any) -> int:
         else:
             echo(f"  {title:<10} incomplete  {package.get('incomplete', {}).get(title, 'not run')}")
     echo(f"package: {folder / package.get('zip', 'campaign.zip')}")
-    return 1 if package.get("incomplete") else 0
+    # Any post held back or unfinished makes a partial result (exit 1), said in one line on stderr.
+    missing = len(package.get("blocked", {})) + len(package.get("incomplete", {}))
+    if missing:
+        ready = len(package.get("ready", []))
+        echo(f"partial: {ready} of {ready + missing} posts ready; the others are listed above with why", err=True)
+    return 1 if missing else 0

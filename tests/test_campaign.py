@@ -376,6 +376,20 @@ def test_cli_makes_the_package_then_reruns_one_platform(tmp_path, monkeypatch, c
     assert campaign.posts["tiktok"].steps["copy"].runs == 2 and campaign.posts["x"].steps["copy"].runs == 1
 
 
+def test_cli_exits_1_and_says_so_when_a_post_is_held_back(tmp_path, monkeypatch, capsys):
+    from assistant.cli import main
+
+    out, home = tmp_path / "out", tmp_path / "home"
+    with FakeOpenAI(default=Writer(bad_copy="linkedin")) as server:
+        monkeypatch.setenv("OPENAI_BASE_URL", server.base_url)
+        monkeypatch.setenv("OPENAI_API_KEY", "k")
+        monkeypatch.setenv("KEYART_LLM_MODEL", "fake-model")
+        code = main(["campaign", "--brief", str(SAMPLE_BRIEF), "--output", str(out), "--engine", "preview", "--home", str(home), "--llm", "openai"])
+    captured = capsys.readouterr()
+    assert code == 1 and "LinkedIn   blocked" in captured.out
+    assert captured.err.strip().endswith("the others are listed above with why") and "partial: " in captured.err and "Traceback" not in captured.err
+
+
 @pytest.mark.parametrize(
     ("brief", "args", "message"),
     [
