@@ -136,7 +136,12 @@ def parse_axis(text: str) -> Axis:
         if kind.strip().lower() in ("", "nothing"):
             return Axis("Nothing")
         raise InvalidRequest(f"an axis is 'KIND: VALUES' such as 'CFG Scale: 5, 7, 9' (got {text!r}); kinds: {', '.join(KINDS)}")
-    items = [item.strip() for row in csv.reader(io.StringIO(values.strip()), skipinitialspace=True) for item in row]
+    if "\n" in values.strip() or "\r" in values.strip():
+        raise InvalidRequest(f"an axis is one line, 'KIND: VALUES' (got {text[:60]!r})")
+    try:
+        items = [item.strip() for row in csv.reader(io.StringIO(values.strip()), skipinitialspace=True) for item in row]
+    except csv.Error as exc:
+        raise InvalidRequest(f"cannot read the axis values {values[:60]!r} ({exc}); separate them with commas, quoting those that hold one") from None
     return Axis(kind, tuple(item for item in items if item))
 
 
@@ -145,7 +150,11 @@ def _example(kind: str) -> str:
 
 
 def _format(value: Any) -> str:
-    return f"{value:g}" if isinstance(value, float) else str(value)
+    """A value as the axis text shows it: a float as the shortest text that reads back the same."""
+    if isinstance(value, float):
+        text = repr(value)
+        return text[:-2] if text.endswith(".0") else text
+    return str(value)
 
 
 def _convert(kind: str, item: Any) -> list[Any]:
@@ -182,6 +191,8 @@ def _range(kind: str, text: str, match: re.Match, whole: bool) -> list[Any]:
     """Expand "a-b", "a-b (+step)" or "a-b [count]": both ends included where the steps land on them."""
     start, end, step_text, count_text = match.groups()
     numbers = [float(start), float(end)] + ([float(step_text)] if step_text else [])
+    if not all(math.isfinite(n) for n in numbers):
+        raise InvalidRequest(f"{kind} ranges are finite numbers such as '1-10 (+2)' (got {text[:60]!r})")
     if whole and any(n != int(n) for n in numbers):
         raise InvalidRequest(f"{kind} ranges are whole numbers such as '1-10 (+2)' (got {text!r})")
     a, b = numbers[0], numbers[1]

@@ -39,10 +39,20 @@ def open_image(path: str, what: str = "init image") -> Image.Image:
         raise InvalidRequest(f"{what} {path!r} does not exist" + ("" if not file.exists() else " as a file"))
     try:
         with Image.open(file) as im:
+            _check_pixels(im, what, path)
             im.load()
             return im.copy()
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError, Image.DecompressionBombError) as exc:
         raise InvalidRequest(f"{what} {path!r} is not an image Pillow can read ({exc}); use a PNG or JPEG") from exc
+
+
+MAX_INPUT_PIXELS = 8192 * 8192  # an input past this is not a picture to start from (or a decompression bomb)
+
+
+def _check_pixels(im: Image.Image, what: str, path: str) -> None:
+    """Refuse, from the header alone, an image too large to decode: before any pixel is read."""
+    if im.width * im.height > MAX_INPUT_PIXELS:
+        raise InvalidRequest(f"{what} {path!r} is {im.width}x{im.height}, past the {MAX_INPUT_PIXELS:,}-pixel limit for inputs; resize it first")
 
 
 def image_size(path: str, what: str = "init image") -> tuple[int, int]:
@@ -66,17 +76,19 @@ def probe(path: str, what: str = "init image", *, pixels: bool = False) -> Image
         raise InvalidRequest(f"{what} {path!r} does not exist" + ("" if not file.exists() else " as a file"))
     stat = file.stat()
     try:
-        return _probe(os.path.abspath(file), stat.st_size, stat.st_mtime_ns, pixels)
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
+        return _probe(os.path.abspath(file), stat.st_size, stat.st_mtime_ns, pixels, what, str(path))
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError, Image.DecompressionBombError) as exc:
         raise InvalidRequest(f"{what} {path!r} is not an image Pillow can read ({exc}); use a PNG or JPEG") from exc
 
 
 @lru_cache(maxsize=128)
-def _probe(path: str, size: int, mtime_ns: int, pixels: bool) -> ImageFacts:
+def _probe(path: str, size: int, mtime_ns: int, pixels: bool, what: str, shown: str) -> ImageFacts:
+    # The whole file is decoded (once per version): a truncated image fails now, not after a model loads.
     with Image.open(path) as im:
+        _check_pixels(im, what, shown)
+        im.load()
         if not pixels:
             return ImageFacts(im.size, None)
-        im.load()
         return ImageFacts(im.size, im.convert("L").getbbox() is not None)
 
 

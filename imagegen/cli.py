@@ -17,7 +17,7 @@ from typing import Any
 
 from . import presets, samplers, styles
 from .cli_modes import MODES_HELP, add_render_options, add_upscale_parser, check_belongs, mode_fields, sized
-from .errors import KeyartError, run_edge
+from .errors import KeyartError, one_line_parser, run_edge
 from .request import SDXL_SIZES, RenderRequest
 from .settings import ENGINE_OPTIONS, VARIABLES, ImageSettings, configure, help_text
 
@@ -103,7 +103,7 @@ def _catalog_help() -> str:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m imagegen", description="keyart's image engine: SDXL renders with A1111's controls.")
+    parser = one_line_parser(prog="python -m imagegen", description="keyart's image engine: SDXL renders with A1111's controls.")
     parser.add_argument("-v", "--verbose", action="count", default=0, help="more logging (-vv for debug)")
     sub = parser.add_subparsers(dest="command", required=True, metavar="{render,info,upscale,grid,xy,schedule,serve}")
 
@@ -245,10 +245,11 @@ def _request(args: argparse.Namespace) -> tuple[RenderRequest, int | None]:
 
 def _render(args: argparse.Namespace, settings: ImageSettings) -> int:
     from .engines import choose, create_engine
-    from .metadata import save_png
+    from .metadata import save_png, writable_folder
 
     # 1. Validate everything before loading a model or writing a file (flags for sdxl asked of preview too).
     request, keep = _request(args)
+    writable_folder(args.output)
     choice = choose(args.engine, settings, **engine_options(args))
     echo(f"engine: {choice.name} ({choice.reason})", err=True)
     # 2. Load the engine (the settings carry the flags) and render with a progress bar.

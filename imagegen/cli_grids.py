@@ -91,7 +91,10 @@ def _run(args: argparse.Namespace, plan, settings: ImageSettings) -> int:
     from .engines import choose, create_engine
     from .grids import run_grid, save_grid
 
-    # 1. Every cell is valid (the plan built them); now the engine, still before loading or writing.
+    # 1. Every cell is valid (the plan built them); now the output folder and the engine, still before loading or writing.
+    from .metadata import writable_folder
+
+    writable_folder(args.output)
     choice = choose(args.engine, settings, **engine_options(args))
     echo(f"engine: {choice.name} ({choice.reason})", err=True)
     engine = create_engine(choice.name, settings)

@@ -147,11 +147,12 @@ def run_upscale(args: argparse.Namespace, settings: ImageSettings) -> int:
     """`upscale`: Lanczos, then an SDXL img2img pass when --strength is given; `settings` are main's."""
     from .cli import echo, engine_options, step_bar
     from .engines import MODEL_ENV, choose, create_engine
-    from .metadata import save_png
+    from .metadata import save_png, writable_folder
     from .upscale import lanczos, plan
 
-    # 1. Validate everything (file, scale, engine) before loading a model or writing a file.
+    # 1. Validate everything (file, scale, output folder, engine) before loading a model or writing a file.
     job = plan(args.file, scale=args.scale, upscaler=args.upscaler, strength=args.strength, steps=args.steps, prompt=args.prompt, seed=args.seed)
+    writable_folder(args.output)
     options = engine_options(args)
     if job.refine is None:
         if options or args.engine != "auto":

@@ -147,3 +147,15 @@ def crash_log(program: str) -> str:
     with open(fd, "w", encoding="utf-8") as out:
         traceback.print_exc(file=out)
     return path
+
+
+def one_line_parser(**kwargs):
+    """An argparse parser (its subcommands' too) whose usage errors are one `error:` line and exit 2,
+    as every other bad input is, instead of the usage block."""
+    import argparse
+
+    class Parser(argparse.ArgumentParser):
+        def error(self, message: str):  # noqa: D401 -- argparse's hook
+            self.exit(2, f"error: {' '.join(message.split())} (see {self.prog} --help)\n")
+
+    return Parser(**kwargs)

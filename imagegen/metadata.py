@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from . import metadata_modes
-from .errors import InvalidRequest, MetadataError, UnknownStyle
+from .errors import InvalidRequest, MetadataError, UnknownStyle, storage_error
 from .request import RenderedImage, RenderRequest
 
 if TYPE_CHECKING:
@@ -43,7 +43,7 @@ MIN_PAIRS = 3
 RE_KEY = re.compile(r"\w[\w /-]*")
 # None is a single character: a one-letter "key" is prompt text, such as the drive of a C:\ path.
 MIN_KEY_LENGTH = 2
-RE_SIZE = re.compile(r"^(\d+)x(\d+)$")
+RE_SIZE = re.compile(r"^(\d{1,5})x(\d{1,5})$")  # past 5 digits a side is no size
 RE_NUMBER = re.compile(r"(\d+)(?=[-.]|$)")  # A1111's sequence number: the 00007 of 00007-1234.png
 REQUIRED = ("Steps", "Seed", "Size")
 # A1111's names for the request's fields (Size and Refiner are translated by hand).
@@ -73,12 +73,19 @@ class PngMetadata:
 
 def _quote(value: object) -> str:
     """A value as it goes on the `Key: value, ...` line: JSON-quoted where plain text would break it."""
-    text = f"{value:g}" if isinstance(value, float) else str(value)
-    # A comma would end the value, a newline the line, a colon could read as a new key; a value
-    # that starts with a quote is quoted too, so a reader cannot take it for a JSON string.
-    if any(c in text for c in ",\n:") or text.startswith('"'):
+    text = _number_text(value) if isinstance(value, float) else str(value)
+    # A comma would end the value, a line break the line, a colon could read as a new key; a value
+    # that starts with a quote is quoted too, so a reader cannot take it for a JSON string, and one
+    # with blanks at its ends, which a reader strips.
+    if any(c in text for c in ",:") or len(text.splitlines()) > 1 or text.startswith('"') or text != text.strip():
         return json.dumps(text, ensure_ascii=False)
     return text
+
+
+def _number_text(value: float) -> str:
+    """A float as the shortest text that reads back as the same float; 7.0 as "7", as A1111 shows it."""
+    text = repr(value)
+    return text[:-2] if text.endswith(".0") else text
 
 
 def format_infotext(prompt: str, negative_prompt: str, fields: dict[str, object]) -> str:
@@ -331,27 +338,106 @@ def _pnginfo(rendered: RenderedImage) -> PngInfo:
     return info
 
 
+TEMP_PREFIX = ".keyart-"  # hidden temp files: ".keyart-<16 hex>.tmp"
+STALE_TEMP_S = 3600  # a temp file this old is a killed writer's: no live save takes an hour
+
+
 @contextmanager
 def _temp_png(rendered: RenderedImage, directory: Path) -> Iterator[Path]:
     """A complete, fsynced PNG under a hidden temp name in `directory`, removed when the block ends.
 
-    The caller publishes it (link or replace) inside the block; on any error nothing is left behind.
+    The caller publishes it (link or replace) inside the block; on any error nothing is left behind
+    (a folder this call created is removed again), and an OS failure (no space, read-only, no
+    permission) is a StorageError naming the folder.
     """
     # 1. The chunks, checked before anything touches the disk.
     info = _pnginfo(rendered)
     # 2. A hidden temp file in the same folder, so publishing it is a rename on one file system
     # (os.open honours the umask, unlike mkstemp).
-    directory.mkdir(parents=True, exist_ok=True)
-    tmp = directory / f".keyart-{secrets.token_hex(8)}.tmp"
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+    created = _missing_folders(directory)
+    tmp = directory / f"{TEMP_PREFIX}{secrets.token_hex(8)}.tmp"
     try:
+        directory.mkdir(parents=True, exist_ok=True)
+        _clear_stale(directory)
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
         with os.fdopen(fd, "wb") as f:
             rendered.image.save(f, format="PNG", pnginfo=info)
             f.flush()
             os.fsync(f.fileno())
         yield tmp
+    except OSError as exc:
+        _discard(tmp, created)
+        raise storage_error(exc, directory, what="the images folder", kept="images saved before are kept") from exc
+    except BaseException:
+        _discard(tmp, created)
+        raise
     finally:
         tmp.unlink(missing_ok=True)
+
+
+def _missing_folders(directory: Path) -> list[Path]:
+    """The folders of `directory`'s path that do not exist yet, deepest first."""
+    missing = []
+    for folder in (directory, *directory.parents):
+        if folder.exists():
+            break
+        missing.append(folder)
+    return missing
+
+
+def _discard(tmp: Path, created: list[Path]) -> None:
+    """Remove a failed write's temp file and the (empty) folders it made."""
+    try:
+        tmp.unlink(missing_ok=True)
+    except OSError:
+        pass
+    for folder in created:
+        try:
+            folder.rmdir()
+        except OSError:
+            break
+
+
+_CLEARED: set[str] = set()  # folders already cleared by this process: one look each, not one per image
+
+
+def _clear_stale(directory: Path) -> None:
+    """Remove temp files a killed writer left in `directory` (older than STALE_TEMP_S; never an
+    image), the first time this process writes there."""
+    import time
+
+    key = os.path.abspath(directory)
+    if key in _CLEARED:
+        return
+    _CLEARED.add(key)
+    cutoff = time.time() - STALE_TEMP_S
+    for stale in directory.glob(f"{TEMP_PREFIX}*.tmp"):
+        try:
+            if stale.stat().st_mtime < cutoff:
+                stale.unlink()
+        except OSError:
+            pass
+
+
+def writable_folder(path: str | Path, flag: str = "--output", purpose: str = "the images") -> Path:
+    """Check, before any work, that images can be written into the folder `path`: no part of it is a
+    file, and a probe file can be made there (made and removed, with any folder it needed). The
+    error names `flag`; nothing is left behind."""
+    folder = Path(path).expanduser()
+    for part in (folder, *folder.parents):
+        if part.exists() and not part.is_dir():
+            where = "is a file" if part == folder else f"is under {part}, which is a file"
+            raise InvalidRequest(f"{flag} {folder} {where}, not a folder; choose a folder for {purpose}")
+    created = _missing_folders(folder)
+    probe = folder / f"{TEMP_PREFIX}{secrets.token_hex(8)}.tmp"
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        os.close(os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+    except OSError as exc:
+        raise storage_error(exc, folder, what=flag, kept="nothing was rendered or written") from exc
+    finally:
+        _discard(probe, created)
+    return folder
 
 
 def save_png(rendered: RenderedImage, directory: str | Path, *, stem: str | None = None) -> Path:
@@ -392,8 +478,8 @@ def read_png(path: str | Path) -> PngMetadata:
             if im.format != "PNG":
                 raise MetadataError(f"{path} is a {im.format} image; {expected}")
             text = {key: str(value) for key, value in im.text.items()}
-    except (UnidentifiedImageError, SyntaxError) as exc:
-        raise MetadataError(f"{path} is not a readable image; {expected}") from exc
+    except (UnidentifiedImageError, SyntaxError, Image.DecompressionBombError) as exc:
+        raise MetadataError(f"{path} is not a readable image ({type(exc).__name__}); {expected}") from exc
     except (OSError, ValueError) as exc:
         raise MetadataError(f"cannot read {path} ({exc}); {expected}") from exc
     infotext, lineage = text.get(PARAMETERS_KEY), text.get(LINEAGE_KEY)
@@ -402,7 +488,7 @@ def read_png(path: str | Path) -> PngMetadata:
     if lineage is not None:
         try:
             lineage = json.loads(lineage)
-        except json.JSONDecodeError as exc:
+        except (ValueError, RecursionError) as exc:  # not JSON, a number of 4,300 digits, nesting past Python's stack
             raise MetadataError(f"{path}: the {LINEAGE_KEY!r} chunk is not valid JSON ({exc})") from exc
         if not isinstance(lineage, dict):
             raise MetadataError(f"{path}: the {LINEAGE_KEY!r} chunk must be a JSON object")
@@ -414,7 +500,19 @@ def request_from_png(path: str | Path, **inputs: Any) -> tuple[RenderRequest, in
 
     An init image or mask recorded in the lineage must still be there, unchanged; `inputs`
     (init_image=, mask=) replace them, or supply them for A1111's parameters, which cannot name them.
+    A recorded value keyart cannot render (a wrong type, an unknown sampler) is an error naming the PNG.
     """
+    try:
+        return _request_from_png(path, **inputs)
+    except MetadataError:
+        raise
+    except InvalidRequest as exc:
+        raise MetadataError(f"{path}: its recorded settings cannot be rendered: {exc}") from exc
+    except (TypeError, ValueError, AttributeError, KeyError) as exc:  # a lineage of the wrong shape
+        raise MetadataError(f"{path}: its recorded settings are malformed ({type(exc).__name__}: {exc})") from exc
+
+
+def _request_from_png(path: str | Path, **inputs: Any) -> tuple[RenderRequest, int]:
     meta = read_png(path)
     inputs = {k: v for k, v in inputs.items() if v is not None}
     if meta.lineage is not None and "request" in meta.lineage:

@@ -26,6 +26,9 @@ class Segment:
     runs: Runs
 
 
+MAX_STEPS = 150  # RenderRequest's bound: a schedule is laid over the steps a render can take
+
+
 def prompt_schedule(prompt: str, steps: int) -> list[tuple[int, str]]:
     """The text in force up to and including each step: `a [cat:dog:0.5]` at 10 -> [(5, "a cat"), (10, "a dog")]."""
     return [(segment.last, segment.text) for segment in schedule(parse(prompt), steps)]
@@ -33,8 +36,8 @@ def prompt_schedule(prompt: str, steps: int) -> list[tuple[int, str]]:
 
 def schedule(nodes: tuple[Node, ...], steps: int) -> list[Segment]:
     """The segments of a parsed prompt over `steps` steps; one segment when nothing changes."""
-    if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
-        raise InvalidRequest(f"a prompt schedule needs a whole number of steps, 1 or more (got {steps!r})")
+    if isinstance(steps, bool) or not isinstance(steps, int) or not 1 <= steps <= MAX_STEPS:
+        raise InvalidRequest(f"a prompt schedule needs a whole number of steps from 1 to {MAX_STEPS}, as a render takes (got {steps!r})")
     if not is_scheduled(nodes):
         return [Segment(steps, render(nodes, 1, steps), runs(nodes, 1, steps))]
     # Step by step: a prompt has tens of nodes and a render tens of steps, so this stays cheap,

@@ -9,6 +9,7 @@ anything is loaded or written.
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 import secrets
 from dataclasses import dataclass, field
@@ -317,7 +318,7 @@ def _check_inputs(request: RenderRequest) -> None:
 
 
 def _integer(name: str, value: Any) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or int(value) != value:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or (isinstance(value, float) and not math.isfinite(value)) or int(value) != value:
         raise InvalidRequest(f"{name} must be a whole number (got {value!r})")
     return int(value)
 

@@ -51,7 +51,10 @@ VARIABLES: tuple[Variable, ...] = (
     Variable("KEYART_IMAGES_API_KEY", "images_api_key", "OPENAI_API_KEY", "the openai engine's key (a local compatible server may need none)"),
     Variable("KEYART_REMOTE_TIMEOUT", "remote_timeout", f"{REMOTE_TIMEOUT:g}", "seconds the remote engines (a1111, openai) wait for one render's answer"),
 )  # fmt: skip
-ENGINE_OPTIONS = ("device", "dtype", "memory")  # the settings a flag may override per run: the sdxl engine's options
+ENGINE_OPTIONS = ("device", "dtype", "memory")
+DTYPES = ("auto", "fp16", "bf16", "fp32")
+MEMORY_MODES = ("normal", "medvram", "lowvram")  # A1111's names for the two offload levels
+CHOICES = {"dtype": DTYPES, "memory": MEMORY_MODES}  # settings that take one of a few words  # the settings a flag may override per run: the sdxl engine's options
 
 
 @dataclass(frozen=True)
@@ -102,6 +105,9 @@ class ImageSettings:
             values["images_api_key"] = env["OPENAI_API_KEY"].strip()
         # 2. The cache's default follows the XDG base directory spec, as the variable's default says.
         values.setdefault("cache", str(Path((env.get("XDG_CACHE_HOME") or "").strip() or Path.home() / ".cache") / "keyart"))
+        for name, allowed in CHOICES.items():
+            if name in values:
+                values[name] = _word(next(v.env for v in VARIABLES if v.field == name), values[name], allowed)
         return cls(**values).overridden(**overrides)
 
     def overridden(self, **overrides: Any) -> ImageSettings:
@@ -110,6 +116,9 @@ class ImageSettings:
         if unknown:
             raise TypeError(f"unknown image settings {unknown}; known: {', '.join(v.field for v in VARIABLES)}")
         given = {name: value for name, value in overrides.items() if value is not None}
+        for name, allowed in CHOICES.items():
+            if name in given:
+                given[name] = _word(f"--{name}", given[name], allowed)
         return dataclasses.replace(self, **given) if given else self
 
     def value(self, env: str) -> str | None:
@@ -140,6 +149,13 @@ def redact_url(url: str) -> str:
     if "@" in netloc:
         netloc = "***@" + netloc.rpartition("@")[2]
     return f"{scheme}://{netloc}{slash}{path}"
+
+
+def _word(where: str, value: Any, allowed: tuple[str, ...]) -> str:
+    word = str(value).strip().lower()
+    if word not in allowed:
+        raise InvalidRequest(f"{where} must be one of {', '.join(allowed)} (got {value!r})")
+    return word
 
 
 def _seconds(env: str, text: str) -> float:

@@ -40,11 +40,23 @@ class Style:
         return styled, ", ".join(negatives)
 
 
+MAX_STYLE_FILE_BYTES = 4 * 2**20  # a styles file is a few kilobytes of JSON; past this it is not one
+
+
 def _parse(source: Path) -> list[Style]:
+    where = f"the styles file {source} (KEYART_STYLES)"
+    if source.is_dir():
+        raise InvalidRequest(f"{where} is a folder; KEYART_STYLES lists JSON files")
     try:
+        if source.stat().st_size > MAX_STYLE_FILE_BYTES:
+            raise InvalidRequest(f"{where} is {source.stat().st_size:,} bytes, past {MAX_STYLE_FILE_BYTES:,}; a styles file is a short JSON list")
         entries = json.loads(source.read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError) as exc:
-        raise InvalidRequest(f"cannot read styles from {source}: {exc}") from exc
+    except FileNotFoundError:
+        raise InvalidRequest(f"{where} does not exist; fix KEYART_STYLES or create it") from None
+    except UnicodeDecodeError as exc:
+        raise InvalidRequest(f"{where} is not UTF-8 text (byte {exc.start}); save it as UTF-8 JSON") from None
+    except (OSError, ValueError, RecursionError) as exc:
+        raise InvalidRequest(f"cannot read {where}: {exc}") from exc
     if not isinstance(entries, list):
         raise InvalidRequest(f"{source}: a styles file is a JSON list of objects")
     styles = []

@@ -31,6 +31,13 @@ SMALL = {"width": 64, "height": 64, "seed": 7, "num_inference_steps": 2}
 
 
 @pytest.fixture
+def model_folder(tmp_path):
+    """A folder that is a diffusers model as far as choosing an engine looks (model_index.json)."""
+    (tmp_path / "model_index.json").write_text('{"_class_name": "StableDiffusionXLPipeline"}')
+    return tmp_path
+
+
+@pytest.fixture
 def no_model(monkeypatch):
     monkeypatch.delenv("KEYART_SDXL_MODEL", raising=False)
     monkeypatch.delenv("KEYART_A1111_URL", raising=False)
@@ -109,7 +116,8 @@ def test_an_unknown_engine_name_lists_the_known_ones(name):
         check_request(name, RenderRequest("x"))
 
 
-def test_unknown_and_misplaced_options_are_clear_errors(tmp_path, no_model):
+def test_unknown_and_misplaced_options_are_clear_errors(model_folder, no_model):
+    tmp_path = model_folder
     with pytest.raises(InvalidRequest, match=r"unknown engine options \['turbo'\]; known: device, dtype, memory"):
         choose("auto", turbo=True)
     with pytest.raises(InvalidRequest, match=r"unknown preview engine options \['turbo'\]; known: none"):
@@ -142,17 +150,22 @@ def test_auto_without_a_model_falls_back_to_preview_and_says_how_to_render(no_mo
         choose("sdxl")
 
 
-def test_auto_with_a_model_picks_sdxl_and_loads_nothing(tmp_path, no_model):
+def test_auto_with_a_model_picks_sdxl_and_loads_nothing(model_folder, no_model):
+    tmp_path = model_folder
     settings = ImageSettings.from_env({"KEYART_SDXL_MODEL": f" {tmp_path} "})
     assert choose("auto", settings) == Choice("sdxl", f"KEYART_SDXL_MODEL is set ({tmp_path})")
     assert choose("SDXL", settings) == choose("auto", settings)
     assert spec("auto", settings) is spec("sdxl")
     assert choose("preview", settings).name == "preview"
+    (tmp_path / "images").mkdir()
+    with pytest.raises(ModelNotFound, match="no model_index.json"):  # a folder that is no model fails when chosen, loading nothing
+        choose("sdxl", ImageSettings(sdxl_model=str(tmp_path / "images")))
     # The settings object is what is read: the environment (no model) is not.
     assert choose("auto").name == "preview" and spec("auto") is spec("preview")
 
 
-def test_without_settings_the_factory_reads_the_environment(monkeypatch, tmp_path):
+def test_without_settings_the_factory_reads_the_environment(monkeypatch, model_folder):
+    tmp_path = model_folder
     monkeypatch.setenv("KEYART_SDXL_MODEL", str(tmp_path))
     assert choose("auto") == Choice("sdxl", f"KEYART_SDXL_MODEL is set ({tmp_path})")
     assert choose("auto", ImageSettings()).name == "preview"

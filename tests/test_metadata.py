@@ -4,6 +4,8 @@ import json
 import threading
 
 import pytest
+
+from imagegen.errors import StorageError
 from PIL import Image
 from PIL.PngImagePlugin import PngInfo
 
@@ -312,7 +314,7 @@ def test_failed_write_leaves_nothing(tmp_path):
         def save(self, *args, **kwargs):
             raise OSError("disk full")
 
-    with pytest.raises(OSError, match="disk full"):
+    with pytest.raises(StorageError, match="the images folder .*: disk full"):  # the OS's failure, in our words
         save_png(rendered(image=Broken()), tmp_path)
     assert list(tmp_path.iterdir()) == []
 
@@ -358,7 +360,7 @@ def test_write_png_failure_keeps_the_old_file_and_no_temp(tmp_path):
     target = tmp_path / "e01.png"
     write_png(rendered(seed=1), target)
     before = target.read_bytes()
-    with pytest.raises(OSError, match="disk full"):
+    with pytest.raises(StorageError, match="disk full"):
         write_png(rendered(seed=2, image=Broken()), target)
     assert target.read_bytes() == before and [p.name for p in tmp_path.iterdir()] == ["e01.png"]
 

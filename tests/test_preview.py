@@ -149,6 +149,7 @@ def test_sdxl_without_a_model_says_which_variable_to_set(monkeypatch):
 
 
 def test_auto_picks_sdxl_when_a_model_is_configured(monkeypatch, tmp_path):
+    (tmp_path / "model_index.json").write_text('{"_class_name": "StableDiffusionXLPipeline"}')  # a folder that looks like one
     monkeypatch.setenv("KEYART_SDXL_MODEL", str(tmp_path))
     choice = choose("auto")  # choosing loads nothing
     assert choice.name == "sdxl"

@@ -94,7 +94,7 @@ def test_user_styles_from_the_configured_files(tmp_path):
     assert RenderRequest("a wave", style="ukiyo-e").styled == ("ukiyo-e print of a wave", "")
     extra.write_text(json.dumps([{"name": "broken", "prompt": "no placeholder"}]))
     styles.use_files([str(extra) + "x"])
-    with pytest.raises(InvalidRequest, match="cannot read styles"):
+    with pytest.raises(InvalidRequest, match="the styles file .*mine.jsonx \(KEYART_STYLES\) does not exist"):
         styles.catalog()
     colours = tmp_path / "colours.json"
     colours.write_text(json.dumps([{"name": "pastel", "prompt": "{prompt}", "palette": "pink"}]))

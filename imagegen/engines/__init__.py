@@ -50,6 +50,7 @@ ENGINE_SPECS: tuple[EngineSpec, ...] = (
         supports=ALL_FEATURES,
         needs=MODEL_ENV,
         takes_settings=True,
+        check="imagegen.engines.sdxl_load:check_settings",
         missing=(
             f"the sdxl engine needs a model, and {MODEL_ENV} is not set. Set {MODEL_ENV} to a diffusers "
             "folder, a hub id (stabilityai/stable-diffusion-xl-base-1.0) or a .safetensors file; "
@@ -64,6 +65,7 @@ ENGINE_SPECS: tuple[EngineSpec, ...] = (
         supports=ALL_FEATURES - {"refiner"},
         needs=A1111_ENV,
         takes_settings=True,
+        check="imagegen.engines.remote_http:check_a1111",
         missing=f"the a1111 engine needs a server: set {A1111_ENV} to its address, such as http://gpu-box:7860",
         auto=True,
     ),
@@ -73,6 +75,7 @@ ENGINE_SPECS: tuple[EngineSpec, ...] = (
         description=f"the OpenAI Images API, or a compatible server at {IMAGES_URL_ENV}: text to image and edits",
         supports=frozenset({"img2img", "inpaint", "outpaint"}),
         takes_settings=True,
+        check="imagegen.engines.remote_http:check_openai",
         asked=f"the openai engine was asked for ({IMAGES_URL_ENV}, else OpenAI's API)",
     ),
     EngineSpec(

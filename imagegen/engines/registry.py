@@ -7,6 +7,7 @@ environment; functions given no settings build them from it, as an edge would.
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
 import logging
 from collections.abc import Callable, Sequence
@@ -75,6 +76,9 @@ class EngineSpec:
     asked: str = ""  # why it was chosen, when asked for by name (engines that need nothing)
     auto: bool = False  # whether `auto` may pick it: the first in table order that is configured
     auto_reason: str = ""  # why `auto` fell back to it (engines that need nothing)
+    # "module:function" checking the engine's settings (a path exists, a URL is one) without loading
+    # or connecting, called when the engine is chosen: bad configuration fails before any work.
+    check: str | None = None
 
     def __post_init__(self) -> None:
         unknown = (set(self.supports) - ALL_FEATURES) | (set(self.renders or ()) - set(self.supports))
@@ -140,8 +144,11 @@ def resolve(specs: Sequence[EngineSpec], name: str = AUTO, settings: Settings | 
         here = known if key == AUTO else lookup(specs, key).options
         what = "engine" if key == AUTO else f"{key} engine"
         raise InvalidRequest(f"unknown {what} options {strangers}; known: {', '.join(here) or 'none'}")
-    # 3. Which engine, and why.
+    # 3. Which engine, and why; its settings checked, loading nothing.
     choice = _pick(specs, key, settings)
+    chosen = lookup(specs, choice.name)
+    if chosen.check is not None and isinstance(settings, ImageSettings):
+        factory_of(dataclasses.replace(chosen, factory=chosen.check))(settings)
     # 4. Options that belong to another engine than the one chosen.
     misplaced = [k for k in given if k not in lookup(specs, choice.name).options]
     if misplaced:

@@ -48,6 +48,18 @@ def checked_url(url: str | None, variable: str, *, default: str | None = None) -
     return text.rstrip("/")
 
 
+def check_a1111(settings) -> None:
+    """The a1111 engine's settings, checked without connecting (the engine table's `check`)."""
+    checked_url(settings.a1111_url, "KEYART_A1111_URL")
+
+
+def check_openai(settings) -> None:
+    """The openai engine's settings, checked without connecting (the engine table's `check`)."""
+    from ..settings import OPENAI_IMAGES_URL
+
+    checked_url(settings.images_base_url, "KEYART_IMAGES_BASE_URL", default=OPENAI_IMAGES_URL)
+
+
 class Remote:
     """One server: its base URL, headers and timeout, and the retry policy for every call."""
 

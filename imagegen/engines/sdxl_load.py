@@ -18,8 +18,7 @@ from ..errors import InvalidRequest, ModelNotFound
 
 log = logging.getLogger(__name__)
 
-MEMORY_MODES = ("normal", "medvram", "lowvram")  # A1111's names for the two offload levels
-DTYPES = ("auto", "fp16", "bf16", "fp32")
+from ..settings import DTYPES, MEMORY_MODES  # noqa: E402 -- one list of the words, kept with the settings
 SINGLE_FILE_SUFFIXES = (".safetensors", ".ckpt")
 
 
@@ -47,7 +46,10 @@ def locate(model: str, *, variable: str = "KEYART_SDXL_MODEL") -> ModelSource:
         index = path / "model_index.json"
         if not index.is_file():
             raise ModelNotFound(f"{path} is not a diffusers model folder (no model_index.json); point {variable} at one, or at a .safetensors file")
-        pipeline = json.loads(index.read_text(encoding="utf-8")).get("_class_name", "")
+        try:
+            pipeline = str(json.loads(index.read_text(encoding="utf-8")).get("_class_name", ""))
+        except (OSError, ValueError, AttributeError) as exc:  # not JSON, not UTF-8, not an object
+            raise ModelNotFound(f"{index} cannot be read as a diffusers model index ({type(exc).__name__}); point {variable} at an SDXL folder") from None
         if "StableDiffusionXL" not in pipeline:
             raise ModelNotFound(f"{path} holds a {pipeline or 'unknown'} model, not SDXL; point {variable} at an SDXL folder")
         return ModelSource("folder", str(path), path.name)
@@ -173,3 +175,13 @@ def keep_vae_safe(pipes: list, dtype) -> None:
     for pipe in pipes:
         if getattr(pipe.vae.config, "force_upcast", True):
             pipe.vae.to(torch.float32)
+
+
+def check_settings(settings: Any) -> None:
+    """The sdxl engine's model and refiner settings point somewhere real (the engine table's
+    `check`): a missing folder or file fails when the engine is chosen, before torch is imported."""
+    from ..settings import variable
+
+    locate(settings.sdxl_model, variable=variable("sdxl_model").env)
+    if settings.sdxl_refiner:
+        locate(settings.sdxl_refiner, variable=variable("sdxl_refiner").env)

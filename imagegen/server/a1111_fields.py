@@ -189,7 +189,7 @@ def parsed_parameters(infotext: str) -> dict[str, Any]:
     prompt, negative, pairs = parse_infotext(infotext)
     out: dict[str, Any] = {"Prompt": prompt, "Negative prompt": negative} | pairs
     width, _, height = str(pairs.get("Size", "")).partition("x")
-    if width.isdigit() and height.isdigit():
+    if width.isdigit() and height.isdigit() and len(width) <= 5 and len(height) <= 5:
         out |= {"Size-1": int(width), "Size-2": int(height)}
     return out
 

@@ -19,7 +19,7 @@ MAX_PIXELS = 4096 * 4096  # a requested size is only snapped to the table, but a
 MAX_STEPS = 60  # past ~40 steps SDXL changes little; a bound keeps one request from holding the GPU
 MAX_RETRY_AFTER_S = 120  # the OpenAI SDK honours Retry-After only up to 120 s
 WAIT_S = 590.0  # the OpenAI SDK gives up at 600 s; the job is cancelled just before that
-RE_SIZE = re.compile(r"^\s*(\d+)\s*[xX×]\s*(\d+)\s*$")
+RE_SIZE = re.compile(r"^\s*(\d{1,9})\s*[xX×]\s*(\d{1,9})\s*$")  # more digits are past any pixel limit
 
 
 @dataclass(frozen=True)
