@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from assistant.cli_common import echo
-from imagegen.errors import KeyartError, run_edge
+from imagegen.errors import KeyartError, one_line_parser, run_edge
 
 EXIT_OK, EXIT_PARTIAL, EXIT_INTERRUPTED = 0, 1, 130  # argparse exits 2 on a usage error itself
 EXIT_CODES = """exit codes:
@@ -71,7 +71,7 @@ def build_parser() -> argparse.ArgumentParser:
     engine.add_argument("--dtype", help="auto, fp16, bf16 or fp32 (sdxl)")
     engine.add_argument("--memory", help="normal, medvram or lowvram (sdxl)")
 
-    parser = argparse.ArgumentParser(
+    parser = one_line_parser(
         prog="python dataprep.py",
         description="Turn a show's summaries into a catalog of SDXL prompts and images: each episode illustrated, each season in five styles.",
         epilog=epilog,

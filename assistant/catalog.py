@@ -36,7 +36,11 @@ class RowProblem:
     message: str
 
     def __str__(self) -> str:
-        return f"{self.path}, row {self.row}, field {self.field!r}: {self.message}"
+        return f"{self.path}, {self.where()}"
+
+    def where(self) -> str:
+        """The problem without its file: "row 2, field 'episode': ..." (a row that cannot be read at all names no field)."""
+        return f"row {self.row}" + (f", field {self.field!r}" if self.field else "") + f": {self.message}"
 
 
 @dataclass
@@ -96,18 +100,20 @@ def load_catalog(path: str | Path | None = None, *, mapping: dict[str, str] | No
     """
     # 1. The episodes file, as text cells under keyart's field names.
     episodes_path = Path(path) if path is not None else SAMPLE
-    columns, rows = _read_rows(episodes_path)
+    columns, rows, unreadable = _read_rows(episodes_path)
     mapping = _check_fields(mapping or {}, columns, episodes_path)
     _check_mapped_columns(mapping, columns, episodes_path)
     sources = {f: mapping.get(f, f) for f in FIELDS}
     _require_columns(columns, episodes_path, EPISODE_COLUMNS, EPISODE_OPTIONAL, sources)
-    rows = [{f: row.get(source.lower(), "") for f, source in sources.items()} for row in rows]
-    # 2. One Episode per good row; bad rows become problems.
+    rows = [None if row is None else {f: row.get(source.lower(), "") for f, source in sources.items()} for row in rows]
+    # 2. One Episode per good row; bad rows (and rows that could not be read) become problems.
     named, episodes, problems = _load_episodes(rows, episodes_path)
+    problems = sorted(unreadable + problems, key=lambda p: p.row)
     if not episodes:
         if not problems:
             raise CatalogError(f"{episodes_path}: no episodes; the file needs one row per episode with season, episode and summary")
-        shown = "; ".join(str(p) for p in problems[:SHOWN_PROBLEMS]) + ("; ..." if len(problems) > SHOWN_PROBLEMS else "")
+        # The file is named once, up front: its rows' problems follow without it, so the line stays short.
+        shown = "; ".join(p.where() for p in problems[:SHOWN_PROBLEMS]) + ("; ..." if len(problems) > SHOWN_PROBLEMS else "")
         skipped = len({p.row for p in problems})
         raise CatalogError(f"{episodes_path}: no usable episode rows; all {skipped} row(s) were skipped: {shown}")
     show = episodes[0].show
@@ -145,13 +151,17 @@ class _BadCell(Exception):
         self.field_name, self.message = field_name, message
 
 
-def _load_episodes(rows: list[dict[str, str]], path: Path) -> tuple[bool, list[Episode], list[RowProblem]]:
-    """(named, episodes, problems): the show is the first one a good row names (`named`), else the folder's name."""
+def _load_episodes(rows: list[dict[str, str] | None], path: Path) -> tuple[bool, list[Episode], list[RowProblem]]:
+    """(named, episodes, problems): the show is the first one a good row names (`named`), else the folder's name.
+
+    A None row could not be read at all; its problem is already known, its number still counts."""
     problems: list[RowProblem] = []
     good: list[tuple[int, int, str, str]] = []
     seen: dict[tuple[int, int], int] = {}
     show = ""
     for number, row in enumerate(rows, start=1):
+        if row is None:
+            continue
         found = _cell_problems(row, path, number, show, ("season", "episode"))
         if not row["summary"]:
             found.append(RowProblem(path, number, "summary", "is empty; every episode needs a summary to draw its key art from"))
@@ -173,14 +183,15 @@ def _load_episodes(rows: list[dict[str, str]], path: Path) -> tuple[bool, list[E
 
 def _load_seasons(path: Path, show: str, named: bool, mapping: dict[str, str]) -> tuple[list[Season], list[RowProblem]]:
     """The seasons file's rows as Seasons of `show`; another show's rows are problems when the episodes named theirs."""
-    columns, rows = _read_rows(path)
+    columns, rows, problems = _read_rows(path)
     # The mapping applies where the seasons file has the mapped column; elsewhere keyart's own name.
-    sources = {f: mapping[f] if mapping.get(f, "").lower() in columns else f for f in FIELDS}
+    sources = {f: mapping[f] if f in mapping and mapping[f] and mapping[f].lower() in columns else f for f in FIELDS}
     _require_columns(columns, path, SEASON_COLUMNS, SEASON_OPTIONAL, sources)
     seasons: list[Season] = []
-    problems: list[RowProblem] = []
     seen: dict[int, int] = {}
     for number, raw in enumerate(rows, start=1):
+        if raw is None:
+            continue
         row = {f: raw.get(source.lower(), "") for f, source in sources.items()}
         found = _cell_problems(row, path, number, show if named else "", ("season",))
         if found:
@@ -192,7 +203,7 @@ def _load_seasons(path: Path, show: str, named: bool, mapping: dict[str, str]) -
             continue
         seen[season] = number
         seasons.append(Season(show=show, season=season, title=row["title"], summary=row["summary"]))
-    return seasons, problems
+    return seasons, sorted(problems, key=lambda p: p.row)
 
 
 def _cell_problems(row: dict[str, str], path: Path, number: int, show: str, numbers: tuple[str, ...]) -> list[RowProblem]:
@@ -272,35 +283,104 @@ def _require_columns(present: list[str], path: Path, required: tuple[str, ...], 
 # -- files ---------------------------------------------------------------------------------------
 
 
-def _read_rows(path: Path) -> tuple[list[str], list[dict[str, str]]]:
-    """(columns, rows): lower-case column names and each row as {column: stripped text}."""
+def _read_rows(path: Path) -> tuple[list[str], list[dict[str, str] | None], list[RowProblem]]:
+    """(columns, rows, problems): lower-case column names, each row as {column: stripped text}, and
+    the problems of rows that could not be read at all (a JSONL line that is not JSON, a JSON item
+    that is not an object), which stand in `rows` as None so the others keep their numbers."""
     import pandas as pd
 
+    if path.is_dir():
+        raise CatalogError(f"{path}: is a folder, not a catalog file; give the file itself ({', '.join(SUFFIXES)})")
     suffix = path.suffix.lower()
     if suffix not in SUFFIXES:
         raise CatalogError(f"{path}: unknown catalog format {path.suffix or '(no suffix)'!r}; use one of {', '.join(SUFFIXES)}")
     if not path.is_file():
         hint = f" (the sample show is at {SAMPLE})" if path != SAMPLE else ""
         raise CatalogError(f"{path}: no such catalog file{hint}")
+    if suffix in (".json", ".jsonl"):
+        return _read_json(path, lines=suffix == ".jsonl")
     try:
         if suffix == ".csv":
             frame = pd.read_csv(path, dtype=str, keep_default_na=False, encoding="utf-8")
-        elif suffix == ".parquet":
-            frame = pd.read_parquet(path)
         else:
-            frame = pd.read_json(path, orient="records", lines=suffix == ".jsonl", dtype=False, convert_dates=False, encoding="utf-8")
+            frame = pd.read_parquet(path)
     except (ValueError, OSError, UnicodeDecodeError, pd.errors.ParserError) as exc:
         raise CatalogError(f"{path}: cannot be read as {suffix[1:].upper()} ({exc})") from None
     columns = [str(c).strip().lower() for c in frame.columns]
-    return columns, [{column: _text(value) for column, value in zip(columns, values)} for values in frame.itertuples(index=False, name=None)]
+    return columns, [{column: _text(value) for column, value in zip(columns, values)} for values in frame.itertuples(index=False, name=None)], []
+
+
+_UNREADABLE = object()  # a JSONL line that is not JSON, in the list of parsed lines
+
+
+def _read_json(path: Path, *, lines: bool) -> tuple[list[str], list[dict[str, str] | None], list[RowProblem]]:
+    """A JSON list of objects, or JSONL (one object a line), read with the standard library: its
+    numbers have no size limit (pandas refuses a whole file over one number past 2**64), so a
+    number too big for a season is that row's problem. Blank JSONL lines are not rows."""
+    import json
+
+    kind = "JSONL" if lines else "JSON"
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise CatalogError(f"{path}: cannot be read as {kind} ({exc})") from None
+    items: list[Any] = []
+    problems: list[RowProblem] = []
+    if lines:
+        for number, line in enumerate((line for line in text.splitlines() if line.strip()), start=1):
+            try:
+                items.append(json.loads(line))
+            except (ValueError, RecursionError) as exc:  # not JSON, a number of thousands of digits, nesting past Python's limit
+                items.append(_UNREADABLE)
+                problems.append(RowProblem(path, number, "", f"is not JSON ({exc}); keep one whole JSON object a line"))
+    else:
+        try:
+            items = json.loads(text)
+        except (ValueError, RecursionError) as exc:
+            raise CatalogError(f"{path}: cannot be read as JSON ({exc})") from None
+        if not isinstance(items, list):
+            raise CatalogError(f"{path}: cannot be read as JSON records: expected a list of objects, one per episode (got {_json_kind(items)})")
+    # Columns in the order the objects first name them; a row that is not an object is a problem.
+    columns: list[str] = []
+    rows: list[dict[str, str] | None] = []
+    for number, item in enumerate(items, start=1):
+        if item is _UNREADABLE:
+            rows.append(None)
+            continue
+        if not isinstance(item, dict):
+            rows.append(None)
+            problems.append(RowProblem(path, number, "", f"is {_json_kind(item)}, not an object with season, episode and summary"))
+            continue
+        row = {str(key).strip().lower(): _text(value) for key, value in item.items()}
+        columns += [c for c in row if c not in columns]
+        rows.append(row)
+    if problems and not columns:  # nothing in the file could be read as a row: a file problem, not a row's
+        raise CatalogError(f"{path}: cannot be read as {kind} records ({problems[0].where()})")
+    return columns, rows, problems
+
+
+def _json_kind(value: Any) -> str:
+    for kind, name in ((dict, "an object"), (list, "a list"), (str, "a string"), (bool, "true or false"), ((int, float), "a number")):
+        if isinstance(value, kind):
+            return name
+    return "null"
 
 
 def _text(value: Any) -> str:
     """A cell as text: missing is "", 3.0 stays "3.0" (the number check decides), text is stripped."""
     import pandas as pd
 
-    if value is None or (not isinstance(value, (list, dict, tuple)) and pd.isna(value)):
+    if value is None:
         return ""
+    if hasattr(value, "item") and getattr(value, "ndim", 0) == 0:  # a numpy scalar (Parquet's numbers): its Python value
+        value = value.item()
+    if isinstance(value, (list, dict, tuple)) or getattr(value, "ndim", 0) > 0:  # a list or array cell: kept as text, which no number check passes
+        return str(value.tolist() if hasattr(value, "tolist") else value).strip()
+    try:
+        if pd.isna(value):
+            return ""
+    except (TypeError, ValueError):
+        pass
     return str(value).strip()
 
 

@@ -10,7 +10,7 @@ import argparse
 import json
 import logging
 
-from imagegen.errors import run_edge
+from imagegen.errors import one_line_parser, run_edge
 
 from .cli_campaign import add_parser as add_campaign_parser
 from .cli_campaign import run as run_campaign
@@ -29,7 +29,7 @@ def build_parser() -> argparse.ArgumentParser:
     common.add_argument("--json", action="store_true", help="print the whole result, trace included, as JSON")
     common.add_argument("--trace", action="store_true", help="also print every message sent and reply received")
     common.add_argument("-v", "--verbose", action="count", default=0, help="more logging")
-    parser = argparse.ArgumentParser(
+    parser = one_line_parser(
         prog="python -m assistant",
         description="Write SDXL prompts from a show's summaries: meta-prompting for an episode, self-ask for a season.",
         epilog=(

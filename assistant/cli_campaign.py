@@ -66,10 +66,9 @@ class Bar:
 
 
 def run(args: argparse.Namespace, settings) -> int:
-    from .workflows.campaign import STATE_FILE, Tools, load, load_brief, new_campaign
+    from .workflows.campaign import STATE_FILE, Tools, check_ready, load, load_brief, new_campaign
     from .workflows.campaign import run as run_chain
     from .workflows.campaign_state import CampaignError
-    from .workflows.campaign_steps import source_of
 
     # 1. The campaign: the one in --output (its brief replaced when --brief differs), or a new one.
     from_step = args.from_step
@@ -84,9 +83,10 @@ def run(args: argparse.Namespace, settings) -> int:
         raise CampaignError(f"{args.output} holds no campaign yet; give --brief (for example {EXAMPLE_BRIEF})")
     else:
         campaign = new_campaign(load_brief(args.brief))
-    # 2. Everything the chain uses, checked before any work.
+    # 2. Everything the chain uses, checked before any work and before campaign.json is written:
+    # the brief's show, season and episode in the catalog, the blocklist, the home's catalog store, --output.
     catalog = catalog_from_args(args)
-    source_of(campaign, catalog)  # the brief's show, season and episode are in the catalog
+    check_ready(campaign, catalog, settings.home_path, args.output)
     slot, model = settings.render_service(front="campaign"), settings.language_model()
     bar = Bar(total=2 + 4 * len(campaign.brief.platforms) + 1)
     tools = Tools(folder=args.output, model=model, slot=slot, catalog=catalog, home=settings.home_path, quality=args.quality, progress=bar)

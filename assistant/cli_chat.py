@@ -51,22 +51,31 @@ def run(args: argparse.Namespace, settings) -> int:
 
     from .conversations import Conversations
     from .models import label
+    from .policy import check_blocklist
+    from .store import check_home
     from .workflows.illustrator import Illustrator
     from .workflows.plan import RenderSettings
 
-    # 1. Listing needs only the conversations.
+    # 1. Listing and an unknown --resume need only the conversations, read without creating them.
+    home = settings.home_path
     if args.list:
-        listed = Conversations(settings.home_path).listing()
+        listed = Conversations(home, create=False).listing()
         if not listed:
             echo("no conversations yet; start one with: python -m assistant chat")
         for c in listed:
             echo(f"{c.id}  {c.updated}  {c.turns:3d} turns  {c.show}  {c.title}")
         return 0
-    # 2. The illustrator: the catalog, the model, and an engine loaded at the first drawing.
+    if args.resume:
+        Conversations(home, create=False).get(args.resume)
+    # 2. Everything a turn reads, checked before conversations.sqlite is written: the catalog, the
+    # blocklist, the home and its catalog store.
     catalog = catalog_from_args(args)
+    check_blocklist()
+    check_home(home)
     model = settings.language_model()
     slot = settings.render_service(front="chat")
-    illustrator = Illustrator(catalog, model, home=settings.home_path, slot=slot, settings=RenderSettings(quality=args.quality))
+    illustrator = Illustrator(catalog, model, home=home, slot=slot, settings=RenderSettings(quality=args.quality))
+    # 3. The conversation: the one resumed, or a new one.
     if args.resume:
         conversation = illustrator.conversations.get(args.resume).id
         echo(f"resumed conversation {conversation} of {catalog.show} at turn {illustrator.conversations.next_turn(conversation)}: {illustrator.state(conversation).summary()}")
@@ -74,7 +83,7 @@ def run(args: argparse.Namespace, settings) -> int:
         conversation = illustrator.start()
         echo(f"conversation {conversation} of {catalog.show}")
     echo(f"language model: {label(model)}; engine: {slot.name} ({slot.reason}). /help for help, /quit to leave.")
-    # 3. One line, one turn, until /quit or the end of the input.
+    # 4. One line, one turn, until /quit or the end of the input.
     interactive = sys.stdin.isatty()
     try:
         while True:

@@ -10,11 +10,12 @@ from __future__ import annotations
 import json
 import secrets
 import sqlite3
+import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .errors import CatalogError
+from .errors import CatalogError, storage_error
 from .sqlite_file import SQLiteFile
 from .store import HOME_ENV, now, resolve_home
 
@@ -84,16 +85,35 @@ class TurnRecord:
 
 
 class Conversations(SQLiteFile):
-    """The home's conversations. Safe to share between threads (a connection each)."""
+    """The home's conversations. Safe to share between threads (a connection each).
 
-    def __init__(self, home: str | Path | None = None):
+    `create=False` reads only: it creates neither the home nor conversations.sqlite, and without
+    that file there are no conversations (listing is empty, `get` names the id it cannot find).
+    """
+
+    def __init__(self, home: str | Path | None = None, *, create: bool = True):
         self.home = resolve_home(home)
         self.path = self.home / DB_NAME
+        if self.home.exists() and not self.home.is_dir():
+            raise CatalogError(f"the home {self.home} is a file, not a folder; choose another with --home or {HOME_ENV}")
+        self._absent = not create and not self.path.is_file()
+        if self._absent:  # nothing to open: no connection, so nothing is created
+            self._what, self._local = "conversations", threading.local()
+            return
         try:
             self.home.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
-            raise CatalogError(f"cannot create the home folder {self.home}: {exc}; choose another with --home or {HOME_ENV}") from exc
+            raise storage_error(exc, self.home, what="the home folder", kept=f"nothing was written; choose another with --home or {HOME_ENV}") from exc
         super().__init__(self.path, SCHEMA, what="conversations")
+
+    def _missing(self) -> bool:
+        """True for a read-only view of a home that has no conversations.sqlite (still)."""
+        return self._absent and not self.path.is_file()
+
+    def _db(self) -> sqlite3.Connection:
+        if self._missing():  # a write through a read-only view: connecting would create the file
+            raise CatalogError(f"no conversations in {self.home} yet; start one with: python -m assistant chat")
+        return super()._db()
 
     # -- conversations ----------------------------------------------------------------------
 
@@ -112,7 +132,7 @@ class Conversations(SQLiteFile):
         return cid
 
     def get(self, cid: str) -> Conversation:
-        row = self._db().execute(_LISTING + " WHERE c.id = ? GROUP BY c.id", (cid,)).fetchone()
+        row = None if self._missing() else self._db().execute(_LISTING + " WHERE c.id = ? GROUP BY c.id", (cid,)).fetchone()
         if row is None:
             known = [c.id for c in self.listing()[:5]]
             hint = f"recent ones: {', '.join(known)}" if known else "there are none yet"
@@ -121,17 +141,23 @@ class Conversations(SQLiteFile):
 
     def listing(self) -> list[Conversation]:
         """Every conversation, the most recently updated first."""
+        if self._missing():
+            return []
         rows = self._db().execute(_LISTING + " GROUP BY c.id ORDER BY c.updated DESC, c.created DESC")
         return [Conversation(**dict(row)) for row in rows]
 
     # -- turns ------------------------------------------------------------------------------
 
     def turns(self, cid: str) -> list[TurnRecord]:
+        if self._missing():
+            return []
         rows = self._db().execute("SELECT * FROM turns WHERE conversation = ? ORDER BY turn", (cid,))
         return [_record(row) for row in rows]
 
     def exchanges(self, cid: str, last: int) -> list[tuple[str, str]]:
         """(message, reply) of the last `last` turns, oldest first: what a model is shown of the conversation."""
+        if self._missing():
+            return []
         rows = self._db().execute("SELECT user, reply FROM turns WHERE conversation = ? ORDER BY turn DESC LIMIT ?", (cid, last)).fetchall()
         return [(row["user"], row["reply"]) for row in reversed(rows)]
 
@@ -162,6 +188,8 @@ class Conversations(SQLiteFile):
         return TurnRecord(**{**turn.__dict__, "created": stamp})
 
     def next_turn(self, cid: str) -> int:
+        if self._missing():
+            return 1
         return self._db().execute("SELECT COALESCE(MAX(turn), 0) + 1 FROM turns WHERE conversation = ?", (cid,)).fetchone()[0]
 
 

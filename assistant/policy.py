@@ -69,17 +69,43 @@ def blocklist_files() -> list[Path]:
 
 
 def blocklist() -> list[str]:
-    """The terms of every blocklist file (re-read when a file changes)."""
-    return list(_read(tuple((p, p.stat().st_mtime_ns if p.is_file() else -1) for p in blocklist_files())))
+    """The terms of every blocklist file (re-read when a file changes); a file that is missing, a
+    folder or not UTF-8 text is a one-line `PolicyViolation` naming it and KEYART_BLOCKLIST."""
+    return list(_read(tuple((p, _stamp(p)) for p in blocklist_files())))
+
+
+def check_blocklist() -> None:
+    """Read the blocklist now, so a front end refuses a broken one before any work is written."""
+    blocklist()
+
+
+_MISSING, _FOLDER = -1, -2  # the stamps of a blocklist path that is not a readable file
+
+
+def _stamp(path: Path) -> int:
+    if path.is_dir():
+        return _FOLDER
+    return path.stat().st_mtime_ns if path.is_file() else _MISSING
 
 
 @lru_cache(maxsize=8)
 def _read(files: tuple[tuple[Path, int], ...]) -> tuple[str, ...]:
     terms: list[str] = []
     for path, stamp in files:
-        if stamp < 0:
+        if stamp == _FOLDER:
+            raise PolicyViolation(f"the blocklist {path} is a folder, not a file; point {BLOCKLIST_ENV} at a text file with one term a line")
+        if stamp == _MISSING:
             raise PolicyViolation(f"the blocklist {path} does not exist; create it or fix {BLOCKLIST_ENV}")
-        for line in path.read_text(encoding="utf-8").splitlines():
+        try:
+            text = path.read_text(encoding="utf-8")
+        except UnicodeDecodeError as exc:
+            raise PolicyViolation(
+                f"the blocklist {path} is not UTF-8 text (byte 0x{exc.object[exc.start]:02x} at position {exc.start}); "
+                f"save it as UTF-8, or point {BLOCKLIST_ENV} at another file"
+            ) from None
+        except OSError as exc:
+            raise PolicyViolation(f"cannot read the blocklist {path}: {exc.strerror or exc}; fix it or {BLOCKLIST_ENV}") from None
+        for line in text.splitlines():
             term = line.split("#", 1)[0].strip().lower()
             if term:
                 terms.append(term)

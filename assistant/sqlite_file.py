@@ -73,13 +73,19 @@ class SQLiteFile:
     def transaction(self) -> Iterator[sqlite3.Connection]:
         """One atomic write: BEGIN IMMEDIATE ... COMMIT, rolled back on any error."""
         db = self._db()
-        db.execute("BEGIN IMMEDIATE")
         try:
-            yield db
-        except BaseException:
-            db.execute("ROLLBACK")
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                yield db
+            except BaseException:
+                if db.in_transaction:
+                    db.execute("ROLLBACK")
+                raise
+            db.execute("COMMIT")
+        except sqlite3.Error as exc:  # a connection without the translating factory still speaks our words
+            if environmental(exc):
+                raise storage_error(exc, self.path, what=f"the {self._what} database") from exc
             raise
-        db.execute("COMMIT")
 
     def close(self) -> None:
         """Close this thread's connection (the next use opens a new one)."""

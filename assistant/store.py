@@ -132,20 +132,34 @@ def stored_art(home: Path, show: str, season: int, episode: int, style: str) -> 
         store.close()
 
 
+def check_home(home: Path) -> None:
+    """Refuse a home that cannot serve as one before anything is written beside it: a home that is a
+    file, or a catalog.sqlite that is damaged. A home without a catalog yet is fine; nothing is created."""
+    if home.exists() and not home.is_dir():
+        raise CatalogError(f"the catalog home {home} is a file, not a folder; choose another with --home or {HOME_ENV}")
+    if (home / DB_NAME).is_file():
+        Store(home, create=False).close()
+
+
 class Store(SQLiteFile):
-    """The home folder's database and images. Safe to share between threads (a connection each)."""
+    """The home folder's database and images. Safe to share between threads (a connection each).
+
+    `create=False` opens an existing catalog only (none there is a CatalogError) and creates nothing.
+    """
 
     def __init__(self, home: str | Path | None = None, *, create: bool = True):
         self.home = resolve_home(home)
         self.path = self.home / DB_NAME
-        if not self.path.is_file() and not create:
-            raise CatalogError(f"no catalog in {self.home} yet; run `python dataprep.py run` first (or point --home / {HOME_ENV} at one)")
         if self.home.exists() and not self.home.is_dir():
             raise CatalogError(f"the catalog home {self.home} is a file, not a folder; choose another with --home or {HOME_ENV}")
+        if not self.path.is_file() and not create:
+            raise CatalogError(f"no catalog in {self.home} yet; run `python dataprep.py run` first (or point --home / {HOME_ENV} at one)")
         # An existing database is opened (and so checked) before anything is created beside it.
         existing = self.path.is_file()
         if existing:
             super().__init__(self.path, SCHEMA, what="catalog")
+            if not create:  # a reader (status, export, a check) adds no folder; writers make images/ as they write
+                return
         try:
             (self.home / IMAGES).mkdir(parents=True, exist_ok=True)
         except OSError as exc:

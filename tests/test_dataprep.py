@@ -101,8 +101,8 @@ def test_quality_catalog_keeps_the_art_and_draft_says_what_it_replaces(tmp_path,
 
 def test_prompts_then_render_as_separate_stages(tmp_path, capsys):
     home = tmp_path / "home"
-    assert dataprep.main(["render", "--home", str(home), "--season", "1", "--styles", "anime"]) == 0
-    assert "nothing to do" in capsys.readouterr().out and pngs(home) == []  # no prompts yet: nothing to render
+    assert dataprep.main(["render", "--home", str(home), "--season", "1", "--styles", "anime"]) == 2  # no prompts yet: said, nothing made
+    assert "python dataprep.py prompts" in capsys.readouterr().err and not home.exists()
     assert dataprep.main(["prompts", "--home", str(home), "--season", "1", "--styles", "anime"]) == 0
     assert pngs(home) == []
     assert dataprep.main(["render", "--home", str(home), "--season", "1", "--styles", "anime"]) == 0

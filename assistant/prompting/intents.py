@@ -130,8 +130,10 @@ def parse(text: str, index: CatalogIndex, styles: list[str], *, has_scene: bool,
             return [draw, *rest]
     # 5. Prompt words to add or keep out, only when refining (in a draw they describe the scene).
     if has_scene and not drawing:
-        found += [(m.start(), Intent(action="refine", change="edit_prompt", value=m.group(1).strip())) for m in ADD.finditer(text)]
-        found += [(m.start(), Intent(action="refine", change="edit_prompt", value=f"without {m.group(1).strip()}")) for m in REMOVE.finditer(text)]
+        found += [(m.start(), Intent(action="refine", change="edit_prompt", value=m.group(1).strip())) for m in ADD.finditer(text) if m.group(1).strip()]
+        found += [
+            (m.start(), Intent(action="refine", change="edit_prompt", value=f"without {m.group(1).strip()}")) for m in REMOVE.finditer(text) if m.group(1).strip()
+        ]  # fmt: skip
     if found:
         return [i for _, i in sorted(found, key=lambda f: f[0])]
     first = index.characters[0].name if index.characters else "the main character"

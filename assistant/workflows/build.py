@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from ..catalog import Catalog
-from ..store import Store
+from ..store import DB_NAME, HOME_ENV, Store, resolve_home
 from . import stages
 from .plan import CATALOG, PromptItem, RenderSettings, Selection, catalog_seed, image_key, plan_prompts, quality_of
 from .service import RenderService
@@ -110,8 +110,16 @@ def prepare_build(
         for kind in ("episode", "season"):
             settings.request(kind, prompt="check", negative_prompt="", style=None, seed=0)
     # 2. The items, and the language model's replies cached in the catalog (--force asks again).
+    # "render" only reads prompts already written: it opens an existing catalog and creates none.
     items = plan_prompts(catalog, model if command != "render" else None, selection or Selection())
-    store = store if isinstance(store, Store) else Store(store)
+    if not isinstance(store, Store):
+        home = resolve_home(store)
+        if command == "render" and not (home / DB_NAME).is_file() and not home.is_file():  # a file: Store says so
+            raise CatalogError(
+                f"no prompts to render in {home}: it has no catalog yet; write them first with `python dataprep.py prompts` "
+                f"(or `python dataprep.py run` for prompts and images), or point --home / {HOME_ENV} at a catalog"
+            )
+        store = Store(home, create=command != "render")
     if model is not None and command != "render":
         from ..llm_cache import StoreCache, attach
 

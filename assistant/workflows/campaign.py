@@ -13,8 +13,11 @@ from typing import Any
 
 from imagegen.errors import KeyartError
 
+from ..catalog import Catalog
 from ..models import label
 from ..platforms import platform as platform_named
+from ..policy import check_blocklist
+from ..store import check_home, resolve_home
 from .campaign_package import export
 from .campaign_state import (
     POST_STEPS,
@@ -29,11 +32,11 @@ from .campaign_state import (
     load_brief,
     save,
 )
-from .campaign_steps import Session, Tools
+from .campaign_steps import Session, Tools, source_of
 
 __all__ = [
     "POST_STEPS", "SHARED", "STATE_FILE", "STEPS", "Brief", "Campaign", "CampaignError", "Tools",
-    "brief_from", "load", "load_brief", "make_campaign", "new_campaign", "run", "save",
+    "brief_from", "check_ready", "load", "load_brief", "make_campaign", "new_campaign", "run", "save",
 ]  # fmt: skip
 
 
@@ -42,6 +45,19 @@ def new_campaign(brief: Brief) -> Campaign:
     campaign = Campaign(brief=brief)
     campaign.sync()
     return campaign
+
+
+def check_ready(campaign: Campaign, catalog: Catalog, home: str | Path | None, folder: str | Path | None = None) -> None:
+    """What the chain uses, checked before campaign.json is written: the brief's show, season and
+    episode in the catalog, the blocklist, the home with its catalog store (when it has one), and
+    the campaign's folder (no file in its way). Nothing is created."""
+    source_of(campaign, catalog)
+    check_blocklist()
+    check_home(resolve_home(home))
+    if folder is not None:
+        from imagegen.metadata import writable_folder
+
+        writable_folder(folder, "--output", "the campaign")  # a file in its way, a read-only folder: said now, nothing left behind
 
 
 def _concurrency(model: Any, wanted: int) -> int:
@@ -81,6 +97,7 @@ def run(campaign: Campaign, tools: Tools, *, from_step: str | None = None, platf
             raise CampaignError(f"the brief has no {only} post; its platforms are {', '.join(campaign.brief.platforms)}")
         if from_step in SHARED:
             raise CampaignError(f"{from_step} is shared by every platform; rerun it without --platform, or pick a later step ({', '.join(POST_STEPS)})")
+    check_ready(campaign, tools.catalog, tools.home, tools.folder)
     campaign.sync()
     campaign.llm, campaign.engine = label(tools.model), tools.slot.name
     session = Session(campaign, tools, from_step=from_step, only=only)

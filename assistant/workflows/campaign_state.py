@@ -87,14 +87,26 @@ class Brief(BaseModel):
 
 def brief_from(data: dict[str, Any], *, where: str = "the brief") -> Brief:
     """A Brief from a mapping; an empty value takes the default; errors name the key and say what fits."""
+    odd = [repr(k) for k in data if not isinstance(k, str)]
+    if odd:  # YAML's `0:` or `~:` keys are numbers and nulls, not a brief's words
+        raise CampaignError(f"{where}: the keys {', '.join(odd)} are not key names; a brief takes {', '.join(Brief.model_fields)} (see {EXAMPLE_BRIEF})")
     unknown = sorted(set(data) - set(Brief.model_fields))
     if unknown:
         raise CampaignError(f"{where}: unknown key(s) {', '.join(unknown)}; a brief takes {', '.join(Brief.model_fields)} (see {EXAMPLE_BRIEF})")
-    given = {k: v for k, v in data.items() if v is not None and v != ""}
+    given = {k: _no_surrogates(v) for k, v in data.items() if v is not None and v != ""}
     try:
         return Brief(**given)
     except ValidationError as exc:
         raise CampaignError(f"{where}: {describe(exc)}") from None
+
+
+def _no_surrogates(value: Any) -> Any:
+    """Text with lone surrogates (YAML reads "\\ud800" escapes as them) made encodable: each one a "?"."""
+    if isinstance(value, str):
+        return value.encode("utf-8", "replace").decode("utf-8") if any("\ud800" <= c <= "\udfff" for c in value) else value
+    if isinstance(value, list):
+        return [_no_surrogates(v) for v in value]
+    return value
 
 
 def load_brief(path: str | Path) -> Brief:

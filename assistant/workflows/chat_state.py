@@ -135,7 +135,8 @@ def refine(state: ChatState, change: str, value: str = "") -> tuple[ChatState, C
 
 def parse_seed(value: Any) -> int:
     text = str(value).strip()
-    if not text.lstrip("-").isdigit() or not 0 <= int(text) <= MAX_SEED:
+    # ASCII digits only: isdigit() also takes "²", which int() refuses; ten digits are past MAX_SEED.
+    if not (text.isascii() and text.isdigit() and len(text) <= 10) or not 0 <= int(text) <= MAX_SEED:
         raise InvalidRequest(f"a seed is a whole number from 0 to {MAX_SEED} (got {text!r}); say \"another one\" for a random new seed")
     return int(text)
 

@@ -121,8 +121,13 @@ def export(store: Store, output: str | Path, fmt: str = "csv", *, show: str | No
     rows = catalog_rows(store, show)
     if not rows:
         raise CatalogError(f"the catalog in {store.home} is empty" + (f" for show {show!r}" if show else "") + "; run `python dataprep.py run` first")
+    if output.is_dir():
+        raise CatalogError(f"--output {output} is a folder; give the table's file name, such as {output / ('catalog.' + fmt)}")
     if output.suffix.lower() != f".{fmt}":
         output = output.with_name(output.name + f".{fmt}") if output.suffix == "" else output
+    from imagegen.metadata import writable_folder
+
+    writable_folder(output.parent, "--output")  # a file in the way, a read-only folder: said before anything is written
     output.parent.mkdir(parents=True, exist_ok=True)
     # 2. The table, then the sheets, each written atomically.
     frame = pd.DataFrame(rows, columns=COLUMNS)

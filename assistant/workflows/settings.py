@@ -74,6 +74,12 @@ class Settings:
             values["home"] = Path(values["home"]).expanduser()
         if "llm" in values:
             values["llm"] = _choice("KEYART_LLM", "--llm", values["llm"], LLMS)
+        if "openai_base_url" in values:
+            values["openai_base_url"] = _base_url(values["openai_base_url"])
+        if "engine" in values:
+            from imagegen.engines import ENGINES
+
+            values["engine"] = _choice("KEYART_ENGINE", "--engine", values["engine"], ENGINES)
         if "quality" in values:
             values["quality"] = _choice("KEYART_QUALITY", "--quality", values["quality"], BUILD_QUALITIES)
         if "llm_json" in values:
@@ -126,12 +132,29 @@ def _choice(variable: str, flag: str, value: Any, allowed: tuple[str, ...]) -> s
     return chosen
 
 
+def _base_url(text: str) -> str:
+    """OPENAI_BASE_URL as an http(s) address with a host and a numeric port, else a line saying so."""
+    from urllib.parse import urlsplit
+
+    example = "for example OPENAI_BASE_URL=http://127.0.0.1:11434/v1"
+    try:
+        parts = urlsplit(text)
+        port = parts.port  # a port that is no number raises here
+    except ValueError as exc:
+        raise LLMNotConfigured(f"OPENAI_BASE_URL is not a valid URL ({text[:80]!r}: {exc}); {example}") from None
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise LLMNotConfigured(f"OPENAI_BASE_URL must be an http:// or https:// address with a host (got {text[:80]!r}); {example}")
+    if port == 0:
+        raise LLMNotConfigured(f"OPENAI_BASE_URL has port 0 (got {text[:80]!r}); {example}")
+    return text
+
+
 def _seconds(value: Any) -> float:
     try:
         seconds = float(value)
     except (TypeError, ValueError):
         raise LLMNotConfigured(f"KEYART_LLM_TIMEOUT must be a number of seconds (got {value!r}); for example KEYART_LLM_TIMEOUT=120") from None
-    if seconds <= 0:
+    if not 0 < seconds < float("inf"):  # NaN fails this too
         raise LLMNotConfigured(f"KEYART_LLM_TIMEOUT must be more than 0 seconds (got {value!r})")
     return seconds
 

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from imagegen import KeyartError
+from imagegen.errors import StorageError
 
 from ..errors import LLMUnavailable
 from ..store import IMAGES, Store
@@ -127,6 +128,8 @@ def render_item(
         try:
             [image] = slot.render(request, lineage=_item_lineage(item, prompt_key, result, style.name, key))
             path = write_png(image, store.home / IMAGES / image_path(*entry, key))
+        except StorageError:  # a full disk or a read-only home fails every item alike: the run stops here
+            raise
         except KeyartError as exc:
             report.images.failed += 1
             store.fail([entry], stage="render", error=str(exc))
