@@ -417,3 +417,15 @@ def test_the_first_paint_stays_light(home):
     done = subprocess.run([sys.executable, "-c", code], check=False, capture_output=True, text=True, timeout=120, env={**os.environ, "KEYART_HOME": str(home)})
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip().splitlines()[-1] == "[]"
+
+
+def test_a_damaged_catalog_is_one_line_on_the_page_and_the_other_tabs_render(tmp_path, monkeypatch):
+    home = tmp_path / "home"
+    home.mkdir()
+    (home / "catalog.sqlite").write_bytes(b"not a database at all, " * 10)
+    at = open_app(home, monkeypatch)  # no exception reaches Streamlit
+    errors = [e.value for e in at.error]
+    assert any("is not a keyart database or is damaged" in e and "\n" not in e for e in errors), errors
+    assert not any("internal error" in e for e in errors), errors
+    assert "Check GPU" in [b.label for b in at.button]  # Settings rendered on
+    assert sorted(p.name for p in home.iterdir()) == ["catalog.sqlite"]  # nothing created beside it

@@ -35,7 +35,7 @@ def conversations(home: str) -> Any:
     """The home's stored conversations: listing and history need no language model."""
     from ..conversations import Conversations
 
-    return Conversations(home)
+    return Conversations(home, create=False)  # read only until the first message: the illustrator writes
 
 
 def render() -> None:
