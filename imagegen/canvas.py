@@ -42,7 +42,9 @@ def open_image(path: str, what: str = "init image") -> Image.Image:
             _check_pixels(im, what, path)
             im.load()
             return im.copy()
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError, Image.DecompressionBombError) as exc:
+    except Image.DecompressionBombError:
+        raise _too_large(what, path) from None
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
         raise InvalidRequest(f"{what} {path!r} is not an image Pillow can read ({exc}); use a PNG or JPEG") from exc
 
 
@@ -53,6 +55,11 @@ def _check_pixels(im: Image.Image, what: str, path: str) -> None:
     """Refuse, from the header alone, an image too large to decode: before any pixel is read."""
     if im.width * im.height > MAX_INPUT_PIXELS:
         raise InvalidRequest(f"{what} {path!r} is {im.width}x{im.height}, past the {MAX_INPUT_PIXELS:,}-pixel limit for inputs; resize it first")
+
+
+def _too_large(what: str, path: str) -> InvalidRequest:
+    # Pillow refuses past twice its own limit before the size can be read back: a decompression bomb.
+    return InvalidRequest(f"{what} {path!r} claims more pixels than Pillow will decode, past the {MAX_INPUT_PIXELS:,}-pixel limit for inputs; resize it first")
 
 
 def image_size(path: str, what: str = "init image") -> tuple[int, int]:
@@ -77,7 +84,9 @@ def probe(path: str, what: str = "init image", *, pixels: bool = False) -> Image
     stat = file.stat()
     try:
         return _probe(os.path.abspath(file), stat.st_size, stat.st_mtime_ns, pixels, what, str(path))
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError, Image.DecompressionBombError) as exc:
+    except Image.DecompressionBombError:
+        raise _too_large(what, path) from None
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
         raise InvalidRequest(f"{what} {path!r} is not an image Pillow can read ({exc}); use a PNG or JPEG") from exc
 
 

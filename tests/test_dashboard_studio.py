@@ -405,3 +405,43 @@ def test_a_script_run_stopped_while_its_job_waits_cancels_the_job_and_says_so(tm
     finally:
         gate.set()
         service.close()
+
+
+def _bomb_png(width: int = 100_000, height: int = 100_000) -> bytes:
+    """A small PNG whose header claims width x height: what a decompression bomb shows first."""
+    import struct
+    import zlib
+
+    data = bytearray(png_bytes((8, 8)))
+    ihdr = struct.pack(">II", width, height) + bytes(data[24:29])
+    data[16:29] = ihdr
+    data[29:33] = struct.pack(">I", zlib.crc32(b"IHDR" + ihdr))
+    return bytes(data)
+
+
+UPLOADS = [  # (what, uploader, file name, bytes, a phrase the one error line says)
+    ("init image that is not an image", "studio_init_upload", "photo.png", b"not an image at all", "is not an image Pillow can read"),
+    ("init image cut short", "studio_init_upload", "photo.png", png_bytes((128, 128))[:200], "is not an image Pillow can read"),
+    ("init image that claims 10^10 pixels", "studio_init_upload", "photo.png", _bomb_png(), "past the 67,108,864-pixel limit"),
+    ("mask that is not an image", "studio_mask_upload", "mask.png", b"\x89PNG\r\n\x1a\n garbage", "is not an image Pillow can read"),
+]
+
+
+@pytest.mark.parametrize(("what", "key", "name", "data", "phrase"), UPLOADS, ids=[u[0] for u in UPLOADS])
+def test_a_bad_upload_is_one_error_line_and_leaves_nothing(app, home, what, key, name, data, phrase):
+    if key == "studio_mask_upload":
+        app.file_uploader(key="studio_init_upload").set_value(("photo.png", png_bytes((128, 128)), "image/png"))
+    app.file_uploader(key=key).set_value((name, data, "image/png"))
+    set_controls(app, prompt="a red door")
+    go(app)
+    assert not app.exception, [e.message for e in app.exception]
+    assert len(app.error) == 1 and phrase in app.error[0].value and "\n" not in app.error[0].value, [e.value for e in app.error]
+    assert not app.image and not home.joinpath("studio").exists()
+    assert not list((home / "tmp" / "studio-uploads").glob("*"))
+
+
+@pytest.mark.parametrize(("data", "phrase"), [(b"not a png", "is not a readable image"), (_bomb_png(), "is not a readable image")], ids=["garbage", "bomb"])
+def test_loading_settings_from_a_bad_png_is_one_error_line(app, data, phrase):
+    load(app, "bad.png", data)
+    assert not app.exception, [e.message for e in app.exception]
+    assert len(app.error) == 1 and phrase in app.error[0].value, [e.value for e in app.error]
