@@ -30,22 +30,49 @@ DEFAULT_MOOD = "quiet, mysterious"
 _LEAK = re.compile(r"\b(instructions?|json|follow up|prompt)\b", re.IGNORECASE)  # our own vocabulary, never image content
 
 
+# A prompt's parts, by name; each style puts them in its own order (its emphasis) and frames its own shot.
+PARTS = ("subject", "cast", "setting", "places", "details", "mood", "light", "shot", "composition", "camera")
+# When a prompt is over budget, parts go in this order (the subject, cast, places and the style's
+# composition stay: they are what the image is of, and what makes the style's frame its own).
+DROPPED_FIRST = ("camera", "mood", "light2", "details2", "details", "shot", "setting2", "light")
+
+
 @dataclass(frozen=True)
 class Tweak:
-    """A style's framing emphasis, an optional camera in place of the brief's, and a short negative."""
+    """A style's framing and emphasis: the order of the prompt's parts, its own shot (None: the
+    brief's), its composition, an optional camera in place of the brief's, and a short negative."""
 
     framing: str
     camera: str = ""
     negative: str = "text, watermark, extra fingers, blurry"
+    order: tuple[str, ...] = ("subject", "cast", "setting", "places", "details", "mood", "light", "shot", "composition", "camera")
+    shot: str | None = None
 
 
 STYLE_TWEAKS = {
+    # The scene as a film still: the action, then the world around it, lit as on set.
     "cinematic": Tweak("widescreen anamorphic composition", negative="text, watermark, extra fingers, deformed face, blurry"),
-    "graphic-novel": Tweak("dramatic diagonal composition, heavy black shadows", negative="text, speech bubbles, watermark, extra fingers, blurry"),
-    "watercolor": Tweak("airy composition with open sky", negative="text, watermark, harsh outlines, muddy colors"),
-    "anime": Tweak("dynamic composition", camera="dynamic low angle", negative="text, watermark, extra fingers, bad anatomy"),
-    "retro-poster": Tweak("bold central silhouette, simplified shapes", camera="flat frontal view", negative="text, lettering, watermark, cluttered background"),
-}
+    # The people first and close, the place behind them, ink before colour.
+    "graphic-novel": Tweak(
+        "dramatic diagonal composition, heavy black shadows", negative="text, speech bubbles, watermark, extra fingers, blurry",
+        order=("shot", "subject", "cast", "composition", "details", "setting", "places", "light", "mood", "camera"), shot="close-up panel",
+    ),
+    # The place first, wide and open, the figures small in it.
+    "watercolor": Tweak(
+        "airy composition with open sky", negative="text, watermark, harsh outlines, muddy colors",
+        order=("setting", "places", "subject", "cast", "light", "mood", "composition", "shot", "details", "camera"), shot="wide view, small figures",
+    ),
+    # The characters in motion, the light and the action's details before the place.
+    "anime": Tweak(
+        "dynamic composition", camera="dynamic low angle", negative="text, watermark, extra fingers, bad anatomy",
+        order=("subject", "cast", "details", "light", "composition", "setting", "places", "mood", "shot", "camera"), shot="character focus",
+    ),
+    # One iconic image: the key object and the lead as a silhouette against the place.
+    "retro-poster": Tweak(
+        "bold central silhouette, simplified shapes", camera="flat frontal view", negative="text, lettering, watermark, cluttered background",
+        order=("composition", "subject", "details", "places", "setting", "cast", "mood", "shot", "light", "camera"), shot="poster layout",
+    ),
+}  # fmt: skip
 NEUTRAL = Tweak("balanced composition")
 # An unknown style borrows the tweak of the first family its name or description mentions.
 _FAMILIES = [("retro-poster", "poster"), ("anime", "anime manga"), ("watercolor", "watercolor watercolour"),
@@ -104,12 +131,16 @@ class OfflineModel:
         reading = Reading([text])
         return _scene(reading, reading.key_moment(text), context=text, mood_text=f"{title}. {text}")
 
-    def style_prompts(self, brief: SceneBrief, styles: list[StyleSpec]) -> list[StylePrompt]:
-        return [_style_prompt(brief, style) for style in styles]
+    def style_prompts(self, brief: SceneBrief, styles: list[StyleSpec], *, places: Sequence[str] = ()) -> list[StylePrompt]:
+        """One prompt per style: every character of the brief and every place in `places` named in
+        each, in the style's own order and frame, within CLIP's budget."""
+        return [_style_prompt(brief, style, places=places) for style in styles]
 
     def episode_reply(self, episode: Episode, styles: list[StyleSpec]) -> SceneReply:
-        brief = self.brief(episode.summary, title=episode.title)
-        return SceneReply(brief=brief, prompts=self.style_prompts(brief, styles))
+        reading = Reading([episode.summary])
+        brief = _scene(reading, reading.key_moment(episode.summary), context=episode.summary, mood_text=f"{episode.title}. {episode.summary}")
+        places = [_place_phrase(p) for p in reading.ranked(episode.summary, "place")]
+        return SceneReply(brief=brief, prompts=self.style_prompts(brief, styles, places=places))
 
     def self_ask(self, season: Season, episodes: list[Episode], *, max_follow_ups: int = 5) -> tuple[list[FollowUp], str]:
         """Five follow-ups (arc, characters, places, tone, iconic moment) answered from the text, then the image."""
@@ -139,7 +170,8 @@ class OfflineModel:
         tone = next((f.answer for f in follow_ups if "tone" in f.question.lower()), "")
         context = " ".join([final_answer, *answers, season.summary])
         brief = _scene(reading, reading.key_moment(final_answer), context=context, mood_text=tone or context)
-        return SceneReply(brief=brief, prompts=self.style_prompts(brief, styles))
+        places = [_place_phrase(p) for p in reading.ranked(context, "place")][:4]
+        return SceneReply(brief=brief, prompts=self.style_prompts(brief, styles, places=places))
 
 
 # -- the scene -----------------------------------------------------------------------------------
@@ -254,29 +286,71 @@ def _first_words(text: str, n: int) -> str:
 # -- the prompt ----------------------------------------------------------------------------------
 
 
-def _style_prompt(brief: SceneBrief, style: StyleSpec) -> StylePrompt:
-    """Subject first, then details, setting, mood, light, framing and camera: one line within the word budget."""
+def _style_prompt(brief: SceneBrief, style: StyleSpec, *, places: Sequence[str] = ()) -> StylePrompt:
+    """The brief as one prompt in the style's order: who does what, with whom, where (every named
+    place), the details, mood, light and the style's frame; parts dropped, least needed first, until
+    CLIP's 75-token budget holds."""
+    from ..prompting.clean import CLIP_BUDGET, clip_tokens
+
     tweak = tweak_for(style)
-    setting = [p.strip() for p in brief.setting.split(",") if p.strip()]
-    setting = [p for p in setting if p.lower() not in brief.subject.lower()]
-    # Each phrase with the order in which it goes when the prompt is too long (highest first; 0 stays).
-    phrases = [(0, brief.subject)]
-    phrases += [(3 + i, p) for i, p in enumerate(brief.moment.split(","))]
-    phrases += [(1 if i == 0 else 6, p) for i, p in enumerate(setting)]
-    phrases += [(7, f"{brief.mood} atmosphere" if brief.mood else "")]
-    phrases += [(2 if i == 0 else 8, p) for i, p in enumerate(brief.lighting.split(","))]
-    phrases += [(0, brief.framing.split(",")[0]), (0, tweak.framing)]
-    phrases += [(9, tweak.camera or brief.camera)]
-    kept: list[tuple[int, str]] = []
-    for rank, phrase in phrases:
-        phrase = rules.clean_phrase(phrase)
-        if phrase and not _LEAK.search(phrase) and phrase.lower() not in {p.lower() for _, p in kept}:
-            kept.append((rank, phrase))
-    while sum(len(p.split()) for _, p in kept) > MAX_WORDS and any(r for r, _ in kept):
-        kept.remove(max(kept, key=lambda rp: rp[0]))
-    prompt = ", ".join(p for _, p in kept)
-    words = prompt.split()
-    return StylePrompt(style=style.name, prompt=" ".join(words[:MAX_WORDS]).rstrip(","), negative_prompt=tweak.negative)
+    subject = rules.clean_phrase(brief.subject)
+    said = subject.lower()
+    # 1. The parts, each a grammatical phrase; a name already said is not said again.
+    others = [n for n in brief.characters if n.lower() not in said and n.split()[0].lower() not in said]
+    cast = f"with {_and(others)}" if others else ""
+    setting = [p.strip() for p in brief.setting.split(",") if p.strip() and p.strip().lower() not in said]
+    said += " " + " ".join(setting).lower()
+    named = [p for p in dict.fromkeys(places) if _bare(p).lower() not in said]
+    grounds = [p for p in named if not p.startswith(VESSEL_MARK)]
+    vessels = [p.removeprefix(VESSEL_MARK) for p in named if p.startswith(VESSEL_MARK)]
+    place = ", ".join(
+        x for x in (f"near {_and(grounds)}" if grounds else "", _and(vessels)) if x
+    )
+    details = [d.strip() for d in brief.moment.split(",") if d.strip()]
+    light = [p.strip() for p in brief.lighting.split(",") if p.strip()]
+    parts: dict[str, str] = {
+        "subject": subject, "cast": cast, "setting": setting[0] if setting else "", "setting2": ", ".join(setting[1:]),
+        "places": place, "details": details[0] if details else "", "details2": ", ".join(details[1:3]),
+        "mood": f"{brief.mood} atmosphere" if brief.mood else "", "light": light[0] if light else "", "light2": ", ".join(light[1:2]),
+        "shot": tweak.shot or brief.framing.split(",")[0], "composition": tweak.framing, "camera": tweak.camera or brief.camera,
+    }  # fmt: skip
+    # 2. In the style's order (a part's second half follows it), then dropped to the budget.
+    order = [name for part in tweak.order for name in (part, f"{part}2") if name in parts]
+    kept = [name for name in order if rules.clean_phrase(parts[name]) and not _LEAK.search(parts[name])]
+
+    def text(names: list[str]) -> str:
+        seen: list[str] = []
+        for name in names:
+            phrase = rules.clean_phrase(parts[name])
+            if phrase.lower() not in {p.lower() for p in seen}:
+                seen.append(phrase)
+        return ", ".join(seen)
+
+    for name in DROPPED_FIRST:
+        if clip_tokens(text(kept)) <= CLIP_BUDGET:
+            break
+        if name in kept:
+            kept.remove(name)
+    prompt = text(kept)
+    while clip_tokens(prompt) > CLIP_BUDGET and "," in prompt:  # still over: the last phrase goes
+        prompt = prompt.rsplit(",", 1)[0]
+    return StylePrompt(style=style.name, prompt=prompt, negative_prompt=tweak.negative)
+
+
+VESSEL_MARK = "\x00vessel:"  # a place that is a ship: named as itself ("the trawler Kittiwake"), never "in" it
+
+
+def _place_phrase(place: rules.Entity) -> str:
+    """A named place as the prompt says it: "Corran Island", "the Drowned Chapel"; a vessel with its
+    kind ("the trawler Kittiwake"), marked so it is not put "in"."""
+    if place.look in lexicon.VESSEL_LOOKS:
+        return f"{VESSEL_MARK}the {place.look} {place.name}" if place.look.lower() not in place.name.lower() else f"{VESSEL_MARK}{place.display}"
+    return place.display
+
+
+def _bare(place: str) -> str:
+    """A place's name without its article, for the check that it is already said: "the Old Mill" -> "Old Mill"."""
+    return re.sub(r"^(?:the|a|an)\s+", "", place.removeprefix(VESSEL_MARK).strip(), flags=re.IGNORECASE)
 
 
 # -- self-ask answers ----------------------------------------------------------------------------
@@ -334,7 +408,9 @@ def _places(reading: Reading, texts: list[str]) -> str:
 
 
 def _and(parts: list[str]) -> str:
-    """"a", "a and b", "a, b and c"."""
+    """"a", "a and b", "a, b and c"; "" for none."""
+    if not parts:
+        return ""
     return parts[0] if len(parts) == 1 else ", ".join(parts[:-1]) + " and " + parts[-1]
 
 

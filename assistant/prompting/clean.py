@@ -20,9 +20,15 @@ _LEAKS = re.compile(
     re.IGNORECASE,
 )
 _PREFIX = re.compile(r"^\s*(?:(?:positive\s+)?prompt|sdxl prompt|image prompt)\s*[:\-]\s*", re.IGNORECASE)
-# CLIP's pre-tokenizer: words, single digits, runs of punctuation. BPE may split a rare word further,
-# so this count is a floor; long words add a token per 6 letters as a fair estimate.
-_PIECES = re.compile(r"'s|'t|'re|'ve|'m|'ll|'d|[^\W\d_]+|\d|[^\s\w]+", re.UNICODE)
+# CLIP's contractions, which its pre-tokenizer splits off before anything else.
+_CONTRACTIONS = ("'s", "'t", "'re", "'ve", "'m", "'ll", "'d")
+# Byte-pair encoding keeps a common word whole; past this many UTF-8 bytes a word is counted as
+# split, one more token per WORD_STEP bytes (rare names, accents: two bytes a letter, split sooner).
+WHOLE_WORD_BYTES, WORD_STEP = 8, 5
+# Unicode's White_Space property, what the tokenizer's \s means (Python's str.isspace() also takes
+# the separators U+001C-U+001F, which CLIP keeps as characters).
+WHITE_SPACE = frozenset("\t\n\x0b\x0c\r \x85\xa0\u1680\u2000\u2001\u2002\u2003\u2004\u2005\u2006\u2007\u2008\u2009\u200a\u2028\u2029\u202f\u205f\u3000")
+_WHITE_RUNS = re.compile("[" + "".join(sorted(WHITE_SPACE)) + "]+")
 
 
 def one_line(text: str) -> str:
@@ -44,9 +50,45 @@ def clean_prompt(text: str) -> tuple[str, list[str]]:
     return ", ".join(kept), notes
 
 
+def clip_pieces(text: str) -> list[str]:
+    """`text` split as CLIP's tokenizer splits it before byte-pair encoding: NFC, runs of white
+    space as one, lower case; then the contractions, runs of letters (Unicode L), single digits
+    (Unicode N) and runs of anything else but spaces, in the order its pre-tokenizer tries them."""
+    import unicodedata
+
+    def kind(c: str) -> str:
+        category = unicodedata.category(c)
+        return "space" if c in WHITE_SPACE else category[0] if category[0] in "LN" else "other"
+
+    text = _WHITE_RUNS.sub(" ", unicodedata.normalize("NFC", text)).lower()
+    pieces, i, n = [], 0, len(text)
+    while i < n:
+        contraction = next((c for c in _CONTRACTIONS if text.startswith(c, i)), None)
+        if contraction:
+            pieces.append(contraction)
+            i += len(contraction)
+            continue
+        k = kind(text[i])
+        if k == "space":
+            i += 1
+            continue
+        j = i + 1
+        if k != "N":  # a digit is a piece of its own; letters and other characters run on
+            while j < n and kind(text[j]) == k:
+                j += 1
+        pieces.append(text[i:j])
+        i = j
+    return pieces
+
+
 def clip_tokens(text: str) -> int:
-    """An estimate of CLIP's token count for `text` (without the start and end markers)."""
-    return sum(1 + (len(piece) - 1) // 6 for piece in _PIECES.findall(text.lower()))
+    """An estimate of CLIP's token count for `text` (without the start and end markers): CLIP's own
+    pieces (`clip_pieces`), each a token, and a long or non-ASCII word one more per WORD_STEP bytes."""
+    total = 0
+    for piece in clip_pieces(text):
+        size = len(piece.encode("utf-8"))
+        total += 1 + max(0, -(-(size - WHOLE_WORD_BYTES) // WORD_STEP))
+    return total
 
 
 def budget_note(style: str, text: str) -> str | None:
