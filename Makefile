@@ -37,6 +37,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/queue.py
 	$(BIN)/python bench/server.py
 	$(BIN)/python bench/offline.py
+	$(BIN)/python bench/prompt_quality.py
 
 clean:
 	rm -rf $(VENV) data/outputs data/home

@@ -31,10 +31,10 @@ _LEAK = re.compile(r"\b(instructions?|json|follow up|prompt)\b", re.IGNORECASE) 
 
 
 # A prompt's parts, by name; each style puts them in its own order (its emphasis) and frames its own shot.
-PARTS = ("subject", "cast", "setting", "places", "details", "mood", "light", "shot", "composition", "camera")
+PARTS = ("subject", "cast", "setting", "places", "details", "mood", "light", "shot", "composition", "look", "camera")
 # When a prompt is over budget, parts go in this order (the subject, cast, places and the style's
 # composition stay: they are what the image is of, and what makes the style's frame its own).
-DROPPED_FIRST = ("camera", "mood", "light2", "details2", "details", "shot", "setting2", "light")
+DROPPED_FIRST = ("camera", "mood", "light2", "details2", "details", "shot", "setting2", "light", "look")
 
 
 @dataclass(frozen=True)
@@ -45,32 +45,41 @@ class Tweak:
     framing: str
     camera: str = ""
     negative: str = "text, watermark, extra fingers, blurry"
-    order: tuple[str, ...] = ("subject", "cast", "setting", "places", "details", "mood", "light", "shot", "composition", "camera")
+    order: tuple[str, ...] = ("subject", "cast", "setting", "places", "details", "mood", "light", "shot", "composition", "look", "camera")
     shot: str | None = None
+    look: str = ""  # the style's own way of seeing the scene, in words its preset's template does not use
+    leaves: tuple[str, ...] = ()  # parts the style does without: what its frame has no room or use for
 
 
 STYLE_TWEAKS = {
     # The scene as a film still: the action, then the world around it, lit as on set.
-    "cinematic": Tweak("widescreen anamorphic composition", negative="text, watermark, extra fingers, deformed face, blurry"),
+    "cinematic": Tweak(
+        "widescreen anamorphic composition", negative="text, watermark, extra fingers, deformed face, blurry",
+        look="establishing frame, motivated practical light",
+    ),
     # The people first and close, the place behind them, ink before colour.
     "graphic-novel": Tweak(
         "dramatic diagonal composition, heavy black shadows", negative="text, speech bubbles, watermark, extra fingers, blurry",
-        order=("shot", "subject", "cast", "composition", "details", "setting", "places", "light", "mood", "camera"), shot="close-up panel",
+        order=("shot", "subject", "cast", "composition", "look", "details", "setting", "places", "light", "mood", "camera"), shot="close-up panel",
+        look="stark contrast, speed lines, gritty faces", leaves=("mood", "camera", "setting2", "light2"),
     ),
     # The place first, wide and open, the figures small in it.
     "watercolor": Tweak(
         "airy composition with open sky", negative="text, watermark, harsh outlines, muddy colors",
-        order=("setting", "places", "subject", "cast", "light", "mood", "composition", "shot", "details", "camera"), shot="wide view, small figures",
+        order=("setting", "places", "subject", "cast", "light", "mood", "look", "composition", "shot", "details", "camera"), shot="wide view, small figures",
+        look="gentle horizon, muted tones", leaves=("details", "camera"),
     ),
     # The characters in motion, the light and the action's details before the place.
     "anime": Tweak(
         "dynamic composition", camera="dynamic low angle", negative="text, watermark, extra fingers, bad anatomy",
-        order=("subject", "cast", "details", "light", "composition", "setting", "places", "mood", "shot", "camera"), shot="character focus",
+        order=("subject", "cast", "details", "look", "light", "composition", "setting", "places", "mood", "shot", "camera"), shot="character focus",
+        look="motion streaks, sparkling highlights", leaves=("setting2", "mood", "light2"),
     ),
     # One iconic image: the key object and the lead as a silhouette against the place.
     "retro-poster": Tweak(
         "bold central silhouette, simplified shapes", camera="flat frontal view", negative="text, lettering, watermark, cluttered background",
-        order=("composition", "subject", "details", "places", "setting", "cast", "mood", "shot", "light", "camera"), shot="poster layout",
+        order=("composition", "look", "subject", "details", "places", "setting", "cast", "mood", "shot", "light", "camera"), shot="poster layout",
+        look="iconic centred figure, travel poster framing", leaves=("light2", "camera", "setting2", "details2"),
     ),
 }  # fmt: skip
 NEUTRAL = Tweak("balanced composition")
@@ -312,10 +321,12 @@ def _style_prompt(brief: SceneBrief, style: StyleSpec, *, places: Sequence[str] 
         "subject": subject, "cast": cast, "setting": setting[0] if setting else "", "setting2": ", ".join(setting[1:]),
         "places": place, "details": details[0] if details else "", "details2": ", ".join(details[1:3]),
         "mood": f"{brief.mood} atmosphere" if brief.mood else "", "light": light[0] if light else "", "light2": ", ".join(light[1:2]),
-        "shot": tweak.shot or brief.framing.split(",")[0], "composition": tweak.framing, "camera": tweak.camera or brief.camera,
+        "shot": tweak.shot or brief.framing.split(",")[0], "composition": tweak.framing, "look": tweak.look,
+        "camera": tweak.camera or brief.camera,
     }  # fmt: skip
-    # 2. In the style's order (a part's second half follows it), then dropped to the budget.
-    order = [name for part in tweak.order for name in (part, f"{part}2") if name in parts]
+    # 2. In the style's order (a part's second half follows it), without what the style leaves out,
+    # then dropped to the budget.
+    order = [name for part in tweak.order for name in (part, f"{part}2") if name in parts and name not in tweak.leaves]
     kept = [name for name in order if rules.clean_phrase(parts[name]) and not _LEAK.search(parts[name])]
 
     def text(names: list[str]) -> str:

@@ -34,10 +34,21 @@ _QUOTED = re.compile(r"\"[^\"]*\"|“[^”]*”")
 _POSSESSIVE = re.compile(r"['’]s$")
 
 
+# Abbreviations whose full stop ends no sentence: "Mrs. Pruitt", "St. Aldhelm's Church", "Dr. Ångström".
+ABBREVIATIONS = frozenset(
+    "mr mrs ms dr st mt ft lt col capt cpt sgt det insp prof rev fr sr jr gen adm cmdr maj no vs etc approx".split()
+)
+
+
 def sentences(text: str) -> list[tuple[int, int]]:
-    """(start, end) offsets of each sentence, surrounding spaces excluded."""
+    """(start, end) offsets of each sentence, surrounding spaces excluded; a full stop after a title
+    or other abbreviation (ABBREVIATIONS, an initial such as "J.") ends none."""
     spans, start = [], 0
     for match in _SENTENCE_END.finditer(text):
+        before = text[max(start, match.start() - 6) : match.start()]
+        word = re.split(r"[\s(\"“]", before)[-1].rstrip(".").lower()
+        if before.endswith(".") and (word in ABBREVIATIONS or (len(word) == 1 and word.isalpha())):
+            continue
         spans.append((start, match.start()))
         start = match.end()
     spans.append((start, len(text)))
@@ -145,10 +156,17 @@ def _candidates(text: str) -> list[_Candidate]:
             run, j = [], i
             while j < len(tokens):
                 word = tokens[j][0]
-                if _is_capital(word):
-                    run.append(_POSSESSIVE.sub("", word))
+                following = tokens[j + 1][0] if j + 1 < len(tokens) else ""
+                if _is_capital(word) and word.lower() in ABBREVIATIONS and following == "." and j + 2 < len(tokens) and _is_capital(tokens[j + 2][0]):
+                    run.append(word + ".")  # "Mrs. Agnes Pruitt", "St. Aldhelm's Church": the title's stop is part of the name
+                    j += 2
+                elif _is_capital(word):
+                    # A possessive ends a name ("Tobias Wren's daughter"), unless a place word follows
+                    # it into one ("Aradne's Hollow", "St. Aldhelm's Church").
+                    inside = _POSSESSIVE.search(word) and _is_capital(following) and _names_a_place(tokens, j + 1)
+                    run.append(word if inside else _POSSESSIVE.sub("", word))
                     j += 1
-                    if _POSSESSIVE.search(word):
+                    if _POSSESSIVE.search(word) and not inside:
                         break
                 elif word == "&" and run and j + 1 < len(tokens) and _is_capital(tokens[j + 1][0]):
                     run.append("&")
@@ -170,6 +188,19 @@ def _candidates(text: str) -> list[_Candidate]:
                 found.append(_Candidate(run, at_start, before[-1] if before else "", before[-2] if len(before) > 1 else "", after))
             i = max(j, i + 1)
     return found
+
+
+def _names_a_place(tokens: list[tuple[str, int]], j: int) -> bool:
+    """Whether the capitalised run from token j holds a place's type word ("Hollow", "Church")."""
+    while j < len(tokens) and _is_capital(tokens[j][0]):
+        if tokens[j][0].lower() in PLACE_WORDS or tokens[j][0].lower() in POSSESSIVE_PLACES:
+            return True
+        j += 1
+    return False
+
+
+# Type words that make a place of a possessive name, beside PLACE_WORDS: "Aradne's Hollow", "Saint's Rest".
+POSSESSIVE_PLACES = frozenset({"hollow", "rest", "reach", "landing", "folly", "end", "cross", "well", "gap", "drift"})
 
 
 def _is_capital(word: str) -> bool:
