@@ -119,3 +119,31 @@ def test_a_season_without_episodes_text_still_gets_a_prompt():
     season = Season(show="Test", season=3, summary="The lighthouse stands empty through a long winter.")
     result = season_prompts(season, [], STYLES[:1], OfflineModel())
     assert result.prompts[0].prompt and result.final_answer
+
+
+# -- reading names and worlds as a person would ----------------------------------------------------
+
+
+def test_titles_with_a_stop_and_possessive_places_are_read_whole():
+    from assistant.models.offline import Reading
+
+    text = ("Mrs. Agnes Pruitt waits outside St. Aldhelm's Church while Dr. Halvard Ångström studies the map. "
+            "Later they reach Aradne's Hollow, where Tobias Wren's daughter Pia keeps watch.")  # fmt: skip
+    found = {e.name: e.kind for e in Reading([text]).entities}
+    assert found.get("Mrs. Agnes Pruitt") == "character" and found.get("Dr. Halvard Ångström") == "character"
+    assert found.get("St. Aldhelm's Church") == "place" and found.get("Aradne's Hollow") == "place"
+    assert "Mrs" not in found and "St" not in found and found.get("Tobias Wren") == "character"
+
+
+def test_a_space_opera_gets_its_own_looks_light_and_costumes():
+    from assistant.models.offline import OfflineModel, world_of
+    from assistant.schemas import Episode
+
+    text = ("Captain Amara Vale docks the starship Halcyon at Kessler Station as the fleet gathers in orbit. "
+            "Ambassador Keturah Osei crosses the blockade alone in a courier pod to offer")  # fmt: skip
+    assert world_of(text) == "space" and world_of("The trawler runs aground below the lighthouse at high tide.") == "sea"
+    reply = OfflineModel().episode_reply(Episode(show="Verge", season=1, episode=1, title="Blockade", summary=text), [])
+    brief = reply.brief
+    words = f"{brief.subject} {brief.setting} {brief.lighting}".lower()
+    assert "fisherman" not in words and "railway" not in words and "overcast daylight" not in words, brief
+    assert not brief.subject.endswith(" to offer"), brief.subject  # a clause cut short is not the subject's end

@@ -26,6 +26,34 @@ from . import offline_words as lexicon
 
 MAX_WORDS = 60  # CLIP reads 75 tokens; 60 words of names and short phrases stay about within them
 DEFAULT_LIGHTING = "overcast daylight, soft diffuse light"
+# The world a text is set in, from its own words (two cues or more): it decides what a role wears,
+# how a station or a gate looks, and the light when the text names none.
+WORLD_CUES = {
+    "space": "starship spaceship orbit nebula galax planet asteroid airlock hull_breach reactor warp fleet admiral "
+             "station_ring cryo void comet moon_base shuttle docking_ring jump_gate",
+    "sea": "harbour harbor lighthouse trawler quay tide surf fisherm wreck pier cove boat ferry gale reef lifeboat",
+}  # fmt: skip
+WORLD_LIGHT = {"space": "cold starlight, glowing console light"}
+WORLD_LOOKS = {  # a place word's look in a world that is not the sea's
+    "space": {
+        "station": "orbital station with curved hull corridors", "ring": "rotating habitat ring", "gate": "vast orbital gate",
+        "belt": "drifting asteroid belt", "reach": "open starfield", "port": "orbital docking port", "dock": "orbital docking bay",
+        "docks": "orbital docking bays", "hollow": "cratered hollow on a frozen moon",
+    },
+}  # fmt: skip
+SEA_ROLES = frozenset({"keeper", "harbourmaster", "harbormaster", "diver", "captain", "skipper", "fisherman", "fisherwoman", "sailor", "deckhand", "smuggler"})
+
+
+def world_of(text: str) -> str:
+    """"space", "sea" or "land": the world with the most cues in `text` (two at least), else land."""
+    counts = {world: sum(1 for stem in stems.split() if rules.has_stem(text, stem) >= 0) for world, stems in WORLD_CUES.items()}
+    world, count = max(counts.items(), key=lambda wc: wc[1])
+    return world if count >= 2 else "land"
+
+
+def place_look(word: str, world: str) -> str:
+    """How a place of type `word` looks in `world`: the world's own look, else the lexicon's."""
+    return WORLD_LOOKS.get(world, {}).get(word) or lexicon.PLACE_LOOKS.get(word) or lexicon.VESSEL_LOOKS.get(word, "")
 DEFAULT_MOOD = "quiet, mysterious"
 _LEAK = re.compile(r"\b(instructions?|json|follow up|prompt)\b", re.IGNORECASE)  # our own vocabulary, never image content
 
@@ -103,6 +131,7 @@ class Reading:
         self.texts = [t for t in texts if t.strip()]
         self.entities = rules.find_entities(self.texts)
         self.roles = rules.find_roles(self.texts, self.entities)
+        self.world = world_of(" ".join(self.texts))
 
     def spans(self, text: str) -> list[rules.Span]:
         return rules.locate(text, self.entities)
@@ -116,6 +145,8 @@ class Reading:
         """"lighthouse keeper Mara Quill in a yellow oilskin coat"; no coat when `doing` already dresses them."""
         role = self.roles.get(who.name, "")
         show, dress = lexicon.ROLES.get(role.split()[-1], (False, "")) if role else (False, "")
+        if role and role.split()[-1] in SEA_ROLES and self.world != "sea":
+            dress = ""  # a captain of a starship or a regiment wears no fisherman's sweater
         named = who.name if not show or who.name.split()[0] in lexicon.HONORIFICS else f"{role} {who.name}"
         return f"{named} {dress}" if look and dress and dress.split()[-1] not in doing else named
 
@@ -208,7 +239,7 @@ def _scene(reading: Reading, moment: actions.Moment, *, context: str, mood_text:
     framing, camera = _framing(sentence_and_action, len(who), action.weight if action else 0, lighting)
     cast = list(dict.fromkeys([*who, *moment.characters, *reading.ranked(context, "character")]))
     return SceneBrief(
-        subject=rules.clean_phrase(subject),
+        subject=_whole_clause(rules.clean_phrase(subject)),
         characters=[c.name for c in cast[:5]],
         setting=rules.clean_phrase(_setting(reading, moment, context)),
         moment=rules.clean_phrase(", ".join(details)),
@@ -219,12 +250,23 @@ def _scene(reading: Reading, moment: actions.Moment, *, context: str, mood_text:
     )
 
 
+_DANGLING = re.compile(r"\s+(?:to|and|or|but|as|while)(?:\s+\w+)?$", re.IGNORECASE)  # a clause cut short
+
+
+def _whole_clause(phrase: str) -> str:
+    """A subject that does not stop mid-clause: "crossing the blockade to offer" -> "crossing the blockade"."""
+    trimmed = phrase
+    while (cut := _DANGLING.sub("", trimmed)) != trimmed and len(cut.split()) >= 3:
+        trimmed = cut
+    return trimmed
+
+
 def _setting(reading: Reading, moment: actions.Moment, context: str) -> str:
     """The place the moment happens at, as named, with how it looks; else a landmark of the text behind it."""
     named = moment.locative or moment.places
     if named:
         main = named[0]
-        look = lexicon.PLACE_LOOKS.get(main.look) or lexicon.VESSEL_LOOKS.get(main.look) or _setting_noun(moment.sentence)
+        look = place_look(main.look, reading.world) or _setting_noun(moment.sentence)
         parts = [main.display, look] + [f"{p.display} in the distance" for p in moment.locative if p is not main][:1]
         return ", ".join(p for p in parts if p)
     landmarks = [p for p in reading.ranked(context, "place") if p.look]
@@ -232,7 +274,7 @@ def _setting(reading: Reading, moment: actions.Moment, context: str) -> str:
     if noun and landmarks:
         return f"{noun}, {landmarks[0].display} in the distance"
     if landmarks:
-        return f"{landmarks[0].display}, {lexicon.PLACE_LOOKS.get(landmarks[0].look) or lexicon.VESSEL_LOOKS.get(landmarks[0].look, '')}"
+        return f"{landmarks[0].display}, {place_look(landmarks[0].look, reading.world)}"
     return noun or _setting_noun(context)
 
 
@@ -256,7 +298,8 @@ def _phrases(text: str, stems: str) -> int:
 
 
 def _lighting(sentence: str, context: str) -> str:
-    """Time and light source from the moment itself; weather from the moment, else from the whole text."""
+    """Time and light source from the moment itself; weather from the moment, else from the whole
+    text; when none is named, the light of the text's world."""
 
     def first(table, text):
         found = [(pos, i, phrase) for i, (phrase, stems) in enumerate(table) if (pos := rules.has_stem(text, stems)) >= 0]
@@ -264,7 +307,7 @@ def _lighting(sentence: str, context: str) -> str:
 
     weather = first(lexicon.WEATHER, sentence) or first([w for w in lexicon.WEATHER if "underwater" not in w[0]], context)
     parts = [first(lexicon.TIMES, sentence), weather, first(lexicon.SOURCES, sentence)]
-    return ", ".join(p for p in parts if p) or DEFAULT_LIGHTING
+    return ", ".join(p for p in parts if p) or WORLD_LIGHT.get(world_of(f"{sentence} {context}"), DEFAULT_LIGHTING)
 
 
 def _framing(text: str, people: int, weight: int, lighting: str) -> tuple[str, str]:

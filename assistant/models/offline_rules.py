@@ -235,7 +235,7 @@ def find_entities(texts: Sequence[str]) -> list[Entity]:
         if v is None:
             continue
         name = " ".join(c.words)
-        type_words = [w.lower() for w in c.words if w.lower() in PLACE_WORDS]
+        type_words = [w.lower() for w in c.words if w.lower() in PLACE_WORDS or w.lower() in POSSESSIVE_PLACES]
         if type_words:
             v[0] += 3
             looks.setdefault(name, type_words[-1])
