@@ -1,7 +1,7 @@
-"""Offline rules for the campaign chain: strategy, per-platform copy, image brief and prompt, from the brief and summary.
+"""Offline rules for the campaign chain: strategy, image brief and prompt from the brief and summary;
+each platform's copy is offline_copy's (`copy`, re-exported here for the chain).
 
-Deterministic: the angle names the summary's own characters, places and key moment; the copy keeps
-to each platform's limit, carries the call to action and every use_word, and never an avoid_word.
+Deterministic: the angle names the summary's own characters, places and key moment.
 """
 
 from __future__ import annotations
@@ -9,35 +9,15 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from ..platforms import PLATFORMS, hashtag, post_text, shorten
-from ..prompting.campaign import ImageBrief, PostCopy, Strategy, avoided, hashtags
+from ..prompting.campaign import ImageBrief, Strategy, hashtags
 from ..prompting.clean import CLIP_BUDGET, clip_tokens
 from ..schemas import SceneBrief, StylePrompt, StyleSpec
 from . import offline_rules as rules
 from .offline import OfflineModel, Reading, tweak_for
+from .offline_copy import PRONOUNS, _and, _article, _sentence, _texts, copy  # noqa: F401 -- copy: the chain's entry
 
-PRONOUNS = ("he", "she", "they", "it", "his", "her", "their")
 # Phrases of a catalog prompt that frame the catalog's shape; a post's frame replaces them.
 _FRAMING = re.compile(r"\b(shot|composition|rule of thirds|close-up|framing|frame|widescreen|silhouette)\b", re.IGNORECASE)
-SHORT = ("x", "tiktok")  # platforms whose posts are one short paragraph
-TEASE_MAX = {"tiktok": 150}  # TikTok captions are read over the image: the hook stays short
-
-
-def _sentence(text: str) -> str:
-    text = text.strip()
-    return text if not text or text[-1] in ".!?…" else text + "."
-
-
-def _and(words: list[str]) -> str:
-    return words[0] if len(words) == 1 else ", ".join(words[:-1]) + " and " + words[-1]
-
-
-def _article(word: str) -> str:
-    return "An" if word[:1].lower() in "aeiou" else "A"
-
-
-def _texts(source: dict[str, Any]) -> list[str]:
-    return [t for t in [source.get("summary", ""), *(e["summary"] for e in source.get("episodes", []))] if t.strip()]
 
 
 def _tease(text: str, moment_sentence: str) -> str:
@@ -63,55 +43,14 @@ def strategy(data: dict[str, Any]) -> Strategy:
     lead = " ".join([reading.person(action.subjects[0], look=False), action.phrase]) if action else (cast[0] if cast else show)
     where = next((p for p in places if p.lower().removeprefix("the ") not in lead.lower()), "")
     unit = "episode" if source["kind"] == "episode" else "season"
-    angle = f"Lead with {lead}{', with ' + where + ' behind it' if where else ''}: a {brief['tone']} {unit} for {brief['audience']}."
-    pillars = [p for p in (f"{cast[0]}'s story" if cast else "", f"{places[0]} as the stage" if places else "", f"a {brief['tone']} mood") if p]
+    a_tone = f"{_article(brief['tone']).lower()} {brief['tone']}"
+    angle = f"Lead with {lead}{', with ' + where + ' behind it' if where else ''}: {a_tone} {unit} for {brief['audience']}."
+    pillars = [p for p in (f"{cast[0]}'s story" if cast else "", f"{places[0]} as the stage" if places else "", f"{a_tone} mood") if p]
     tags = hashtags([show, *cast, *places], brief["avoid_words"])
     return Strategy(angle=angle, key_message=_tease(main, moment.sentence), pillars=pillars, characters=cast, places=places, hashtags=tags)
 
 
-def _headline(source: dict[str, Any]) -> str:
-    title = f": “{source['title']}”" if source.get("title") else ""
-    where = f"S{source['season']}E{source['episode']}" if source["kind"] == "episode" else f"season {source['season']}"
-    return f"{source['show']} {where}{title}"
-
-
-def copy(data: dict[str, Any]) -> PostCopy:
-    """A post in parts by priority: the call to action and use_words always, the tease cut to fit, the rest if room."""
-    brief, source, strat, where = data["brief"], data["source"], Strategy(**data["strategy"]), PLATFORMS[data["platform"]["name"]]
-    avoid, unit = brief["avoid_words"], "episode" if source["kind"] == "episode" else "season"
-    # 1. The parts. The tone leaves the words line if it holds an avoided word (the brief keeps use_words and CTA clean).
-    tone = brief["tone"] if not avoided(brief["tone"], avoid) else ""
-    said = _and(brief["use_words"] or [source["show"]])
-    words = f"{_article(tone or unit)} {tone + ' ' if tone else ''}{unit} of {said}."
-    cta = _sentence(brief["call_to_action"])
-    tease = strat.key_message if not avoided(strat.key_message, avoid) else ""
-    optional = [_headline(source)] if where.name not in SHORT else []
-    if where.name == "linkedin":
-        optional.append(_sentence(f"For {brief['audience']}"))
-    optional = [p for p in optional if not avoided(p, avoid)]
-    tags = [t for t in (strat.hashtags or [hashtag(source["show"])]) if not avoided(t, avoid)][: where.hashtags]
-
-    def join(head: list[str], tease: str) -> str:
-        body = " ".join(p for p in (tease, words) if p)
-        parts = [*head[:1], body, *head[1:], cta] if where.name not in SHORT else [body, cta]
-        return ("\n\n" if where.name not in SHORT else " ").join(p for p in parts if p)
-
-    # 2. Fit: drop optional parts from the last, then cut the tease at a word boundary.
-    while optional and where.length(post_text(join(optional, tease), tags)) > where.limit:
-        optional.pop()
-    room = where.limit - where.length(post_text(join(optional, ""), tags)) - 1  # 1: the space before the words line
-    room = min(room, TEASE_MAX.get(where.name, room))
-    return PostCopy(text=join(optional, _cut(tease, max(room, 0), where.length)), hashtags=tags)
-
-
-def _cut(text: str, room: int, length) -> str:
-    """`text` within `room`: at the last clause break that keeps half of it, else at a word boundary."""
-    if length(text) <= room:
-        return text
-    breaks = [m.start() for m in re.finditer(r",\s| as | while | where | and ", text) if length(text[: m.start()]) + 1 <= room]
-    if breaks and length(text[: breaks[-1]]) >= room / 2:
-        return text[: breaks[-1]].rstrip(" ,;:") + "…"
-    return shorten(text, room, length)
+# -- the copy ------------------------------------------------------------------------------------
 
 
 def image_brief(data: dict[str, Any]) -> ImageBrief:
