@@ -147,3 +147,15 @@ def test_a_space_opera_gets_its_own_looks_light_and_costumes():
     words = f"{brief.subject} {brief.setting} {brief.lighting}".lower()
     assert "fisherman" not in words and "railway" not in words and "overcast daylight" not in words, brief
     assert not brief.subject.endswith(" to offer"), brief.subject  # a clause cut short is not the subject's end
+
+
+def test_the_key_object_is_the_prop_the_summary_comes_back_to_and_reaches_every_prompt():
+    from assistant.models.offline import OfflineModel, key_object
+    from assistant.schemas import Episode
+    from assistant.workflows.plan import style_specs
+
+    text = ("Inspector Zoë Nuñez finds a brass key taped under the desk of the Velvet Lantern. "
+            "The key opens nothing at the club, so she takes it to the Old Customs House, where the key fits a strongbox.")  # fmt: skip
+    assert key_object(text) == "brass key" and key_object("Nobody names a prop here.") == ""
+    reply = OfflineModel().episode_reply(Episode(show="Brassmoor", season=1, episode=2, title="Key", summary=text), list(style_specs(None)))
+    assert all("key" in p.prompt for p in reply.prompts), [p.prompt for p in reply.prompts]

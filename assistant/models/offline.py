@@ -62,7 +62,7 @@ _LEAK = re.compile(r"\b(instructions?|json|follow up|prompt)\b", re.IGNORECASE) 
 PARTS = ("subject", "cast", "setting", "places", "details", "mood", "light", "shot", "composition", "look", "camera")
 # When a prompt is over budget, parts go in this order (the subject, cast, places and the style's
 # composition stay: they are what the image is of, and what makes the style's frame its own).
-DROPPED_FIRST = ("camera", "mood", "light2", "details2", "details", "shot", "setting2", "light", "look")
+DROPPED_FIRST = ("camera", "mood", "light2", "details2", "details", "shot", "setting2", "light", "object", "look")
 
 
 @dataclass(frozen=True)
@@ -171,16 +171,19 @@ class OfflineModel:
         reading = Reading([text])
         return _scene(reading, reading.key_moment(text), context=text, mood_text=f"{title}. {text}")
 
-    def style_prompts(self, brief: SceneBrief, styles: list[StyleSpec], *, places: Sequence[str] = ()) -> list[StylePrompt]:
-        """One prompt per style: every character of the brief and every place in `places` named in
-        each, in the style's own order and frame, within CLIP's budget."""
-        return [_style_prompt(brief, style, places=places) for style in styles]
+    def style_prompts(
+        self, brief: SceneBrief, styles: list[StyleSpec], *, places: Sequence[str] = (), objects: Sequence[str] = ()
+    ) -> list[StylePrompt]:
+        """One prompt per style: every character of the brief, every place in `places` and the key
+        object in `objects` named in each, in the style's own order and frame, within CLIP's budget."""
+        return [_style_prompt(brief, style, places=places, objects=objects) for style in styles]
 
     def episode_reply(self, episode: Episode, styles: list[StyleSpec]) -> SceneReply:
         reading = Reading([episode.summary])
         brief = _scene(reading, reading.key_moment(episode.summary), context=episode.summary, mood_text=f"{episode.title}. {episode.summary}")
         places = [_place_phrase(p) for p in reading.ranked(episode.summary, "place")]
-        return SceneReply(brief=brief, prompts=self.style_prompts(brief, styles, places=places))
+        thing = key_object(episode.summary)
+        return SceneReply(brief=brief, prompts=self.style_prompts(brief, styles, places=places, objects=[thing] if thing else []))
 
     def self_ask(self, season: Season, episodes: list[Episode], *, max_follow_ups: int = 5) -> tuple[list[FollowUp], str]:
         """Five follow-ups (arc, characters, places, tone, iconic moment) answered from the text, then the image."""
@@ -338,7 +341,18 @@ def _first_words(text: str, n: int) -> str:
 # -- the prompt ----------------------------------------------------------------------------------
 
 
-def _style_prompt(brief: SceneBrief, style: StyleSpec, *, places: Sequence[str] = ()) -> StylePrompt:
+def key_object(text: str) -> str:
+    """The object a summary keeps coming back to, with its adjective ("black shard", "brass key"): of
+    the props it names (the lexicon's), the most mentioned (ties: the first); "" when it names none."""
+    props = rules.features_in(text)
+    if not props:
+        return ""
+    heads = Counter(p.split()[-1].rstrip("s") for p in props)
+    best = max(props, key=lambda p: (heads[p.split()[-1].rstrip("s")], len(p.split()), -props.index(p)))
+    return best
+
+
+def _style_prompt(brief: SceneBrief, style: StyleSpec, *, places: Sequence[str] = (), objects: Sequence[str] = ()) -> StylePrompt:
     """The brief as one prompt in the style's order: who does what, with whom, where (every named
     place), the details, mood, light and the style's frame; parts dropped, least needed first, until
     CLIP's 75-token budget holds."""
@@ -358,18 +372,20 @@ def _style_prompt(brief: SceneBrief, style: StyleSpec, *, places: Sequence[str] 
     place = ", ".join(
         x for x in (f"near {_and(grounds)}" if grounds else "", _and(vessels)) if x
     )
+    said += " " + place.lower() + " " + " ".join(p.lower() for p in named)
+    thing = next((o for o in objects if o.split()[-1].rstrip("s").lower() not in f"{said} {brief.moment.lower()}"), "")
     details = [d.strip() for d in brief.moment.split(",") if d.strip()]
     light = [p.strip() for p in brief.lighting.split(",") if p.strip()]
     parts: dict[str, str] = {
         "subject": subject, "cast": cast, "setting": setting[0] if setting else "", "setting2": ", ".join(setting[1:]),
-        "places": place, "details": details[0] if details else "", "details2": ", ".join(details[1:3]),
+        "places": place, "object": thing, "details": details[0] if details else "", "details2": ", ".join(details[1:3]),
         "mood": f"{brief.mood} atmosphere" if brief.mood else "", "light": light[0] if light else "", "light2": ", ".join(light[1:2]),
         "shot": tweak.shot or brief.framing.split(",")[0], "composition": tweak.framing, "look": tweak.look,
         "camera": tweak.camera or brief.camera,
     }  # fmt: skip
     # 2. In the style's order (a part's second half follows it), without what the style leaves out,
     # then dropped to the budget.
-    order = [name for part in tweak.order for name in (part, f"{part}2") if name in parts and name not in tweak.leaves]
+    order = [name for part in tweak.order for name in (part, f"{part}2", *(("object",) if part == "places" else ())) if name in parts and name not in tweak.leaves]
     kept = [name for name in order if rules.clean_phrase(parts[name]) and not _LEAK.search(parts[name])]
 
     def text(names: list[str]) -> str:

@@ -136,7 +136,11 @@ chapel steps, cutting gear, safety line, boat shed, cold room, loading doors, be
 lead box, pint glass, lantern, lanterns, lamp, bell, crates, crate, nets, telescope, flare, torch, torches, ledger, logbook,
 log, camera, gulls, spire, helmet, drysuit, skiff, rope, chain, keys, deed, cheque, footprints, headlamp, floodlights,
 padlock, pane, bunk, vats, gantry, altar, crypt, gallery, mast, tins, window, windows, phone, folder, notices, steps,
-breakers, surf, wreck, cargo, flowers, coffin, letter, photograph, knife, gun, fire"""
+breakers, surf, wreck, cargo, flowers, coffin, letter, photograph, knife, gun, fire,
+key, keys, map, maps, shard, tape, cassette, portrait, painting, pamphlets, pamphlet, emeralds, jewels, necklace,
+hammer, hammers, rifle, pistol, sword, dagger, chest, suitcase, briefcase, envelope, diary, journal, notebook,
+newspaper, banner, badge, medal, crown, bottle, teapot, chip, hose, hoses, ladder, statue, mask, candle, candles,
+radio, recorder, satchel, page, pillars, manuscript, locket, pocket watch, telegram"""
 FEATURE_LIST = sorted((f.strip() for f in FEATURES.replace("\n", " ").split(",") if f.strip()), key=lambda f: (-len(f), f))
 ADJECTIVES = frozenset(
     """great old iron brass red black white broken empty sealed rusted rusting wet cracked paper storm lead little small huge
