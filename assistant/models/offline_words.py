@@ -30,6 +30,8 @@ PLACE_LOOKS = {
     "cathedral": "vast gothic cathedral", "bay": "sheltered bay of grey water", "cove": "hidden rocky cove",
     "street": "narrow cobbled street", "road": "lonely coast road", "lane": "narrow cobbled lane",
     "square": "small town square", "cliffs": "sheer sea cliffs", "cliff": "sheer sea cliff",
+    "row": "row of narrow terraced houses", "alley": "narrow back alley", "avenue": "wide tree-lined avenue",
+    "terrace": "long terrace of houses", "yard": "cobbled yard", "mews": "cobbled mews",
     "head": "high headland", "headland": "high headland", "point": "rocky point", "rock": "jagged rock in the surf",
     "rocks": "jagged rocks in the surf", "reef": "jagged reef in the surf", "beach": "wide empty beach",
     "sands": "wide wet sands at low tide", "strand": "long empty strand", "inn": "low-beamed old inn",
