@@ -230,9 +230,12 @@ def test_openai_engine_speaks_plain_openai_and_records_what_it_cannot_send(fake,
     assert len(fake.renders()) == 2
 
 
-def test_openai_engine_checks_its_model_and_key(fake):
-    with pytest.raises(InvalidRequest, match="has no model 'gpt-image-9'.*gpt-image-1.5"):
-        create_engine("openai", ImageSettings(images_base_url=f"{fake.url}/v1", images_model="gpt-image-9"))
+def test_openai_engine_checks_its_model_and_key(fake, keyart, caplog):
+    with pytest.raises(InvalidRequest, match="lists no model 'keyart-sdxl-oil'.*keyart-sdxl-watercolor"):  # a keyart server lists them all
+        create_engine("openai", ImageSettings(images_base_url=f"{keyart}/v1", images_api_key="sk-box", images_model="keyart-sdxl-oil"))
+    with caplog.at_level("WARNING"):  # elsewhere /models may list chat models only: said, and tried
+        assert create_engine("openai", ImageSettings(images_base_url=f"{fake.url}/v1", images_model="gpt-image-9")).model_name == "gpt-image-9"
+    assert "lists no model 'gpt-image-9'" in caplog.text and "trying it anyway" in caplog.text
     with pytest.raises(InvalidRequest, match="needs a key for https://api.openai.com/v1"):
         create_engine("openai", ImageSettings())
     fake.models.append({"id": "local-sd", "object": "model", "owned_by": "someone"})

@@ -58,7 +58,10 @@ class OpenAIImagesEngine:
         # 2. The model: as configured, else keyart-sdxl on a keyart server, else OpenAI's current one.
         self.model_name = (model or "").strip() or (KEYART_MODEL if self.keyart else OPENAI_IMAGES_MODEL)
         if listed and self.model_name not in listed:
-            raise InvalidRequest(f"the openai engine: {self.remote.shown} has no model {self.model_name!r} ({MODEL_ENV}); it has: {', '.join(sorted(listed))}")
+            known = f"the openai engine: {self.remote.shown} lists no model {self.model_name!r} ({MODEL_ENV}); it lists: {', '.join(sorted(listed)[:12])}"
+            if self.keyart:  # a keyart server lists every model it has
+                raise InvalidRequest(known)
+            log.warning("%s; trying it anyway (some servers list only their chat models)", known)
 
     @classmethod
     def from_settings(cls, settings: ImageSettings) -> OpenAIImagesEngine:
