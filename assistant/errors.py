@@ -5,7 +5,7 @@ from __future__ import annotations
 from imagegen.errors import KEPT, KeyartError, StorageError, environmental, storage_error
 
 __all__ = [
-    "KEPT", "CampaignError", "CatalogError", "KeyartError", "LLMNotConfigured", "LLMUnavailable", "PolicyViolation", "ReplyInvalid",
+    "KEPT", "BlocklistUnusable", "CampaignError", "CatalogError", "KeyartError", "LLMNotConfigured", "LLMUnavailable", "PolicyViolation", "ReplyInvalid",
     "StorageError", "environmental", "storage_error",
 ]  # fmt: skip
 
@@ -28,6 +28,11 @@ class CatalogError(KeyartError):
 
 class PolicyViolation(KeyartError):
     """A prompt or piece of copy that the brand-safety check blocked; the message says what and why."""
+
+
+class BlocklistUnusable(PolicyViolation):
+    """The brand-safety blocklist file cannot be used (missing, a folder, not UTF-8, unreadable): a
+    setting to fix, not a verdict on any prompt."""
 
 
 class CampaignError(KeyartError):

@@ -16,7 +16,7 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
-from .errors import PolicyViolation
+from .errors import BlocklistUnusable, PolicyViolation
 
 BLOCKLIST_ENV = "KEYART_BLOCKLIST"
 DEFAULT_BLOCKLIST = Path(__file__).resolve().parents[1] / "data" / "policy" / "blocklist.txt"
@@ -70,7 +70,7 @@ def blocklist_files() -> list[Path]:
 
 def blocklist() -> list[str]:
     """The terms of every blocklist file (re-read when a file changes); a file that is missing, a
-    folder or not UTF-8 text is a one-line `PolicyViolation` naming it and KEYART_BLOCKLIST."""
+    folder or not UTF-8 text is a one-line `BlocklistUnusable` naming it and KEYART_BLOCKLIST."""
     return list(_read(tuple((p, _stamp(p)) for p in blocklist_files())))
 
 
@@ -93,18 +93,18 @@ def _read(files: tuple[tuple[Path, int], ...]) -> tuple[str, ...]:
     terms: list[str] = []
     for path, stamp in files:
         if stamp == _FOLDER:
-            raise PolicyViolation(f"the blocklist {path} is a folder, not a file; point {BLOCKLIST_ENV} at a text file with one term a line")
+            raise BlocklistUnusable(f"the blocklist {path} is a folder, not a file; point {BLOCKLIST_ENV} at a text file with one term a line")
         if stamp == _MISSING:
-            raise PolicyViolation(f"the blocklist {path} does not exist; create it or fix {BLOCKLIST_ENV}")
+            raise BlocklistUnusable(f"the blocklist {path} does not exist; create it or fix {BLOCKLIST_ENV}")
         try:
             text = path.read_text(encoding="utf-8")
         except UnicodeDecodeError as exc:
-            raise PolicyViolation(
+            raise BlocklistUnusable(
                 f"the blocklist {path} is not UTF-8 text (byte 0x{exc.object[exc.start]:02x} at position {exc.start}); "
                 f"save it as UTF-8, or point {BLOCKLIST_ENV} at another file"
             ) from None
         except OSError as exc:
-            raise PolicyViolation(f"cannot read the blocklist {path}: {exc.strerror or exc}; fix it or {BLOCKLIST_ENV}") from None
+            raise BlocklistUnusable(f"cannot read the blocklist {path}: {exc.strerror or exc}; fix it or {BLOCKLIST_ENV}") from None
         for line in text.splitlines():
             term = line.split("#", 1)[0].strip().lower()
             if term:

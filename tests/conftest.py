@@ -26,13 +26,16 @@ def _one_torch_thread():
 
 @pytest.fixture(autouse=True)
 def _unconfigured_styles_and_cache():
-    """An entry point run in a test (the CLI's main) configures the style files and the hash cache
-    for the process; forget that afterwards, so the next test sees its own environment."""
+    """An entry point run in a test (the CLI's main) configures the style files, the hash cache and
+    the blocklist files for the process; forget that afterwards, so the next test sees its own
+    environment (a test's broken blocklist must not refuse the next test's prompts)."""
     yield
+    from assistant import policy
     from imagegen import hashes, styles
 
     styles.use_files(None)
     hashes.use_cache(None)
+    policy.use_blocklists([])
 
 
 @pytest.fixture(scope="session")

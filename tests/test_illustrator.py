@@ -381,3 +381,18 @@ def test_an_offline_chat_stays_light(tmp_path):
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip().splitlines()[-1] == "0 []" and "Made it darker" in done.stdout
+
+
+def test_a_broken_blocklist_is_an_error_to_fix_not_a_refusal(chat, tmp_path):
+    from assistant import policy
+    from assistant.errors import BlocklistUnusable
+
+    cid = chat.start()
+    (tmp_path / "blocklist.txt").write_bytes(b"gore\n\xff\xfe naked\n")  # not UTF-8
+    policy.use_blocklists([tmp_path / "blocklist.txt"])
+    try:
+        with pytest.raises(BlocklistUnusable, match="is not UTF-8 text.*KEYART_BLOCKLIST"):
+            chat.turn(cid, "draw a lighthouse in a storm")
+    finally:
+        policy.use_blocklists([])
+    assert chat.turn(cid, "draw a lighthouse in a storm").rendered  # fixed, the same words are drawn

@@ -20,7 +20,7 @@ from imagegen.errors import InvalidRequest
 from ..catalog import Catalog, load_catalog
 from ..catalog_answers import answer
 from ..conversations import Conversations, TurnRecord
-from ..errors import CatalogError, LLMNotConfigured, LLMUnavailable, PolicyViolation, ReplyInvalid
+from ..errors import BlocklistUnusable, CatalogError, LLMNotConfigured, LLMUnavailable, PolicyViolation, ReplyInvalid
 from ..models import is_offline, label, new_trace
 from ..models.offline import OfflineModel
 from ..policy import require
@@ -241,6 +241,8 @@ class Illustrator:
             except (LLMUnavailable, ReplyInvalid) as exc:  # the model's judgement failed: the blocklist still applies
                 work.said.append(f"(The brand-safety model could not be used ({exc}); the prompt was checked against the blocklist only.)")
                 require(prompt, what="image prompt")
+        except BlocklistUnusable:  # a setting to fix, said as an error, not a refusal of this prompt
+            raise
         except PolicyViolation as exc:
             return f"I did not draw that: {exc}."
         finally:
