@@ -22,10 +22,8 @@ import argparse  # noqa: E402
 import math  # noqa: E402
 import statistics  # noqa: E402
 import tempfile  # noqa: E402
-import threading  # noqa: E402
 import time  # noqa: E402
 from concurrent.futures import ThreadPoolExecutor  # noqa: E402
-from contextlib import contextmanager  # noqa: E402
 
 PROMPTS = ("a lighthouse keeper in a storm", "the ferry at night, (lanterns:1.3), [fog]", "a [gull:heron:0.5] over the harbour at dawn")
 SIZES = ((64, 64), (96, 64), (64, 96))  # the service's size table for the tiny model
@@ -42,27 +40,6 @@ def percentile(values: list[float], q: float) -> float:
     """The nearest-rank percentile `q` (0-100) of `values`."""
     ordered = sorted(values)
     return ordered[max(0, math.ceil(q / 100 * len(ordered)) - 1)]
-
-
-@contextmanager
-def serving(app):
-    """uvicorn in a thread on 127.0.0.1, port 0; yields the base URL."""
-    import uvicorn
-
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning", lifespan="on"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started:
-        if time.monotonic() > deadline or not thread.is_alive():
-            raise RuntimeError("uvicorn did not start")
-        time.sleep(0.01)
-    port = server.servers[0].sockets[0].getsockname()[1]
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(10)
 
 
 def clients(calls, concurrency: int) -> tuple[float, list[float]]:
@@ -102,13 +79,13 @@ def over_http(engine, limits, bodies_, concurrency: int) -> tuple[float, list[fl
     import httpx
 
     from imagegen.queue import RenderQueue
-    from imagegen.server.app import create_app
+    from imagegen.server.app import create_app, running
 
     pool = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
     with (
         tempfile.TemporaryDirectory() as home,
         RenderQueue(engine, home, max_queued=len(bodies_)) as queue,
-        serving(create_app(queue, limits=limits)) as url,
+        running(create_app(queue, limits=limits)) as url,
         httpx.Client(base_url=url, limits=pool, timeout=600) as client,
     ):
 

@@ -150,11 +150,10 @@ def _example(kind: str) -> str:
 
 
 def _format(value: Any) -> str:
-    """A value as the axis text shows it: a float as the shortest text that reads back the same."""
-    if isinstance(value, float):
-        text = repr(value)
-        return text[:-2] if text.endswith(".0") else text
-    return str(value)
+    """A value as the axis text shows it: a float as the infotext writes it (metadata.number_text)."""
+    from .metadata import number_text
+
+    return number_text(value) if isinstance(value, float) else str(value)
 
 
 def _convert(kind: str, item: Any) -> list[Any]:

@@ -73,7 +73,7 @@ class PngMetadata:
 
 def _quote(value: object) -> str:
     """A value as it goes on the `Key: value, ...` line: JSON-quoted where plain text would break it."""
-    text = _number_text(value) if isinstance(value, float) else str(value)
+    text = number_text(value) if isinstance(value, float) else str(value)
     # A comma would end the value, a line break the line, a colon could read as a new key; a value
     # that starts with a quote is quoted too, so a reader cannot take it for a JSON string, and one
     # with blanks at its ends, which a reader strips.
@@ -82,7 +82,7 @@ def _quote(value: object) -> str:
     return text
 
 
-def _number_text(value: float) -> str:
+def number_text(value: float) -> str:
     """A float as the shortest text that reads back as the same float; 7.0 as "7", as A1111 shows it."""
     text = repr(value)
     return text[:-2] if text.endswith(".0") else text

@@ -99,7 +99,7 @@ class ImageSettings:
         if "styles" in values:
             values["styles"] = tuple(p for p in values["styles"].split(os.pathsep) if p.strip())
         if "remote_timeout" in values:
-            values["remote_timeout"] = _seconds("KEYART_REMOTE_TIMEOUT", values["remote_timeout"])
+            values["remote_timeout"] = seconds("KEYART_REMOTE_TIMEOUT", values["remote_timeout"])
         # The openai engine's key falls back to OpenAI's own variable, as the SDK's does.
         if "images_api_key" not in values and (env.get("OPENAI_API_KEY") or "").strip():
             values["images_api_key"] = env["OPENAI_API_KEY"].strip()
@@ -158,14 +158,16 @@ def _word(where: str, value: Any, allowed: tuple[str, ...]) -> str:
     return word
 
 
-def _seconds(env: str, text: str) -> float:
+def seconds(env: str, text: Any, example: float = 600) -> float:
+    """A duration setting as seconds: a number above 0 and finite (NaN fails too), else an error
+    naming `env` with an example. The language side's timeout reads the same way."""
     try:
-        seconds = float(text)
-    except ValueError:
-        raise InvalidRequest(f"{env} must be a number of seconds (got {text!r}); for example {env}=600") from None
-    if not 0 < seconds < float("inf"):
+        value = float(text)
+    except (TypeError, ValueError):
+        raise InvalidRequest(f"{env} must be a number of seconds (got {text!r}); for example {env}={example:g}") from None
+    if not 0 < value < float("inf"):
         raise InvalidRequest(f"{env} must be more than 0 seconds (got {text!r})")
-    return seconds
+    return value
 
 
 def variable(field: str) -> Variable:

@@ -15,7 +15,7 @@ from PIL import Image
 
 from imagegen.queue import RenderQueue
 from imagegen.request import RenderRequest
-from imagegen.server.app import create_app
+from imagegen.server.app import create_app, running
 from imagegen.server.limits import Limits
 
 # A tiny size table (64x64, landscape, portrait) and 2 steps, so renders stay tiny.
@@ -23,24 +23,7 @@ TINY = Limits(sizes=((64, 64), (96, 64), (64, 96)), steps=2, max_body_bytes=2**2
 KEY = "sk-test-key"
 
 
-@contextmanager
-def serving(app):
-    """uvicorn in a thread on 127.0.0.1, port 0; yields the base URL."""
-    import uvicorn
-
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning", lifespan="on"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started:
-        assert time.monotonic() < deadline and thread.is_alive(), "uvicorn did not start"
-        time.sleep(0.01)
-    port = server.servers[0].sockets[0].getsockname()[1]
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(10)
+serving = running  # uvicorn in a thread on 127.0.0.1 (imagegen.server.app.running); the other server tests import it from here
 
 
 class Gated:

@@ -14,7 +14,7 @@ from typing import Any
 from ..platforms import PLATFORMS, hashtag, post_text, shorten
 from ..prompting.campaign import PostCopy, Strategy, avoided, hashtags, missing_words
 from . import offline_rules as rules
-from .offline import Reading
+from .offline import Reading, _and
 
 PRONOUNS = ("he", "she", "they", "it", "his", "her", "their")
 
@@ -22,10 +22,6 @@ PRONOUNS = ("he", "she", "they", "it", "his", "her", "their")
 def _sentence(text: str) -> str:
     text = text.strip()
     return text if not text or text[-1] in ".!?…" else text + "."
-
-
-def _and(words: list[str]) -> str:
-    return words[0] if len(words) == 1 else ", ".join(words[:-1]) + " and " + words[-1]
 
 
 def _article(word: str) -> str:

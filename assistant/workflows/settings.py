@@ -150,13 +150,14 @@ def _base_url(text: str) -> str:
 
 
 def _seconds(value: Any) -> float:
+    """KEYART_LLM_TIMEOUT, read as imagegen reads its durations; said as the language side's error."""
+    from imagegen.errors import InvalidRequest
+    from imagegen.settings import seconds
+
     try:
-        seconds = float(value)
-    except (TypeError, ValueError):
-        raise LLMNotConfigured(f"KEYART_LLM_TIMEOUT must be a number of seconds (got {value!r}); for example KEYART_LLM_TIMEOUT=120") from None
-    if not 0 < seconds < float("inf"):  # NaN fails this too
-        raise LLMNotConfigured(f"KEYART_LLM_TIMEOUT must be more than 0 seconds (got {value!r})")
-    return seconds
+        return seconds("KEYART_LLM_TIMEOUT", value, example=120)
+    except InvalidRequest as exc:
+        raise LLMNotConfigured(str(exc)) from None
 
 
 def help_epilog(groups: tuple[str, ...] = ("catalog", "language", "image")) -> str:

@@ -7,7 +7,6 @@ environment; functions given no settings build them from it, as an edge would.
 
 from __future__ import annotations
 
-import dataclasses
 import importlib
 import logging
 from collections.abc import Callable, Sequence
@@ -148,7 +147,7 @@ def resolve(specs: Sequence[EngineSpec], name: str = AUTO, settings: Settings | 
     choice = _pick(specs, key, settings)
     chosen = lookup(specs, choice.name)
     if chosen.check is not None and isinstance(settings, ImageSettings):
-        factory_of(dataclasses.replace(chosen, factory=chosen.check))(settings)
+        referenced(chosen.check)(settings)
     # 4. Options that belong to another engine than the one chosen.
     misplaced = [k for k in given if k not in lookup(specs, choice.name).options]
     if misplaced:
@@ -184,9 +183,14 @@ def create(specs: Sequence[EngineSpec], name: str = AUTO, settings: Settings | N
 
 def factory_of(spec: EngineSpec) -> Callable[..., Any]:
     """The spec's factory: a callable as given, or "module:Attr.attr" imported and looked up."""
-    if callable(spec.factory):
-        return spec.factory
-    module, _, path = spec.factory.partition(":")
+    return referenced(spec.factory)
+
+
+def referenced(ref: str | Callable[..., Any]) -> Callable[..., Any]:
+    """A callable as given, or the one "package.module:Attr.attr" names, its module imported now."""
+    if callable(ref):
+        return ref
+    module, _, path = ref.partition(":")
     target: Any = importlib.import_module(module)
     for part in path.split("."):
         target = getattr(target, part)

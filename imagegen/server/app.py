@@ -7,7 +7,8 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from contextlib import asynccontextmanager
+from collections.abc import Iterator
+from contextlib import asynccontextmanager, contextmanager
 from typing import Any
 
 from fastapi import Depends, FastAPI, Request
@@ -166,3 +167,28 @@ class _TooLarge(StarletteHTTPException):
     def __init__(self, seen: int, max_bytes: int):
         super().__init__(413, f"the request body is {seen} bytes or more, past this server's limit of {max_bytes} bytes")
         self.seen = seen
+
+
+@contextmanager
+def running(app: FastAPI, host: str = "127.0.0.1") -> Iterator[str]:
+    """The app on uvicorn in a thread, on `host` and a free port, until the block ends; yields its
+    base URL. For tests and benchmarks (`python -m imagegen serve` runs uvicorn in the foreground)."""
+    import threading
+    import time
+
+    import uvicorn
+
+    server = uvicorn.Server(uvicorn.Config(app, host=host, port=0, log_level="warning", lifespan="on"))
+    thread = threading.Thread(target=server.run, name="keyart-uvicorn", daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 10
+    while not server.started:
+        if time.monotonic() > deadline or not thread.is_alive():
+            raise RuntimeError("uvicorn did not start")
+        time.sleep(0.01)
+    port = server.servers[0].sockets[0].getsockname()[1]
+    try:
+        yield f"http://{host}:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(10)
