@@ -10,7 +10,7 @@ $(STAMP): pyproject.toml
 	$(PY) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 	# torch==2.13.0 is pinned in pyproject.toml: the CPU build where one is on disk, never a CUDA pull.
-	$(BIN)/python -m pip install -q -e '.[test]'
+	$(BIN)/python -m pip install -q -e '.[test,ray]'
 	rm -f $(VENV)/.installed-*
 	touch $@
 
@@ -29,7 +29,7 @@ dashboard: $(STAMP)
 
 # Two workers (pytest-xdist): this machine's two cores; each worker builds its own tiny models.
 test: $(STAMP)
-	HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 $(BIN)/python -m pytest -n 2
+	HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 $(BIN)/python -m pytest -n 2 --dist loadgroup
 
 bench: $(STAMP)
 	$(BIN)/python bench/engine.py

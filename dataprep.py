@@ -37,6 +37,7 @@ def build_parser() -> argparse.ArgumentParser:
     from assistant.models import LLMS
     from assistant.workflows.service import AUTO_RULE, ENGINES
     from assistant.workflows.plan import BUILD_QUALITIES
+    from imagegen.scale import add_flags
 
     epilog = _epilog()
     home = argparse.ArgumentParser(add_help=False)
@@ -70,6 +71,7 @@ def build_parser() -> argparse.ArgumentParser:
     engine.add_argument("--device", help="cuda, cuda:1, mps or cpu (sdxl)")
     engine.add_argument("--dtype", help="auto, fp16, bf16 or fp32 (sdxl)")
     engine.add_argument("--memory", help="normal, medvram or lowvram (sdxl)")
+    add_flags(engine)
 
     parser = one_line_parser(
         prog="python dataprep.py",
@@ -124,6 +126,7 @@ def _stages(args: argparse.Namespace, config) -> int:
     from assistant.cli_common import catalog_from_args
     from assistant.workflows.build import prepare_build
     from assistant.workflows.plan import Selection, parse_episodes, parse_styles
+    from imagegen.scale import options_from
 
     # 1. Read and check everything before any work: the catalog, the selection, the settings, the engine.
     if args.limit is not None and args.limit < 1:
@@ -135,7 +138,11 @@ def _stages(args: argparse.Namespace, config) -> int:
     selection = Selection(season=args.season, episodes=parse_episodes(args.episodes) if args.episodes is not None else None, styles=styles, limit=args.limit)
     settings = _settings(args, config) if args.command != "prompts" else None
     home = config.home_path
-    service = config.render_service(front="dataprep") if settings is not None else None
+    scale = options_from(args, config.image.ray_address) if settings is not None else None
+    # Catalog art renders one request per engine call: batched images differ from single ones in the
+    # last bits, and an image must not depend on which others shared its call (a resumed run, or
+    # one spread over replicas, must give the same catalog).
+    service = config.render_service(front="dataprep", scale=scale, max_batch=1, announce=lambda line: echo(f"ray: {line}", err=True)) if settings is not None else None
     model = config.language_model() if args.command != "render" else None
     build = prepare_build(catalog, home, command=args.command, selection=selection, model=model, service=service, settings=settings, force=args.force)
     store = build.store

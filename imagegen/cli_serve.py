@@ -24,6 +24,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     """Add `serve` to the subcommands `sub`."""
     from .engines import ENGINES, describe
     from .queue import MAX_QUEUED
+    from .scale import add_flags
 
     s = sub.add_parser(
         "serve",
@@ -40,6 +41,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     s.add_argument("--engine", default="auto", help=f"{', '.join(ENGINES)} (default auto: {describe()[0][1]})")
     s.add_argument("--device", help="cuda, cuda:1, mps or cpu (default: the best available)")
     s.add_argument("--home", type=Path, default=DEFAULT_HOME, help=f"folder for the queue's state (default {DEFAULT_HOME}); no images are kept there")
+    add_flags(s)
     s.set_defaults(handler=serve)
 
 
@@ -72,10 +74,12 @@ def check(args: argparse.Namespace, settings: ImageSettings | None = None) -> st
 def serve(args: argparse.Namespace, settings: ImageSettings) -> int:
     from .engines import choose, create_engine
     from .queue import RenderQueue
+    from .scale import options_from, replicas
 
     # 1. Refuse what must not start, before anything loads.
     key = check(args, settings)
     choice = choose(args.engine, settings)
+    scale = options_from(args, settings.ray_address)
     try:
         import uvicorn
 
@@ -86,11 +90,27 @@ def serve(args: argparse.Namespace, settings: ImageSettings) -> int:
     from .cli import echo
 
     home = args.home.expanduser()
-    app = create_app(lambda: RenderQueue(lambda: create_engine(choice.name, settings), home, max_queued=args.max_queue), api_key=key)
+    pool = None
+    if scale is not None:  # the replicas start now, each loading the engine: a bad cluster or model fails before serving
+        pool = replicas(scale, choice.name, settings, app=f"keyart-serve-{args.port}")
+        echo("ray: starting the render replicas (each loads the engine)...", err=True)
+        pool.start()
+        echo(f"ray: {pool.where}", err=True)
+        engines: object = pool.engines()
+    else:
+
+        def engines():  # loaded in the worker with the first job
+            return create_engine(choice.name, settings)
+
+    app = create_app(lambda: RenderQueue(engines, home, max_queued=args.max_queue), api_key=key)
     # What the A1111 routes list before the engine loads: the served model's name, and the LoRA folder.
     app.state.model_name = Path(settings.sdxl_model).name if choice.name == "sdxl" and settings.sdxl_model else "keyart-preview"
     app.state.lora_dir = settings.lora_dir
     echo(f"engine: {choice.name} ({choice.reason}); serving http://{args.host}:{args.port}/v1 {'with' if key else 'without'} an API key", err=True)
     # 3. Serve until interrupted; uvicorn runs the lifespan (queue made, then closed).
-    uvicorn.run(app, host=args.host, port=args.port, log_level="info" if args.verbose else "warning")
+    try:
+        uvicorn.run(app, host=args.host, port=args.port, log_level="info" if args.verbose else "warning")
+    finally:
+        if pool is not None:
+            pool.close()
     return 0

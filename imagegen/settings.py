@@ -50,6 +50,7 @@ VARIABLES: tuple[Variable, ...] = (
     Variable("KEYART_IMAGES_MODEL", "images_model", f"keyart-sdxl on a keyart server, else {OPENAI_IMAGES_MODEL}", "the openai engine's model"),
     Variable("KEYART_IMAGES_API_KEY", "images_api_key", "OPENAI_API_KEY", "the openai engine's key (a local compatible server may need none)"),
     Variable("KEYART_REMOTE_TIMEOUT", "remote_timeout", f"{REMOTE_TIMEOUT:g}", "seconds the remote engines (a1111, openai) wait for one render's answer"),
+    Variable("RAY_ADDRESS", "ray_address", "unset: --ray starts a cluster on this machine", "the Ray cluster --ray renders on: host:6379 (the head), ray://host:10001, auto or local; --ray-address wins"),
 )  # fmt: skip
 ENGINE_OPTIONS = ("device", "dtype", "memory")
 DTYPES = ("auto", "fp16", "bf16", "fp32")
@@ -78,6 +79,7 @@ class ImageSettings:
     images_model: str | None = None  # None: keyart-sdxl on a keyart server, else OPENAI_IMAGES_MODEL
     images_api_key: str | None = field(default=None, repr=False)  # None: OPENAI_API_KEY, read by from_env
     remote_timeout: float = REMOTE_TIMEOUT
+    ray_address: str | None = None  # where --ray renders (None: a cluster started on this machine)
 
     def __post_init__(self) -> None:
         styles = (self.styles,) if isinstance(self.styles, (str, Path)) else self.styles

@@ -85,10 +85,14 @@ def _environment_reads(path: Path) -> list[str]:
 
 
 def test_only_the_settings_modules_read_the_environment():
-    # The hub's own HF_HUB_OFFLINE is read where the hub is used (sdxl_load), and nothing else.
-    allowed = {"assistant/workflows/settings.py", "imagegen/settings.py", "imagegen/engines/sdxl_load.py"}
+    # The hub's own HF_HUB_OFFLINE is read where the hub is used (sdxl_load), Ray's own RAY_AUTH_*
+    # where a cluster is joined (imagegen.scale), and nothing else.
+    allowed = {"assistant/workflows/settings.py", "imagegen/settings.py", "imagegen/engines/sdxl_load.py", "imagegen/scale/__init__.py"}
     files = [*ROOT.glob("assistant/**/*.py"), *ROOT.glob("imagegen/**/*.py"), ROOT / "dataprep.py", ROOT / "dashboard.py"]
     reads = [hit for path in files if str(path.relative_to(ROOT)) not in allowed for hit in _environment_reads(path)]
     assert reads == [], f"read the environment outside the settings modules: {reads}"
     hub = _environment_reads(ROOT / "imagegen" / "engines" / "sdxl_load.py")
     assert len(hub) <= 1 and "HF_HUB_OFFLINE" in (ROOT / "imagegen" / "engines" / "sdxl_load.py").read_text()
+    scale = ROOT / "imagegen" / "scale" / "__init__.py"
+    lines = scale.read_text().splitlines()
+    assert all("RAY_AUTH_" in lines[int(hit.rsplit(":", 1)[1]) - 1] for hit in _environment_reads(scale)), "imagegen.scale reads only Ray's auth variables"

@@ -57,6 +57,10 @@ IMAGEGEN_RUNS = (  # what renders or writes images: engines, the queue, and the 
     "imagegen.engines.*",
     "imagegen.queue",
     "imagegen.queue_*",
+    "imagegen.scale.cluster",  # render replicas on Ray (imagegen.scale itself is the options, public)
+    "imagegen.scale.replica",
+    "imagegen.scale.engine",
+    "imagegen.scale.wire",
     "imagegen.grids",  # run_grid calls an engine, save_grid writes PNGs
     "imagegen.upscale",  # lanczos() renders the upscaled image
     "imagegen.contact_sheet",  # composes a new image from renders
@@ -76,6 +80,7 @@ IMAGEGEN_PUBLIC = (  # what a front end may import: the request vocabulary, erro
     "imagegen.prompt_syntax",
     "imagegen.axes",  # parses X/Y plot axes; running the plot is imagegen.grids
     "imagegen.canvas",  # sizes and directions of a request's canvas
+    "imagegen.scale",  # ScaleOptions: what --ray asks for, checked without Ray
 )
 IMAGEGEN_PRIVATE = (  # neither: imagegen's own front ends, the HTTP service, and internals
     "imagegen.__main__",
@@ -111,6 +116,7 @@ HEAVY = (  # each takes seconds to import (or pulls in one that does)
     "safetensors.torch",
 )
 SERVER = ("imagegen.server", "imagegen.server.*")
+RAY_SIDE = ("imagegen.scale.cluster", "imagegen.scale.replica")  # the modules that need Ray at module level (Serve's deployment)
 EVERYONE = ("imagegen", "imagegen.*", "assistant", "assistant.*", "dataprep", "dashboard")
 
 
@@ -162,7 +168,25 @@ RULES = (
         HEAVY,
         "heavy libraries are imported inside the function that needs them, so `import assistant`, "
         "`import imagegen`, every --help and the dashboard's first paint stay fast",
-        except_who=SERVER,
+        except_who=SERVER + RAY_SIDE,
+        top_level_only=True,
+    ),
+    Rule(
+        "5-ray-only-on-ray",
+        EVERYONE,
+        RAY_SIDE + ("ray", "ray.*"),
+        "nothing imports Ray unless --ray asks for it: only imagegen.scale's cluster and replica modules "
+        "import it at module level, and nothing imports them at module level",
+        except_who=RAY_SIDE,
+        top_level_only=True,
+    ),
+    Rule(
+        "5-ray-side-loads-only-ray-early",
+        RAY_SIDE,
+        HEAVY,
+        "the Ray side needs ray at module level (a Serve deployment is a class Ray pickles); everything "
+        "else heavy loads late there too (the engine, in the replica's constructor)",
+        unless=("ray", "ray.*"),
         top_level_only=True,
     ),
     Rule(
@@ -441,6 +465,21 @@ def test_the_server_rules_catch_an_engine_import(tmp_path):
     assert [v.split(": `")[0] for v in found["6-server-talks-to-the-queue"]] == ["imagegen/server/__init__.py:3"]
     assert [v.split(": `")[0] for v in found["5-server-loads-only-fastapi-early"]] == ["imagegen/server/__init__.py:2"]
     assert not any("imagegen/server" in v for v in found["5-heavy-libraries-load-late"])
+
+
+def test_the_ray_rules_keep_ray_behind_the_flag(tmp_path):
+    files = {
+        "imagegen/scale/__init__.py": "",
+        "imagegen/scale/cluster.py": "import ray\nimport torch\n",
+        "imagegen/scale/replica.py": "from ray import serve\n",
+        "imagegen/queue.py": "from .scale import cluster\n\ndef later():\n    from .scale import replica\n",
+        "assistant/workflows/service.py": "import ray\n",
+    }
+    write(tmp_path, SYNTHETIC | files)
+    found = by_rule(tmp_path)
+    assert sorted(v.split(": `")[0] for v in found["5-ray-only-on-ray"]) == ["assistant/workflows/service.py:1", "imagegen/queue.py:1"]
+    assert [v.split(": `")[0] for v in found["5-ray-side-loads-only-ray-early"]] == ["imagegen/scale/cluster.py:2"]
+    assert not any("imagegen/scale" in v for v in found["5-heavy-libraries-load-late"])
 
 
 def test_relative_and_function_level_imports_are_resolved(tmp_path):

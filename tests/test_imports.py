@@ -1,9 +1,9 @@
-"""Importing keyart stays light: no torch, diffusers or transformers until an engine needs them."""
+"""Importing keyart stays light: no torch, diffusers or transformers until an engine needs them, no Ray without --ray."""
 
 import subprocess
 import sys
 
-HEAVY = ("torch", "diffusers", "transformers")
+HEAVY = ("torch", "diffusers", "transformers", "ray")  # ray: only with --ray (imagegen.scale)
 
 
 def run(code: str) -> str:

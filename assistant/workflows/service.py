@@ -17,6 +17,7 @@ from typing import Any, Callable
 
 from imagegen import KeyartError, RenderedImage, RenderFailed, RenderRequest
 from imagegen.engines import ENGINES, MODEL_ENV, REFINER_ENV, Choice, check_request, choose, create_engine, describe
+from imagegen.scale import ScaleOptions
 from imagegen.settings import ImageSettings
 
 AUTO_RULE = describe()[0][1]  # what auto picks, in words: for --help
@@ -52,9 +53,14 @@ class RenderService:
 
     def __init__(
         self, engine: Any = None, *, name: str = "auto", settings: ImageSettings | None = None, options: dict[str, Any] | None = None,
-        home: str | Path | None = None, front: str = "renders", max_queued: int = 64, max_batch: int = 4,
+        home: str | Path | None = None, front: str = "renders", max_queued: int = 64, max_batch: int = 4, scale: ScaleOptions | None = None,
+        announce: Callable[[str], None] | None = None,
     ):  # fmt: skip
         self._engine = engine
+        self._scale = scale  # render on Ray replicas instead of a local engine (imagegen.scale)
+        self._replicas = None
+        self._announce = announce  # told, in a line each, when the replicas start and where they run
+        self._front = front
         self._settings = settings if settings is not None else ImageSettings()  # nothing configured: preview cards
         self._options = options or {}
         self._queue_home = Path(home) / QUEUES / front if home is not None else None
@@ -67,6 +73,10 @@ class RenderService:
             return
         choice = choose(name, settings=self._settings, **self._options)  # validates name, options and configuration, loading nothing
         self.name, self.reason = choice.name, choice.reason
+        if scale is not None:
+            from imagegen.scale import check_engine
+
+            check_engine(self.name)
         self.model, self.refiner = "keyart-preview", None
         if choice.name == "sdxl":
             self.model = locate_model(self._settings.sdxl_model).name
@@ -89,14 +99,56 @@ class RenderService:
             return self._engine
 
     @property
+    def max_batch(self) -> int:
+        return self._limits["max_batch"]
+
+    @property
+    def workers(self) -> int:
+        """Render calls that run at once: the replicas with --ray (once started), else one."""
+        return self._replicas.workers if self._replicas is not None else 1
+
+    @property
+    def ahead(self) -> int:
+        """How many jobs a caller may keep submitted at once to keep every worker busy without
+        changing any image: several only where workers run side by side and never batch jobs
+        (batched images differ from single ones in the last bits)."""
+        return 2 * self.workers if self.workers > 1 and self.max_batch == 1 else 1
+
+    def start(self) -> str | None:
+        """With `scale`, join the Ray cluster and start the replicas now (each loads its engine;
+        the first job does this otherwise): a line saying where they run. A local engine loads with
+        its first job (None)."""
+        if self._scale is None:
+            return None
+        with self._lock:
+            if self._replicas is None:
+                import hashlib
+
+                from imagegen.scale import replicas
+
+                where = str(self._queue_home or "")
+                app = f"keyart-{self._front}-{hashlib.sha1(where.encode()).hexdigest()[:8]}"  # a rerun over the same home replaces a killed run's
+                started = replicas(self._scale, self.name, self._settings, self._options, app=app)
+                if self._announce is not None:
+                    self._announce("starting the render replicas (each loads the engine)...")
+                started.start()
+                self._replicas = started
+                if self._announce is not None:
+                    self._announce(started.where)
+            return self._replicas.where
+
+    @property
     def queue(self):
-        """The render queue, started on first use (its worker thread, its SQLite state)."""
+        """The render queue, started on first use (its worker threads, its SQLite state)."""
+        if self._scale is not None:
+            self.start()
         with self._lock:
             if self._queue is None:
                 from imagegen.queue import RenderQueue
 
                 home = self._queue_home or Path(tempfile.mkdtemp(prefix="keyart-queue-"))
-                self._queue = RenderQueue(self.engine, home, **self._limits)
+                engines = self._replicas.engines() if self._replicas is not None else self.engine
+                self._queue = RenderQueue(engines, home, **self._limits)
             return self._queue
 
     def submit(
@@ -160,8 +212,12 @@ class RenderService:
         return self.queue.jobs(owner) if self._queue is not None else []
 
     def close(self, *, cancel: bool = False) -> None:
-        """Stop the queue's worker after the job in hand (cancel=True: at its next step)."""
+        """Stop the queue's workers after the jobs in hand (cancel=True: at their next step), then
+        remove the Ray replicas, if any."""
         with self._lock:
             queue, self._queue = self._queue, None
+            replicas, self._replicas = self._replicas, None
         if queue is not None:
             queue.close(cancel=cancel)
+        if replicas is not None:
+            replicas.close()

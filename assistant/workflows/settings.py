@@ -112,11 +112,18 @@ class Settings:
             name or self.llm, model=self.llm_model, base_url=self.openai_base_url, api_key=self.openai_api_key, timeout=self.llm_timeout
         )
 
-    def render_service(self, *, front: str, engine: str | None = None, home: Path | None = None, **options: Any):
-        """The RenderService for these settings' engine (or `engine`) over `home`'s render queue."""
+    def render_service(
+        self, *, front: str, engine: str | None = None, home: Path | None = None, scale: Any = None, max_batch: int | None = None,
+        announce: Any = None, **options: Any,
+    ):  # fmt: skip
+        """The RenderService for these settings' engine (or `engine`) over `home`'s render queue;
+        `scale` (imagegen.scale.ScaleOptions) renders on Ray replicas, `announce` told where."""
         from .service import RenderService
 
-        return RenderService(name=engine or self.engine, settings=self.image, options=options, home=home or self.home_path, front=front)
+        limits = {} if max_batch is None else {"max_batch": max_batch}
+        return RenderService(
+            name=engine or self.engine, settings=self.image, options=options, home=home or self.home_path, front=front, scale=scale, announce=announce, **limits
+        )
 
     @property
     def home_path(self) -> Path:

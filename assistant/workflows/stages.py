@@ -16,16 +16,17 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from imagegen import KeyartError
-from imagegen.errors import StorageError
 
 from ..errors import LLMUnavailable
-from ..store import IMAGES, Store
-from .plan import PromptItem, RenderSettings, catalog_seed, image_key, image_path
+from ..store import Store
+from .plan import PromptItem, RenderSettings, catalog_seed, image_key
 from .prompts import write_prompts_for
+from .renders import Render, Renders
 from .service import RenderService
 
 log = logging.getLogger(__name__)
 
+POLL_S = 0.1  # while prompts are written, how often finished images are looked for
 GIVE_UP_AFTER = 3  # language-model failures in a row that mean the server is down, not one bad item
 
 
@@ -100,11 +101,16 @@ def ensure_prompts(item: PromptItem, store: Store, model: Any, *, force: bool, r
 
 
 def render_item(
-    item: PromptItem, prompt_key: str, result: dict[str, Any], store: Store, slot: RenderService, settings: RenderSettings, *, force: bool, report: Report, progress: Progress, styles: list[str] | None = None
-) -> None:
-    """Render the item's image in each style (or in `styles`) that is not in the store yet."""
-    from imagegen.metadata import write_png
+    item: PromptItem, prompt_key: str, result: dict[str, Any], store: Store, slot: RenderService, settings: RenderSettings, *, force: bool, report: Report,
+    progress: Progress, styles: list[str] | None = None, renders: Renders | None = None,
+) -> None:  # fmt: skip
+    """Render the item's image in each style (or in `styles`) that is not in the store yet.
 
+    With `renders`, the images join its window of jobs in flight (and are written as they finish);
+    without, each is rendered and written before this returns.
+    """
+    own = renders is None
+    renders = renders or Renders(store, slot, report, progress)
     by_style = {p["style"]: p for p in result["prompts"]}
     for style in item.styles:
         if styles is not None and style.name not in styles:
@@ -122,26 +128,10 @@ def render_item(
             report.images.skipped += 1
             progress.step("render", "skipped", label)
             continue
-        # 2. Render, write the file atomically, then record it: a crash in between re-renders
-        #    the same key onto the same file name, so nothing is duplicated.
-        start = time.perf_counter()
-        try:
-            [image] = slot.render(request, lineage=_item_lineage(item, prompt_key, result, style.name, key))
-            path = write_png(image, store.home / IMAGES / image_path(*entry, key))
-        except StorageError:  # a full disk or a read-only home fails every item alike: the run stops here
-            raise
-        except KeyartError as exc:
-            report.images.failed += 1
-            store.fail([entry], stage="render", error=str(exc))
-            progress.step("render", "failed", label, str(exc))
-            continue
-        seconds = time.perf_counter() - start
-        store.save_image(
-            key, entry=entry, prompt_key=prompt_key, path=path, seed=image.seed, engine=slot.name, model=slot.model, request=image.request.to_dict(), seconds=seconds
-        )
-        report.images.done += 1
-        report.images.seconds += seconds
-        progress.step("render", "done", label)
+        # 2. Submitted now, written when it finishes (in Renders.finish).
+        renders.add(Render(entry, label, request, key, prompt_key, _item_lineage(item, prompt_key, result, style.name, key)))
+    if own:
+        renders.drain()
 
 
 def held_request(store: Store, entry: tuple[str, int, int, str]) -> dict[str, Any] | None:
@@ -218,12 +208,14 @@ def render_stage(
         log.warning("%d image(s) wait for their prompts; run `dataprep.py prompts` (or `run`) first", waiting)
     # 2. Render what is not in the store yet.
     progress.stage("render", total)
+    renders = Renders(store, slot, report, progress)
     try:
         for item, key, result, styles in work:
             if stop is not None and stop.is_set():
                 report.interrupted = True
                 break
-            render_item(item, key, result, store, slot, settings, force=force, report=report, progress=progress, styles=styles)
+            render_item(item, key, result, store, slot, settings, force=force, report=report, progress=progress, styles=styles, renders=renders)
+        renders.drain()  # a stop lets the images in flight finish: they are paid for
     except KeyboardInterrupt:
         report.interrupted = True
     return report
@@ -255,13 +247,15 @@ def run_stage(
 
     thread = threading.Thread(target=writer, name="keyart-prompts", daemon=True)
     thread.start()
+    renders = Renders(store, slot, report, progress)
     try:
-        while (got := ready.get()) is not None:
+        while (got := _next(ready, renders)) is not None:
             if stop.is_set():
                 report.interrupted = True
                 break
             item, result = got
-            render_item(item, item.key, result, store, slot, settings, force=force, report=report, progress=progress)
+            render_item(item, item.key, result, store, slot, settings, force=force, report=report, progress=progress, renders=renders)
+        renders.drain()
     except KeyboardInterrupt:
         # The worker stops after its item; it is a daemon, so a hung request cannot keep us here.
         stop.set()
@@ -273,6 +267,15 @@ def run_stage(
         raise problems[0]
     report.interrupted |= stop.is_set()
     return report
+
+
+def _next(ready: queue.Queue, renders: Renders) -> Any:
+    """The next item whose prompts are in; images that finish meanwhile are written at once."""
+    while True:
+        try:
+            return ready.get(timeout=POLL_S)
+        except queue.Empty:
+            renders.collect()
 
 
 def _each_prompt(items, store, model, *, force, report, progress, then, stop: threading.Event | None = None) -> None:
