@@ -38,6 +38,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/server.py
 	$(BIN)/python bench/offline.py
 	$(BIN)/python bench/prompt_quality.py
+	$(BIN)/python bench/scale.py
 
 clean:
 	rm -rf $(VENV) data/outputs data/home
