@@ -189,7 +189,13 @@ def test_dataprep_run_on_ray_fills_the_same_catalog(cluster, tmp_path, model, re
         assert dataprep.main(_args(home, "--ray", "--replicas", "2")) == 0
     assert catalog_state(home) == reference
     replicas_seen = {_lineage(p.read_bytes())["lineage"]["ray"]["replica"] for p in (home / "images").rglob("*.png")}
-    assert len(replicas_seen) == 2  # the work was spread
+    assert len(replicas_seen) == 2  # the work was spread...
+    import sqlite3
+
+    with sqlite3.connect(home / "queues" / "dataprep" / "queue.sqlite") as db:
+        runs = db.execute("SELECT started, finished FROM jobs WHERE state = 'done' ORDER BY started").fetchall()
+    assert len(runs) == IMAGES
+    assert any(later[0] < earlier[1] for earlier, later in zip(runs, runs[1:]))  # ...and two renders ran at once
 
 
 def test_the_cli_joins_a_cluster_by_address_with_its_token(cluster, tmp_path, model, reference):
@@ -292,3 +298,69 @@ def test_serve_ray_from_the_cli_answers_an_a1111_client_and_cleans_up(cluster, t
     assert server.returncode == 0, err
     assert "ray: 2 replica(s) on 1 CPU each" in err
     assert f"keyart-serve-{port}" not in serve.status().applications  # the replicas are gone with the server
+
+
+def test_what_the_cluster_cannot_hold_or_start_is_said_in_one_line(cluster, tmp_path):
+    from imagegen.errors import KeyartError
+    from imagegen.scale import replicas
+    from imagegen.settings import ImageSettings
+    from ray import serve
+
+    # 1. More replicas than the cluster has room for: refused before anything is deployed.
+    with pytest.raises(KeyartError, match=r"the Ray cluster has 3 free CPUs of 3; 5 replica\(s\) need 1 each"):
+        replicas(ScaleOptions(replicas=5), "preview", ImageSettings(), app="keyart-test-room").start()
+    assert "keyart-test-room" not in serve.status().applications
+    # 2. A model the replicas cannot find (a path that exists on no node): the replica's own words.
+    missing = str(tmp_path / "no-such-model")
+    with pytest.raises(KeyartError, match="the render replicas did not start: KEYART_SDXL_MODEL=.*no-such-model"):
+        replicas(ScaleOptions(replicas=1), "sdxl", ImageSettings(sdxl_model=missing), app="keyart-test-missing").start()
+    assert "keyart-test-missing" not in serve.status().applications
+
+
+def test_autoscaling_bounds_start_the_fewest_and_allow_the_most(cluster):
+    from imagegen.request import RenderRequest
+    from imagegen.scale import replicas
+    from imagegen.settings import ImageSettings
+    from ray import serve
+
+    pool = replicas(ScaleOptions(min_replicas=1, max_replicas=2), "preview", ImageSettings(), app="keyart-test-autoscale")
+    pool.start()
+    try:
+        assert pool.workers == 2 and pool.where == "1 replica(s) (autoscaling up to 2) on 1 CPU each"
+        config = serve.status().applications["keyart-test-autoscale"].deployments["Renderer"]
+        assert config.replica_states.get("RUNNING") == 1
+        [image] = pool.engines()[1].render(RenderRequest("a quay", width=64, height=64, seed=3))
+        assert image.seed == 3 and image.lineage["lineage"]["ray"]["attempt"] == 1
+    finally:
+        pool.close()
+
+
+def test_a_cancel_stops_the_replica_and_its_errors_arrive_as_they_were_raised(cluster, tmp_path, model):
+    from imagegen.errors import KeyartError
+    from imagegen.queue import RenderQueue
+    from imagegen.request import RenderRequest
+    from imagegen.scale import replicas
+    from imagegen.settings import ImageSettings
+
+    pool = replicas(ScaleOptions(replicas=1), "sdxl", ImageSettings(sdxl_model=model), app="keyart-test-cancel")
+    pool.start()
+    try:
+        with RenderQueue(pool.engines(), tmp_path / "queue") as queue:
+            # 1. A long render, cancelled between its steps: the job ends cancelled, the replica is free at once.
+            long = queue.submit(RenderRequest("a long night", width=128, height=128, num_inference_steps=150, seed=1), on_result=lambda job, images: None)
+            deadline = time.monotonic() + 60
+            while queue.get(long.id).progress[0] < 2 and time.monotonic() < deadline:
+                time.sleep(0.01)
+            queue.cancel(long.id)
+            assert queue.wait(long.id, timeout=30).state == "cancelled"
+            began = time.monotonic()
+            short = queue.submit(RenderRequest("a short day", width=64, height=64, num_inference_steps=2, seed=2), on_result=lambda job, images: None)
+            assert queue.wait(short.id, timeout=30).state == "done"
+            assert time.monotonic() - began < 10  # not behind the 150 steps of the cancelled one
+        # 2. The engine's own error, in its own type and words; not retried as a death would be.
+        engine = pool.engines()[0]
+        with pytest.raises(KeyartError, match="LoRA") as raised:
+            engine.render(RenderRequest("a gull <lora:ghost:0.8>", width=64, height=64, num_inference_steps=2))
+        assert type(raised.value).__module__.startswith("imagegen") and engine.retries == 0
+    finally:
+        pool.close()

@@ -50,8 +50,12 @@ class Renders:
 
     def __init__(self, store: Store, slot: RenderService, report: Report, progress: Progress):
         self.store, self.slot, self.report, self.progress = store, slot, report, progress
-        self.window = max(1, getattr(slot, "ahead", 1))
         self.pending: deque[Render] = deque()
+
+    @property
+    def window(self) -> int:
+        """Jobs kept submitted: read after each submit, since the first may start the replicas."""
+        return max(1, getattr(self.slot, "ahead", 1))
 
     def add(self, render: Render) -> None:
         render.started = time.perf_counter()
