@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import time
 from collections import deque
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -58,31 +60,31 @@ class Renders:
         return max(1, getattr(self.slot, "ahead", 1))
 
     def add(self, render: Render) -> None:
-        render.started = time.perf_counter()
-        render.job = self.slot.submit(render.request, lineage=render.lineage)
-        self.pending.append(render)
-        try:
+        with self._or_cancel():
+            render.started = time.perf_counter()
+            render.job = self.slot.submit(render.request, lineage=render.lineage)
+            self.pending.append(render)
             while len(self.pending) >= self.window:
                 self.finish(self.pending.popleft())
-        except BaseException:
-            self.cancel()
-            raise
 
     def drain(self) -> None:
         """Write every image still in flight (Ctrl-C or a full disk cancels the rest)."""
-        try:
+        with self._or_cancel():
             while self.pending:
                 self.finish(self.pending.popleft())
-        except BaseException:
-            self.cancel()
-            raise
 
     def collect(self) -> None:
         """Write the images whose jobs have ended, without waiting for the others."""
-        try:
+        with self._or_cancel():
             for render in [r for r in self.pending if r.job.is_final]:
                 self.pending.remove(render)
                 self.finish(render)
+
+    @contextmanager
+    def _or_cancel(self) -> Iterator[None]:
+        """Whatever stops the stage (Ctrl-C, a full disk, the replicas not starting) cancels what is in flight."""
+        try:
+            yield
         except BaseException:
             self.cancel()
             raise

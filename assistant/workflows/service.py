@@ -111,8 +111,8 @@ class RenderService:
     def ahead(self) -> int:
         """How many jobs a caller may keep submitted at once to keep every worker busy without
         changing any image: several only where workers run side by side and never batch jobs
-        (batched images differ from single ones in the last bits)."""
-        return 2 * self.workers if self.workers > 1 and self.max_batch == 1 else 1
+        (batched images differ from single ones in the last bits), and never more than the queue holds."""
+        return min(2 * self.workers, self._limits["max_queued"]) if self.workers > 1 and self.max_batch == 1 else 1
 
     def start(self) -> str | None:
         """With `scale`, join the Ray cluster and start the replicas now (each loads its engine;
