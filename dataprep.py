@@ -79,7 +79,7 @@ def build_parser() -> argparse.ArgumentParser:
         epilog=epilog,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    sub = parser.add_subparsers(dest="command", required=True, metavar="{run,prompts,render,status,export}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="{run,prompts,render,status,search,export}")
     fmt = argparse.RawDescriptionHelpFormatter
     sub.add_parser("run", parents=[home, source, llm, engine], help="prompts and images (rendering starts while prompts are written)", epilog=epilog, formatter_class=fmt)
     sub.add_parser("prompts", parents=[home, source, llm], help="write the prompts only (language model)", epilog=epilog, formatter_class=fmt)
@@ -87,6 +87,12 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("status", parents=[home], help="what is done, pending and failed, with reasons")
     s.add_argument("--show", help="only this show")
     s.add_argument("--json", action="store_true", help="one JSON object")
+    q = sub.add_parser("search", parents=[home], help="find art by words in its title, summary or prompt, best first")
+    q.add_argument("query", help='words to find, all of them, as prefixes: "storm lighthouse"')
+    q.add_argument("--show", help="only this show")
+    q.add_argument("--style", help="only this style")
+    q.add_argument("--limit", type=int, default=20, help="at most this many results (default 20)")
+    q.add_argument("--json", action="store_true", help="one JSON object")
     e = sub.add_parser("export", parents=[home], help="the catalog as CSV or Parquet, and a contact sheet PNG per season")
     e.add_argument("--format", choices=("csv", "parquet"), default="csv")
     e.add_argument("--output", type=Path, default=Path("data/outputs/catalog.csv"), help="table file; contact sheets go beside it (default data/outputs/catalog.csv)")
@@ -106,6 +112,8 @@ def main(argv: list[str] | None = None) -> int:
             return _status(args, settings)
         if args.command == "export":
             return _export(args, settings)
+        if args.command == "search":
+            return _search(args, settings)
         return _stages(args, settings)
 
     # One error policy: our errors one line (exit 2), a partial result 1, a bug 3 with its log, ^C 130.
@@ -255,6 +263,31 @@ def _status(args: argparse.Namespace, config) -> int:
             echo(f"  {f['show']} {where} {f['style']} [{f['failed_at']}]: {f['error']}")
     echo("\n'prompted': prompts written, image not rendered yet; 'pending': nothing yet. `python dataprep.py run` continues.")
     return EXIT_OK
+
+
+def _search(args: argparse.Namespace, config) -> int:
+    from dataclasses import asdict
+
+    from assistant.search import search
+    from assistant.store import Store
+
+    store = Store(config.home_path, create=False)
+    hits = search(store, args.query, show=args.show, style=args.style, limit=args.limit)
+    if args.json:
+        echo(json.dumps({"query": args.query, "hits": [asdict(h) | {"image": _image_of(store, h)} for h in hits]}, indent=2, ensure_ascii=False))
+        return EXIT_OK
+    if not hits:
+        echo(f"nothing in {store.home} matches {args.query!r}")
+        return EXIT_OK
+    for hit in hits:
+        echo(f"{hit.show} {hit.label} {hit.style:<14} {hit.title!r:<32} {_image_of(store, hit) or '(no image yet)'}")
+        echo(f"    {hit.snippet}")
+    return EXIT_OK
+
+
+def _image_of(store, hit) -> str | None:
+    path = store.image_file(hit.image_key) if hit.image_key else None
+    return str(path) if path is not None else None
 
 
 def _export(args: argparse.Namespace, config) -> int:

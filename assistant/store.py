@@ -65,6 +65,13 @@ CREATE TABLE IF NOT EXISTS entries (           -- the catalog: one row per piece
     updated    TEXT NOT NULL,
     PRIMARY KEY (show, season, episode, style)
 );
+CREATE TABLE IF NOT EXISTS summaries (         -- what each item's art was drawn from, for search
+    show       TEXT NOT NULL,
+    season     INTEGER NOT NULL,
+    episode    INTEGER NOT NULL,          -- 0: the season's summary
+    summary    TEXT NOT NULL,
+    PRIMARY KEY (show, season, episode)
+);
 CREATE TABLE IF NOT EXISTS llm_cache (
     key        TEXT PRIMARY KEY,          -- hash of the model's settings and the messages
     value      TEXT NOT NULL,
@@ -259,12 +266,18 @@ class Store(SQLiteFile):
     # -- entries ----------------------------------------------------------------------------
 
     def plan_items(self, items: list[Any]) -> None:
-        """Entries for prompt items (anything with show, season, episode, kind, title and styles)."""
+        """Entries for prompt items (anything with show, season, episode, kind, title and styles), and
+        each item's summary where it has one (for search)."""
         self.plan([
             {"show": i.show, "season": i.season, "episode": i.episode, "style": s.name, "kind": i.kind, "title": i.title}
             for i in items
             for s in i.styles
         ])
+        with self.transaction() as db:
+            db.executemany(
+                "INSERT INTO summaries (show, season, episode, summary) VALUES (?, ?, ?, ?) ON CONFLICT (show, season, episode) DO UPDATE SET summary = excluded.summary",
+                [(i.show, i.season, i.episode, summary) for i in items if (summary := getattr(i, "summary", ""))],
+            )
 
     def plan(self, rows: list[dict[str, Any]]) -> None:
         """Make sure every planned entry exists (new ones pending); existing entries keep their state."""

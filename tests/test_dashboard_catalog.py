@@ -212,6 +212,9 @@ def test_filters_narrow_the_gallery(home, monkeypatch):
     at.multiselect(key="ep-styles").set_value([])
     at.text_input(key="ep-text").input("kittiwake crates").run()  # words from the summary, in any case
     assert 0 < shown(at)[0] < 39
+    assert cards(at)[0].startswith("ep-open-gullhaven-s01-e02-")  # ranked: the episode about the Kittiwake's crates first
+    at.text_input(key="ep-text").input("***").run()  # no words: no filter, and no error
+    assert shown(at) == (39, 39)
     at.text_input(key="ep-text").input("").run()
     at.multiselect(key="ep-states").set_value(["failed"]).run()
     assert shown(at) == (1, 39)

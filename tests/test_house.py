@@ -46,6 +46,7 @@ CORE = (  # neither a front end nor a workflow: the language side that knows not
     "assistant.references",
     "assistant.retry",
     "assistant.schemas",
+    "assistant.search",
     "assistant.sqlite_file",
     "assistant.store",
 )

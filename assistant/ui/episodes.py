@@ -267,9 +267,16 @@ def detail(row: dict[str, Any], summary: str, prefix: str = "ep") -> None:
 # -- the tab ----------------------------------------------------------------------------------------
 
 
-def _matches(row: dict[str, Any], words: list[str], summary: str) -> bool:
-    text = " ".join(str(row.get(k) or "") for k in ("title", "prompt", "style")) + " " + summary
-    return all(w in text.lower() for w in words)
+def ranking(store, query: str) -> dict[tuple, int] | None:
+    """Each matching entry's place in the catalog search (assistant.search: title, summary, prompt,
+    ranked); None when the query has no words, which filters nothing."""
+    from ..search import MAX_RESULTS, search
+
+    try:
+        hits = search(store, query, limit=MAX_RESULTS)
+    except KeyartError:  # no words in it (punctuation only): as an empty box
+        return None
+    return {(h.show, h.season, h.episode, h.style): place for place, h in enumerate(hits)}
 
 
 def _pick(name: str) -> None:
@@ -317,15 +324,16 @@ def render() -> None:
     season = c1.selectbox("Season", ["all", *seasons], format_func=lambda n: "All seasons" if n == "all" else f"Season {n}", key="ep-season")
     chosen_styles = c2.multiselect("Style", styles, placeholder="All styles", key="ep-styles")
     chosen_states = c3.multiselect("Status", STATES, format_func=STATE_LABELS.get, placeholder="Any status", key="ep-states")
-    words = c4.text_input("Search", placeholder="Title, summary or prompt words", key="ep-text", icon=":material/search:").lower().split()
+    query = c4.text_input("Search", placeholder="Title, summary or prompt words", key="ep-text", icon=":material/search:", help="Every word, as a prefix; best matches first")
+    words = query.lower().split()
     shown = [
         r
         for r in episodes
-        if (season == "all" or r["season"] == season)
-        and (not chosen_styles or r["style"] in chosen_styles)
-        and (not chosen_states or r["state"] in chosen_states)
-        and _matches(r, words, texts.get(entry_of(r)[:3], ""))
+        if (season == "all" or r["season"] == season) and (not chosen_styles or r["style"] in chosen_styles) and (not chosen_states or r["state"] in chosen_states)
     ]
+    ranked = ranking(store, query) if query.strip() else None
+    if ranked is not None:  # the search's order: best match first
+        shown = sorted((r for r in shown if entry_of(r) in ranked), key=lambda r: ranked[entry_of(r)])
     # 2. The gallery (left) and the open piece (right).
     gallery, side = st.columns([3, 2], gap="large")
     with gallery:

@@ -48,6 +48,11 @@ class PromptItem:
     def entries(self) -> list[tuple[str, int, int, str]]:
         return [(self.show, self.season, self.episode, s.name) for s in self.styles]
 
+    @property
+    def summary(self) -> str:
+        """What the item's art is drawn from: the episode's summary, or the season's."""
+        return self.source.summary if self.kind == "episode" else self.source[0].summary
+
 
 @dataclass(frozen=True)
 class Selection:
