@@ -74,7 +74,7 @@ class Replicas:
         if free.get(resource, 0) + 1e-9 < first * per:
             raise KeyartError(
                 f"the Ray cluster has {free.get(resource, 0):g} free {resource}s of {total.get(resource, 0):g}; {first} replica(s) need {per:g} each: "
-                f"lower --replicas, or free the cluster"
+                f"lower {'--min-replicas' if o.autoscaling else '--replicas'}, or free the cluster"
             )
         # 3. The deployment: each replica builds its engine in its constructor.
         from .replica import deployment
