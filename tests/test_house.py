@@ -81,6 +81,7 @@ IMAGEGEN_PUBLIC = (  # what a front end may import: the request vocabulary, erro
     "imagegen.prompt_syntax",
     "imagegen.axes",  # parses X/Y plot axes; running the plot is imagegen.grids
     "imagegen.canvas",  # sizes and directions of a request's canvas
+    "imagegen.control",  # ControlNet units and their preprocessed maps (pixels only)
     "imagegen.scale",  # ScaleOptions: what --ray asks for, checked without Ray
 )
 IMAGEGEN_PRIVATE = (  # neither: imagegen's own front ends, the HTTP service, and internals
