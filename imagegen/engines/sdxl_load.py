@@ -96,7 +96,7 @@ def pick_dtype(device: str, dtype: str | None = None):
 
 def _from_source(cls, source: ModelSource, dtype, config: str | None = None, **components: Any):
     """Load one pipeline; `config` is a diffusers folder a single file reads its configs from offline."""
-    kwargs: dict[str, Any] = {"torch_dtype": dtype, **components}
+    kwargs: dict[str, Any] = {"dtype": dtype, **components}  # diffusers 0.42 names it dtype (torch_dtype is deprecated)
     try:
         if source.kind == "file":
             return cls.from_single_file(source.location, config=config, **kwargs) if config else cls.from_single_file(source.location, **kwargs)
