@@ -13,14 +13,14 @@ import re
 from dataclasses import dataclass
 
 from .errors import CatalogError
-from .store import Store, digest
+from .store import Store, now
 
 INDEX_SQL = """
 CREATE VIRTUAL TABLE IF NOT EXISTS search_index USING fts5(
     show UNINDEXED, season UNINDEXED, episode UNINDEXED, style UNINDEXED, kind UNINDEXED, image_key UNINDEXED,
     title, summary, prompt, tokenize = 'porter unicode61'
 );
-CREATE TABLE IF NOT EXISTS search_state (id INTEGER PRIMARY KEY CHECK (id = 1), built TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS search_state (id INTEGER PRIMARY KEY CHECK (id = 1), built TEXT NOT NULL, at TEXT NOT NULL);
 """
 # bm25() takes a weight per column, unindexed ones included: title 3, summary 2, prompt 1.
 WEIGHTS = (0, 0, 0, 0, 0, 0, 3.0, 2.0, 1.0)
@@ -76,27 +76,34 @@ def refresh(store: Store) -> bool:
     """Rebuild the index if the catalog changed since it was built; True when it did."""
     db = store._db()  # the store's per-thread connection (sqlite3.Row rows), as export reads it
     db.executescript(INDEX_SQL)
-    # The catalog as the index sees it: its entries (count, last change), prompts and summaries.
-    counts = db.execute("SELECT (SELECT count(*) FROM entries), (SELECT max(updated) FROM entries), (SELECT count(*) FROM prompts)").fetchone()
-    built = json.dumps([*counts, _summaries_digest(db)])
-    held = db.execute("SELECT built FROM search_state WHERE id = 1").fetchone()
-    if held is not None and held["built"] == built:
+    # The catalog as the index sees it: one cheap query, so an unchanged catalog costs nothing more.
+    # Changes are stamped to the second: the index is fresh only if built in a later second than the
+    # last change (one made in the second of a build is caught by the next search).
+    seen = list(db.execute(
+        "SELECT (SELECT count(*) FROM entries), (SELECT count(*) FROM prompts), (SELECT count(*) FROM summaries), "
+        "max(coalesce((SELECT max(updated) FROM entries), ''), coalesce((SELECT max(updated) FROM summaries), ''))"
+    ).fetchone())  # fmt: skip
+    built, last = json.dumps(seen), seen[-1]
+    held = db.execute("SELECT built, at FROM search_state WHERE id = 1").fetchone()
+    if held is not None and held["built"] == built and held["at"] > last:
         return False
-    rows = []
+    # Every entry with its summary and prompts in one query; each prompt result parsed once.
+    found = db.execute(
+        "SELECT e.show, e.season, e.episode, e.style, e.kind, e.image_key, e.title, coalesce(s.summary, '') AS summary, e.prompt_key, p.result "
+        "FROM entries e LEFT JOIN summaries s USING (show, season, episode) LEFT JOIN prompts p ON p.key = e.prompt_key"
+    )
     prompts: dict[str, dict[str, str]] = {}
-    for entry in store.entries():
-        if entry.prompt_key and entry.prompt_key not in prompts:
-            result = store.prompt(entry.prompt_key) or {}
-            prompts[entry.prompt_key] = {p["style"]: p["prompt"] for p in result.get("prompts", [])}
-        prompt = prompts.get(entry.prompt_key or "", {}).get(entry.style, "")
-        summary = db.execute("SELECT summary FROM summaries WHERE show = ? AND season = ? AND episode = ?", (entry.show, entry.season, entry.episode)).fetchone()
-        rows.append((entry.show, entry.season, entry.episode, entry.style, entry.kind, entry.image_key, entry.title, summary["summary"] if summary else "", prompt))
+    rows = []
+    for r in found:
+        if r["prompt_key"] and r["prompt_key"] not in prompts:
+            prompts[r["prompt_key"]] = {p["style"]: p["prompt"] for p in json.loads(r["result"] or "{}").get("prompts", [])}
+        prompt = prompts.get(r["prompt_key"] or "", {}).get(r["style"], "")
+        rows.append((r["show"], r["season"], r["episode"], r["style"], r["kind"], r["image_key"], r["title"], r["summary"], prompt))
     with store.transaction() as tx:
         tx.execute("DELETE FROM search_index")
         tx.executemany("INSERT INTO search_index (show, season, episode, style, kind, image_key, title, summary, prompt) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
-        tx.execute("INSERT INTO search_state (id, built) VALUES (1, ?) ON CONFLICT (id) DO UPDATE SET built = excluded.built", (built,))
+        tx.execute(
+            "INSERT INTO search_state (id, built, at) VALUES (1, ?, ?) ON CONFLICT (id) DO UPDATE SET built = excluded.built, at = excluded.at", (built, now())
+        )
     return True
 
-
-def _summaries_digest(db) -> str:
-    return digest([tuple(r) for r in db.execute("SELECT show, season, episode, summary FROM summaries ORDER BY 1, 2, 3")])

@@ -70,6 +70,7 @@ CREATE TABLE IF NOT EXISTS summaries (         -- what each item's art was drawn
     season     INTEGER NOT NULL,
     episode    INTEGER NOT NULL,          -- 0: the season's summary
     summary    TEXT NOT NULL,
+    updated    TEXT NOT NULL,             -- when the text last changed (search rebuilds its index then)
     PRIMARY KEY (show, season, episode)
 );
 CREATE TABLE IF NOT EXISTS llm_cache (
@@ -275,8 +276,9 @@ class Store(SQLiteFile):
         ])
         with self.transaction() as db:
             db.executemany(
-                "INSERT INTO summaries (show, season, episode, summary) VALUES (?, ?, ?, ?) ON CONFLICT (show, season, episode) DO UPDATE SET summary = excluded.summary",
-                [(i.show, i.season, i.episode, summary) for i in items if (summary := getattr(i, "summary", ""))],
+                "INSERT INTO summaries (show, season, episode, summary, updated) VALUES (?, ?, ?, ?, ?) ON CONFLICT (show, season, episode) "
+                "DO UPDATE SET summary = excluded.summary, updated = excluded.updated WHERE summary != excluded.summary",
+                [(i.show, i.season, i.episode, summary, now()) for i in items if (summary := getattr(i, "summary", ""))],
             )
 
     def plan(self, rows: list[dict[str, Any]]) -> None:

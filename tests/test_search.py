@@ -93,3 +93,18 @@ def test_no_catalog_or_a_bad_limit_is_exit_2_and_creates_nothing(show, tmp_path,
     assert "no catalog" in capsys.readouterr().err and not home.exists()
     assert dataprep.main(["search", "storm", "--home", str(show[1]), "--limit", "0"]) == 2
     assert "--limit must be between 1 and 200" in capsys.readouterr().err
+
+
+def test_an_unchanged_catalog_is_not_indexed_again(show):
+    import time
+
+    from assistant.search import refresh
+
+    _, home, _ = show
+    store = Store(home, create=False)
+    refresh(store)
+    time.sleep(1.1)  # changes are stamped to the second: a build in a later second is fresh
+    refresh(store)
+    assert refresh(store) is False
+    store.set_entry("Gullhaven", 1, 5, "anime", title="The Zeppelin Night")
+    assert refresh(store) is True and search(store, "zeppelin night")[0].style == "anime"

@@ -57,7 +57,7 @@ class Renders:
     @property
     def window(self) -> int:
         """Jobs kept submitted: read after each submit, since the first may start the replicas."""
-        return max(1, getattr(self.slot, "ahead", 1))
+        return self.slot.ahead
 
     def add(self, render: Render) -> None:
         with self._or_cancel():
