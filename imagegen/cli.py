@@ -231,7 +231,7 @@ def _request(args: argparse.Namespace) -> tuple[RenderRequest, int | None]:
         return request, None
     from .metadata import request_from_png
 
-    original, index = request_from_png(args.from_png, init_image=modes.get("init_image"), mask=modes.get("mask"))
+    original, index = request_from_png(args.from_png, init_image=modes.get("init_image"), mask=modes.get("mask"), controls=modes.get("controls"))
     seed = original.seeds()[index]
     if overrides:  # a variation on that one image: its own seed, one image, the new settings
         request = original.replace(seed=seed, batch_size=1, batch_count=1).replace(**overrides)
@@ -244,13 +244,14 @@ def _request(args: argparse.Namespace) -> tuple[RenderRequest, int | None]:
 
 
 def _render(args: argparse.Namespace, settings: ImageSettings) -> int:
-    from .engines import choose, create_engine
+    from .engines import check_request, choose, create_engine
     from .metadata import save_png, writable_folder
 
     # 1. Validate everything before loading a model or writing a file (flags for sdxl asked of preview too).
     request, keep = _request(args)
     writable_folder(args.output)
     choice = choose(args.engine, settings, **engine_options(args))
+    check_request(choice.name, request, settings=settings)  # a feature the engine lacks, a ControlNet not there: before loading
     echo(f"engine: {choice.name} ({choice.reason})", err=True)
     # 2. Load the engine (the settings carry the flags) and render with a progress bar.
     engine = create_engine(choice.name, settings)

@@ -88,7 +88,7 @@ def _xy(args: argparse.Namespace, settings: ImageSettings) -> int:
 def _run(args: argparse.Namespace, plan, settings: ImageSettings) -> int:
     """Render the plan's cells with the engine main's `settings` choose, then save cells and grid."""
     from .cli import echo, engine_options, step_bar
-    from .engines import choose, create_engine
+    from .engines import check_request, choose, create_engine
     from .grids import run_grid, save_grid
 
     # 1. Every cell is valid (the plan built them); now the output folder and the engine, still before loading or writing.
@@ -96,6 +96,7 @@ def _run(args: argparse.Namespace, plan, settings: ImageSettings) -> int:
 
     writable_folder(args.output)
     choice = choose(args.engine, settings, **engine_options(args))
+    check_request(choice.name, *(request for _, _, request in plan.cells), settings=settings)
     echo(f"engine: {choice.name} ({choice.reason})", err=True)
     engine = create_engine(choice.name, settings)
     # 2. Render every cell under one progress bar (steps across cells; SDXL only, cards take milliseconds).

@@ -28,6 +28,7 @@ MODE_FIELDS = {
     "hires_upscaler": "hr_upscaler",
     "hires_steps": "hr_second_pass_steps",
     "denoising_strength": "denoising_strength",
+    "control": "controls",
 }
 # A setting given without the mode it belongs to is a mistake worth a word: field -> (needs, message).
 _BELONGS = {
@@ -52,7 +53,8 @@ MODES_HELP = (
     "  Without --width/--height an init image renders at its own (outpainted) size in multiples of 8.\n"
     "  The output is WIDTHxHEIGHT, except --inpaint-area masked, which keeps the init image's size.\n"
     "hires fix (text to image): --hires-scale 1.5|2 [--hires-upscaler latent|lanczos] [--hires-steps N]\n"
-    "  [--denoising-strength 0.7]: a first pass at WIDTHxHEIGHT, then an img2img pass at the scaled size."
+    "  [--denoising-strength 0.7]: a first pass at WIDTHxHEIGHT, then an img2img pass at the scaled size.\n"
+    "ControlNet (any mode): --control TYPE[/none]:IMAGE[:WEIGHT[:START:END]], repeatable; models from KEYART_CONTROLNET_DIR."
 )
 
 
@@ -79,6 +81,15 @@ def add_render_options(r: argparse.ArgumentParser) -> None:
     img.add_argument("--masked-padding", type=int, metavar="PX", help="pixels of context around the mask's box for --inpaint-area masked (default 32)")
     img.add_argument("--outpaint", metavar="DIRECTIONS", help="grow the init image: any of left,right,up,down, comma-separated")
     img.add_argument("--outpaint-pixels", type=int, metavar="PX", help="pixels added in each --outpaint direction, a multiple of 8 (default 128)")
+    guide = r.add_argument_group("ControlNet (models in KEYART_CONTROLNET_DIR/<type>)")
+    guide.add_argument(
+        "--control",
+        action="append",
+        metavar="TYPE:IMAGE[:W[:S:E]]",
+        help="guide the render with a map made from IMAGE: TYPE canny, softedge or lineart (made here), depth or pose "
+        "(ready maps: TYPE/none:MAP.png); W the weight 0-2 (default 1), S:E the fraction of the steps it guides "
+        "(default 0:1; 0:0.6 fixes the composition and frees the detail). Repeat for several units",
+    )
     hires = r.add_argument_group("hires fix (text to image)")
     hires.add_argument("--hires-scale", "--hr-scale", dest="hires_scale", type=float, metavar="SCALE", help="upscale the first pass by this, e.g. 1.5 or 2 (default 1: off)")
     hires.add_argument("--hires-upscaler", choices=("latent", "lanczos"), help="latent (A1111's 'Latent', default) or lanczos (on pixels)")

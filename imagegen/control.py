@@ -24,6 +24,7 @@ NONE = "none"  # the preprocessor that takes the control image as the map
 AUTO = "auto"  # the type's own preprocessor
 MAX_WEIGHT = 2.0  # A1111's Control Weight slider goes to 2
 CANNY_THRESHOLDS = (100, 200)  # A1111's canny defaults: low and high hysteresis thresholds
+MAX_UNITS = 4  # A1111 shows 3 units by default and allows more; each ControlNet costs about a UNet's encoder per step
 EXAMPLE = "canny:sketch.png:0.8:0:0.6"
 SYNTAX = "TYPE[/PREPROCESSOR]:IMAGE[:WEIGHT[:START:END]]"
 
@@ -76,6 +77,20 @@ class ControlUnit:
         if not isinstance(data, dict) or set(data) - known or not {"type", "image"} <= set(data):
             raise InvalidRequest(f"a control unit is an object with type and image (and weight, start, end, preprocessor); got {data!r}")
         return cls(**data)
+
+
+def units(value: Any) -> tuple[ControlUnit, ...]:
+    """A request's control units from what a caller gives: units, their dicts (JSON), `--control` texts."""
+    if value is None:
+        return ()
+    if isinstance(value, (str, ControlUnit, dict)):
+        value = [value]
+    if not isinstance(value, (list, tuple)):
+        raise InvalidRequest(f"controls must be a list of control units ({SYNTAX}, or objects with type and image); got {value!r}")
+    parsed = tuple(v if isinstance(v, ControlUnit) else ControlUnit.from_dict(v) if isinstance(v, dict) else parse_control(v) for v in value)
+    if len(parsed) > MAX_UNITS:
+        raise InvalidRequest(f"at most {MAX_UNITS} control units in one render (got {len(parsed)}); combine maps into one image, or drop the weakest")
+    return parsed
 
 
 def parse_control(text: str) -> ControlUnit:

@@ -219,8 +219,9 @@ def infotext_for(
 def request_from_infotext(text: str, **inputs: Any) -> RenderRequest:
     """A request that renders the image an infotext describes: batch 1, on the image's own seed.
 
-    A1111's parameters cannot name an init image or mask: pass them in `inputs` (init_image=,
-    mask=) to reproduce an img2img, inpaint or outpaint render.
+    A1111's parameters cannot name an init image, mask or control image: pass them in `inputs`
+    (init_image=, mask=) to reproduce an img2img, inpaint or outpaint render, and `control_images=`
+    (one path per `ControlNet N` field) or `controls=` (units that replace them) for ControlNet.
     """
     prompt, negative, fields = parse_infotext(text)
     missing = [key for key in REQUIRED if key not in fields]
@@ -231,9 +232,21 @@ def request_from_infotext(text: str, **inputs: Any) -> RenderRequest:
         raise InvalidRequest(f"Size must be WIDTHxHEIGHT such as 1024x1024 (got {fields['Size']!r})")
     options: dict[str, Any] = {name: fields[key] for key, name in TEXT_FIELDS.items() if key in fields}
     options |= {name: parse_number(fields[key]) for key, name in NUMBER_FIELDS.items() if key in fields}
+    images = inputs.pop("control_images", None)
     options |= metadata_modes.request_fields(fields, parse_number) | inputs
     if "strength" in options and options.get("init_image") is None:
         log.warning("these parameters are an img2img render's, whose init image they cannot name; pass it (init_image, --init-image) to reproduce it")
+    described = metadata_modes.control_units(fields, parse_number)
+    if described and "controls" not in options:
+        if images is not None and len(images) == len(described):
+            options["controls"] = [unit | {"image": str(image)} for unit, image in zip(described, images)]
+        elif images is not None:
+            raise InvalidRequest(f"these parameters have {len(described)} ControlNet units; pass one control image for each (got {len(images)})")
+        else:
+            log.warning(
+                "these parameters are a ControlNet render's, whose control images they cannot name; to reproduce it pass %s",
+                metadata_modes.control_flags(described),
+            )
     return RenderRequest(
         prompt=prompt,
         negative_prompt=negative,
@@ -305,7 +318,7 @@ def lineage_for(
         "index": index,
         "lineage": dict(lineage or {}),
         # The init image and mask: path, SHA-256 and size, so a reproduction finds the very same files.
-        **({"inputs": metadata_modes.input_records(request)} if request.init_image is not None else {}),
+        **({"inputs": metadata_modes.input_records(request)} if request.init_image is not None or request.controls else {}),
         **made,
     }
     clash = set(extra or {}) & set(data)

@@ -1,7 +1,10 @@
-"""A1111's img2img, inpaint and hires-fix fields in the infotext, and the init image's record in the lineage.
+"""A1111's img2img, inpaint, hires-fix and ControlNet fields in the infotext, and the input files'
+records in the lineage.
 
-A1111's parameters cannot name an init image or mask: keyart's lineage keeps each input's path and
-SHA-256, and a reproduction refuses a file that is gone or has changed.
+A1111's parameters cannot name an init image, mask or control image: keyart's lineage keeps each
+input's path and SHA-256, and a reproduction refuses a file that is gone or has changed. ControlNet
+units are written as A1111's ControlNet extension writes them: `ControlNet 0: "Module: canny, Model:
+..., Weight: 1, ..., Guidance Start: 0, Guidance End: 1, ..."`, one field per unit.
 """
 
 from __future__ import annotations
@@ -10,6 +13,7 @@ import logging
 import os
 from typing import Any
 
+from .control import CANNY_THRESHOLDS, CONTROL_TYPES, NONE
 from .errors import MetadataError
 from .hashes import file_sha256
 from .request import RenderRequest
@@ -19,6 +23,9 @@ log = logging.getLogger(__name__)
 UPSCALER_NAMES = {"latent": "Latent", "lanczos": "Lanczos"}  # A1111's names in "Hires upscaler"
 AREA_NAMES = {"whole": "Whole picture", "masked": "Only masked"}  # A1111's "Inpaint area" choices
 INPUTS = ("init_image", "mask")
+CONTROL_KEY = "ControlNet {}"  # A1111's ControlNet extension: "ControlNet 0", "ControlNet 1", ...
+# Words in A1111 module and model names that say the control type ("softedge_hed", "diffusers_xl_canny_full").
+TYPE_WORDS = {"canny": "canny", "softedge": "softedge", "hed": "softedge", "pidi": "softedge", "lineart": "lineart", "depth": "depth", "pose": "pose"}
 
 
 def infotext_fields(request: RenderRequest) -> tuple[dict[str, object], dict[str, object]]:
@@ -43,7 +50,62 @@ def infotext_fields(request: RenderRequest) -> tuple[dict[str, object], dict[str
         if request.hr_second_pass_steps:
             tail["Hires steps"] = request.hr_second_pass_steps
         tail["Hires upscaler"] = UPSCALER_NAMES[request.hr_upscaler]
+    tail |= control_fields(request)
     return head, tail
+
+
+def control_fields(request: RenderRequest, models: list[str] | None = None) -> dict[str, str]:
+    """One `ControlNet N` field per unit; `models` are the models' names as the engine loaded them
+    (default: the unit's type). Our maps are resized to the render ("Just Resize") at its size."""
+    fields = {}
+    for i, unit in enumerate(request.controls):
+        parts = {"Module": unit.module, "Model": models[i] if models else unit.type, "Weight": unit.weight, "Resize Mode": "Just Resize",
+                 "Processor Res": min(request.width, request.height)}  # fmt: skip
+        if unit.module == "canny":
+            parts |= {"Threshold A": CANNY_THRESHOLDS[0], "Threshold B": CANNY_THRESHOLDS[1]}
+        parts |= {"Guidance Start": unit.start, "Guidance End": unit.end, "Pixel Perfect": False, "Control Mode": "Balanced"}
+        fields[CONTROL_KEY.format(i)] = ", ".join(f"{k}: {_number_text(v)}" for k, v in parts.items())
+    return fields
+
+
+def control_units(fields: dict[str, str], number) -> list[dict[str, Any]]:
+    """The units an infotext's `ControlNet N` fields describe, in order, without their images (A1111's
+    parameters cannot name them): [{"type", "weight", "start", "end", "preprocessor"}]."""
+    from .metadata import parameter_pairs
+
+    described = []
+    for i in range(len(fields)):
+        text = fields.get(CONTROL_KEY.format(i))
+        if text is None:
+            break
+        parts = dict(parameter_pairs(text))
+        module, model = parts.get("Module", "").strip().lower(), parts.get("Model", "").strip().lower()
+        named = model if model not in ("", "none") else module  # the model says the type; without one, the module
+        kind = next((t for word, t in TYPE_WORDS.items() if word in named), None)
+        if kind not in CONTROL_TYPES:
+            raise MetadataError(f"ControlNet {i} ({text!r}) is of a type keyart has no ControlNet for; keyart's: {', '.join(CONTROL_TYPES)}")
+        described.append({
+            "type": kind, "weight": number(parts.get("Weight", "1")), "start": number(parts.get("Guidance Start", "0")),
+            "end": number(parts.get("Guidance End", "1")), "preprocessor": NONE if module in ("", NONE) else "auto",
+        })  # fmt: skip
+    return described
+
+
+def control_flags(described: list[dict[str, Any]]) -> str:
+    """The `--control` flags that give these units again, with IMAGE for each image to pass."""
+    flags = []
+    for unit in described:
+        kind = unit["type"] + ("/none" if unit["preprocessor"] == NONE else "")
+        flags.append(f"--control {kind}:IMAGE:{_number_text(unit['weight'])}:{_number_text(unit['start'])}:{_number_text(unit['end'])}")
+    return " ".join(flags)
+
+
+def _number_text(value: object) -> str:
+    if isinstance(value, float):
+        from .metadata import number_text
+
+        return number_text(value)
+    return str(value)
 
 
 def request_fields(fields: dict[str, str], number) -> dict[str, Any]:
@@ -89,8 +151,11 @@ def _upscaler(name: str, key: str) -> str:
 
 
 def input_records(request: RenderRequest) -> dict[str, Any]:
-    """{"init_image": {"path", "sha256", "size"}, "mask": {...}} for the files a request reads."""
-    return {name: file_record(path) for name in INPUTS if (path := getattr(request, name)) is not None}
+    """{"init_image": {"path", "sha256", "size"}, "mask": {...}, "controls": [{...}]} for the files a request reads."""
+    records: dict[str, Any] = {name: file_record(path) for name in INPUTS if (path := getattr(request, name)) is not None}
+    if request.controls:
+        records["controls"] = [file_record(unit.image) for unit in request.controls]
+    return records
 
 
 def file_record(path: str, size: tuple[int, int] | None = None) -> dict[str, Any]:
@@ -107,11 +172,12 @@ def check_inputs(records: Any, png: object, replaced: set[str]) -> None:
     """
     if not isinstance(records, dict):
         return
-    for name in INPUTS:
-        record = records.get(name)
+    files = [(name, records.get(name), name.replace("_", " "), "--" + name.replace("_", "-")) for name in INPUTS]
+    if isinstance(records.get("controls"), (list, tuple)):
+        files += [("controls", record, "control image", "--control") for record in records["controls"]]
+    for name, record, what, option in files:
         if name in replaced or not isinstance(record, dict) or not record.get("path"):
             continue
-        what, option = name.replace("_", " "), "--" + name.replace("_", "-")
         path, expected = record["path"], record.get("sha256")
         if not os.path.isfile(path):
             raise MetadataError(

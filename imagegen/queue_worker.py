@@ -34,11 +34,11 @@ class _Cancelled(BaseException):
 def batch_key(request: RenderRequest) -> tuple | None:
     """What must match for requests to share one pipeline call; None for a request never batched.
 
-    Text to image only, one batch each (batch_count 1), no variation seed. Size, steps, sampler,
+    Text to image only, one batch each (batch_count 1), no variation seed or control units. Size, steps, sampler,
     schedule, CFG, refiner and hires fix are the call's; the prompts, negative prompts, styles and
     seeds are per image. `<lora:...>` tags must match too: a LoRA is loaded for the whole call.
     """
-    if request.mode != "txt2img" or request.batch_count != 1 or request.subseed_strength > 0:
+    if request.mode != "txt2img" or request.batch_count != 1 or request.subseed_strength > 0 or request.controls:
         return None
     try:
         loras = tuple(sorted((t.name, t.te_weight, t.unet_weight) for t in extract_loras(request.styled[0])[1]))

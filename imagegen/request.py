@@ -15,7 +15,7 @@ import secrets
 from dataclasses import dataclass, field
 from typing import Any
 
-from . import prompt_syntax, samplers, styles
+from . import control, prompt_syntax, samplers, styles
 from .errors import InvalidRequest
 
 # The sizes SDXL was trained on (aspect buckets around one megapixel).
@@ -30,7 +30,7 @@ HR_UPSCALERS = ("latent", "lanczos")  # A1111's "Latent" (bilinear on latents) a
 MODE_FIELDS = (
     "init_image", "init_upscaler", "strength", "mask", "mask_blur", "inpaint_area", "masked_padding", "outpaint",
     "outpaint_pixels", "hr_scale", "hr_upscaler", "hr_second_pass_steps", "denoising_strength", "subseed",
-    "subseed_strength",
+    "subseed_strength", "controls",
 )  # fmt: skip
 
 
@@ -71,6 +71,9 @@ class RenderRequest:
     hr_upscaler: str = "latent"  # "latent" (A1111's default) or "lanczos"
     hr_second_pass_steps: int = 0  # 0 = num_inference_steps, as A1111
     denoising_strength: float = 0.7  # the second pass's strength (A1111's txt2img "Denoising strength")
+    # ControlNet (imagegen.control.ControlUnit, or their dicts / --control texts): each unit a type,
+    # a control image, a weight and the fraction of the first pass's steps it guides.
+    controls: tuple = ()
 
     def __post_init__(self) -> None:
         set_ = lambda name, value: object.__setattr__(self, name, value)  # noqa: E731 (frozen)
@@ -123,6 +126,11 @@ class RenderRequest:
         strength = _fraction("variation seed strength", self.subseed_strength, "0.05-0.3 gives close variations of the seed's image, 1 the variation seed's own")
         set_("subseed_strength", strength)
         _check_modes(self, set_)
+        set_("controls", control.units(self.controls))
+        if self.controls and self.mode in ("inpaint", "outpaint") and self.inpaint_area == "masked":
+            raise InvalidRequest("control units guide the whole picture; with them, inpaint the whole picture (inpaint_area 'whole'), not only the masked area")
+        if self.controls and self.init_image is not None and self.init_upscaler == "latent":
+            raise InvalidRequest("with control units the init image is enlarged on pixels: use the lanczos init upscaler, not latent")
         if strength > 0 and self.init_image is not None:
             raise InvalidRequest("a variation seed shapes text-to-image noise; img2img, inpaint and outpaint start from the init image instead")
 

@@ -38,6 +38,7 @@ VARIABLES: tuple[Variable, ...] = (
     Variable("KEYART_SDXL_REFINER", "sdxl_refiner", "no refiner", "optional SDXL refiner: a diffusers folder, a .safetensors file or a hub id"),
     Variable("KEYART_SDXL_CONFIG", "sdxl_config", "configs from the hub", "a diffusers SDXL folder whose configs a single .safetensors file loads with offline"),
     Variable("KEYART_LORA_DIR", "lora_dir", "no LoRAs", "the folder of LoRA .safetensors files that <lora:name:weight> names (A1111's models/Lora works)"),
+    Variable("KEYART_CONTROLNET_DIR", "controlnet_dir", "no ControlNet", "the folder of SDXL ControlNets, one per control type: canny/, softedge/, lineart/, depth/, pose/ (diffusers folders) or canny.safetensors..."),
     Variable("KEYART_STYLES", "styles", "the built-in styles only", f"extra style JSON files ({os.pathsep!r}-separated) that add to or override the built-ins"),
     Variable("KEYART_DEVICE", "device", "the best available", "cuda, cuda:1, mps or cpu; --device wins"),
     Variable("KEYART_DTYPE", "dtype", "auto: fp16 on GPUs, fp32 on the CPU", "auto, fp16, bf16 or fp32; --dtype wins"),
@@ -67,6 +68,7 @@ class ImageSettings:
     sdxl_refiner: str | None = None
     sdxl_config: str | None = None
     lora_dir: str | None = None
+    controlnet_dir: str | None = None  # ControlNet models by type (KEYART_CONTROLNET_DIR)
     styles: tuple[str, ...] = ()  # extra style files, in the order they override
     device: str | None = None  # None: the best available
     dtype: str = "auto"

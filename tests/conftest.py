@@ -9,6 +9,7 @@ os.environ["TRANSFORMERS_OFFLINE"] = "1"
 os.environ.pop("KEYART_SDXL_MODEL", None)
 os.environ.pop("KEYART_SDXL_REFINER", None)
 os.environ.pop("KEYART_STYLES", None)
+os.environ.pop("KEYART_CONTROLNET_DIR", None)
 os.environ["KEYART_CACHE"] = tempfile.mkdtemp(prefix="keyart-cache-")  # never the user's ~/.cache
 
 import pytest
@@ -75,3 +76,12 @@ def tiny_request():
     from imagegen import RenderRequest
 
     return RenderRequest("a lighthouse keeper in a storm", num_inference_steps=2, width=64, height=64, seed=42, refiner="off")
+
+
+@pytest.fixture(scope="session")
+def tiny_controlnet_dir(tiny_pipes, tmp_path_factory):
+    """A KEYART_CONTROLNET_DIR of tiny ControlNets (canny, softedge, lineart, depth, pose) shaped
+    after the tiny SDXL's UNet, each with random (not zero) output convolutions."""
+    from imagegen.tiny_guides import save_tiny_controlnets
+
+    return save_tiny_controlnets(tmp_path_factory.mktemp("tiny-controlnets"), tiny_pipes[0].unet)

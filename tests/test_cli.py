@@ -20,7 +20,7 @@ def pngs(folder):
 def test_help_lists_samplers_styles_and_sizes():
     done = subprocess.run([sys.executable, "-m", "imagegen", "render", "--help"], capture_output=True, text=True, timeout=60)
     assert done.returncode == 0
-    for expected in ("DPM++ 2M SDE", "Euler a", "UniPC", "DEIS", "DPM++ 2M Karras", "SGM Uniform", "watercolor", "retro-poster", "1216x832", "--schedule-type", "--refiner-switch-at", "--no-refiner", "KEYART_SDXL_MODEL"):
+    for expected in ("DPM++ 2M SDE", "Euler a", "UniPC", "DEIS", "DPM++ 2M Karras", "SGM Uniform", "watercolor", "retro-poster", "1216x832", "--schedule-type", "--refiner-switch-at", "--no-refiner", "KEYART_SDXL_MODEL", "--control", "KEYART_CONTROLNET_DIR"):
         assert expected in done.stdout, expected
 
 

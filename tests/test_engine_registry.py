@@ -64,6 +64,7 @@ def moded(files):
         "variation": RenderRequest("a quay", subseed=3, subseed_strength=0.2, **SMALL),
         "refiner": RenderRequest("a quay", refiner="on", **SMALL),
         "lora": RenderRequest("a quay <lora:ink:0.8>", **SMALL),
+        "control": RenderRequest("a quay", controls=[f"canny:{files['init']}:0.8"], **SMALL),
     }
 
 
@@ -196,9 +197,9 @@ def test_sdxl_supports_every_feature_and_preview_accepts_every_request_as_a_labe
         check_request("auto", request)
     assert spec("sdxl").recorded_only == frozenset()
     # What preview.py draws: the init image (faded, on the outpainted canvas) and each mode's final
-    # size; the mask, variation seeds, the refiner and LoRAs are only written into the PNG.
+    # size; the mask, variation seeds, the refiner, LoRAs and control units are only written into the PNG.
     assert spec("preview").renders == {"img2img", "outpaint", "hires"}
-    assert spec("preview").recorded_only == {"inpaint", "variation", "refiner", "lora"}
+    assert spec("preview").recorded_only == {"inpaint", "variation", "refiner", "lora", "control"}
 
 
 def test_an_unsupported_feature_fails_before_the_engine_draws_anything(moded, monkeypatch, no_model):

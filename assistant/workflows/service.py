@@ -156,7 +156,7 @@ class RenderService:
         progress: StepProgress | None = None,
     ):  # fmt: skip
         """Queue `request`; the returned Job tells its place, progress and state. `wait` gives its images."""
-        check_request(self.name, request)  # a field this engine cannot honour fails now, not in the queue
+        check_request(self.name, request, settings=self._settings)  # a field this engine cannot honour, or a model it lacks, fails now
         images: list[RenderedImage] = []
 
         def keep(job, rendered) -> None:

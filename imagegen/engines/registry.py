@@ -47,6 +47,7 @@ FEATURES: tuple[Feature, ...] = (
     ),
     Feature("variation", "variation seeds", "subseed_strength", ("subseed", "subseed_strength"), lambda r: r.subseed_strength != DEFAULTS["subseed_strength"]),
     Feature("refiner", "the refiner", "refiner='on'", ("refiner", "refiner_switch_at"), lambda r: r.refiner == "on"),
+    Feature("control", "ControlNet", "controls (--control)", ("controls",), lambda r: bool(r.controls)),
     Feature("lora", "LoRAs", "<lora:...> in the prompt", ("prompt", "negative_prompt"), lambda r: any(prompt_syntax.extract_loras(t)[1] for t in r.styled)),
 )  # fmt: skip
 ALL_FEATURES = frozenset(f.name for f in FEATURES)
@@ -78,6 +79,9 @@ class EngineSpec:
     # "module:function" checking the engine's settings (a path exists, a URL is one) without loading
     # or connecting, called when the engine is chosen: bad configuration fails before any work.
     check: str | None = None
+    # "module:function" checking a request against the settings (a model a request names is there),
+    # called by check() when it is given the settings: (settings, request) -> None or an error.
+    check_request: str | None = None
 
     def __post_init__(self) -> None:
         unknown = (set(self.supports) - ALL_FEATURES) | (set(self.renders or ()) - set(self.supports))
@@ -204,11 +208,14 @@ def unsupported(spec: EngineSpec, request: RenderRequest) -> list[Feature]:
 
 def check(specs: Sequence[EngineSpec], engine: str | EngineSpec, *requests: RenderRequest, settings: Settings | None = None) -> None:
     """Refuse, before any work, a request that uses a feature the engine cannot honour; the message
-    names the field, the engine and the engines that can. `settings` resolve `auto`."""
+    names the field, the engine and the engines that can. `settings` resolve `auto`; given, the
+    engine's own request check runs too (the models a request names are there)."""
     spec = engine if isinstance(engine, EngineSpec) else lookup(specs, engine, settings)
     for request in requests:
         missing = unsupported(spec, request)
         if not missing:
+            if spec.check_request is not None and isinstance(settings, ImageSettings):
+                referenced(spec.check_request)(settings, request)
             continue
         what = " or ".join(f"{f.label} ({f.trigger})" for f in missing)
         able = [s for s in specs if s.name != spec.name and not unsupported(s, request)]

@@ -15,6 +15,7 @@ from typing import Any
 from .. import canvas, samplers
 from ..errors import InvalidRequest, ModelNotFound, RenderFailed
 from ..metadata import infotext_for, lineage_for
+from ..metadata_modes import control_fields
 from ..prompt_schedule import loras, schedule
 from ..prompt_syntax import parse
 from ..request import RenderedImage, RenderRequest
@@ -22,6 +23,7 @@ from ..settings import ENGINE_OPTIONS, ImageSettings
 from ..variation import initial_latents
 from . import MODEL_ENV, REFINER_ENV, Progress, check_request
 from . import lora
+from . import sdxl_control as control
 from . import sdxl_modes as modes
 from .sdxl_prompt import chunk_count
 from .sdxl_schedule import PassPrompts, RenderPrompts
@@ -52,6 +54,7 @@ class SDXLEngine:
         refiner_hash: str | None = None,
         memory: str = "normal",
         lora_dir: str | Path | None = None,
+        controlnet_dir: str | Path | None = None,
     ):
         self.base = base
         self.refiner = refiner
@@ -61,10 +64,11 @@ class SDXLEngine:
         self.refiner_hash = refiner_hash
         self.memory = memory
         self.lora_dir = lora_dir  # where <lora:...> tags are looked up (KEYART_LORA_DIR); None: LoRA tags are an error
+        self.controlnets = control.ControlNets(controlnet_dir)  # by type, from KEYART_CONTROLNET_DIR, loaded on first use
         # Pristine scheduler configs: every sampler is built from these, never from the last one used.
         self._scheduler_config = dict(base.scheduler.config)
         self._refiner_scheduler_config = dict(refiner.scheduler.config) if refiner is not None else None
-        self._derived: dict[str, Any] = {}  # img2img and inpaint pipelines over the base's models, built on first use
+        self._derived: dict[Any, Any] = {}  # img2img, inpaint and ControlNet pipelines over the base's models, built on first use
         for pipe in self._pipes:
             pipe.set_progress_bar_config(disable=True)
 
@@ -93,12 +97,13 @@ class SDXLEngine:
         memory: str | None = None,
         config: str | None = None,
         lora_dir: str | Path | None = None,
+        controlnet_dir: str | Path | None = None,
     ) -> SDXLEngine:
         """Load SDXL (and a refiner) from folders, .safetensors files or hub ids onto a device.
 
         device None: the best available; dtype None: auto (fp16 on GPUs, fp32 on the CPU); memory
         None: normal. `config` is the diffusers folder a single file reads its configs from offline;
-        `lora_dir` is where the prompts' LoRA tags are found.
+        `lora_dir` is where the prompts' LoRA tags are found, `controlnet_dir` the control units' models.
         """
         # 1. Where and in which precision.
         device = pick_device(device)
@@ -120,6 +125,7 @@ class SDXLEngine:
             refiner_hash=refiner_source.hash if refiner_source else None,
             memory=memory,
             lora_dir=lora_dir,
+            controlnet_dir=controlnet_dir,
         )
 
     @classmethod
@@ -141,6 +147,7 @@ class SDXLEngine:
             memory=settings.memory,
             config=settings.sdxl_config,
             lora_dir=settings.lora_dir,
+            controlnet_dir=settings.controlnet_dir,
         )
 
     # -- rendering ----------------------------------------------------------------------------
@@ -169,8 +176,10 @@ class SDXLEngine:
             raise InvalidRequest(f"render_batch takes one or more requests and one lineage each (got {len(requests)} and {len(lineages)})")
         first = requests[0]
         for other in requests:
-            if other.mode != "txt2img" or other.batch_count != 1 or other.subseed_strength > 0:
-                raise InvalidRequest("render_batch takes text-to-image requests of one batch each, without a variation seed; render() takes the rest")
+            if other.mode != "txt2img" or other.batch_count != 1 or other.subseed_strength > 0 or other.controls:
+                raise InvalidRequest(
+                    "render_batch takes text-to-image requests of one batch each, without a variation seed or control units; render() takes the rest"
+                )
             differ = [name for name in BATCHED_BY if getattr(other, name) != getattr(first, name)]
             if differ:
                 raise InvalidRequest(f"requests in one batch must share {', '.join(differ)}; render them apart")
@@ -189,6 +198,11 @@ class SDXLEngine:
         if use_refiner:
             self.refiner.scheduler = samplers.make_scheduler(request.sampler, request.schedule_type, self._refiner_scheduler_config)
         prepared = canvas.prepare(request) if request.init_image is not None else None
+        guidance = (
+            control.Guidance.prepare(self.controlnets, request.controls, (request.width, request.height), self.base._execution_device, self.base.unet.dtype)
+            if request.controls
+            else None
+        )  # the maps made and the ControlNets loaded before any step: a missing model fails first
         # 2. keyart's prompt language, per request: <lora:...> tags apply to the whole render; edits and
         #    alternations switch the conditioning at their steps (sdxl_schedule); the infotext keeps
         #    the prompt as written. Image rows: (request, its index, seed, prompt trees).
@@ -246,7 +260,7 @@ class SDXLEngine:
                         return modes.reporter(progress, offset + sum(passes[:index]), start, end, passes[index], total)
 
                     # 5. The passes: first (txt2img, img2img or inpaint), then the hires fix's second pass.
-                    latents = modes.run_batch(self, request, prepared, common, use_refiner, span, prompts, noise)
+                    latents = modes.run_batch(self, request, prepared, common, use_refiner, span, prompts, noise, guidance=guidance)
                     images = modes.decode(self, latents)
                     # 6. A NaN decode is a black image: say so rather than save it.
                     if not torch.isfinite(torch.as_tensor(images)).all():
@@ -257,7 +271,7 @@ class SDXLEngine:
                     # 7. Inpaint and outpaint paste the repaint back over the original, outside the blurred mask.
                     for row, (image, (k, i, seed, _)) in enumerate(zip(self.base.image_processor.numpy_to_pil(images), call)):
                         image = prepared.finish(image) if prepared is not None else image
-                        results[k].append(self._rendered(requests[k], image, seed, i, use_refiner, lineages[k], loras_used, prompts.record(row)))
+                        results[k].append(self._rendered(requests[k], image, seed, i, use_refiner, lineages[k], loras_used, prompts.record(row), guidance))
         except torch.cuda.OutOfMemoryError as exc:
             torch.cuda.empty_cache()
             w, h = request.output_size
@@ -280,11 +294,13 @@ class SDXLEngine:
             by_length.setdefault(chunk_count(self.base, texts), []).append(row)
         return list(by_length.values())
 
-    def pipe(self, kind: str, request: RenderRequest):
-        """The img2img or inpaint pipeline over the base's models (built once), on the request's sampler."""
-        if kind not in self._derived:
-            self._derived[kind] = modes.derived_pipe(self.base, kind)
-        pipe = self._derived[kind]
+    def pipe(self, kind: str, request: RenderRequest, guidance: control.Guidance | None = None):
+        """The img2img or inpaint pipeline over the base's models (built once), on the request's
+        sampler; with `guidance`, the ControlNet pipeline for `kind` ("txt2img" or "inpaint") over its models."""
+        key = kind if guidance is None else (kind, tuple(id(model) for model, _, _ in guidance.models))
+        if key not in self._derived:
+            self._derived[key] = modes.derived_pipe(self.base, kind) if guidance is None else control.control_pipe(self.base, kind, guidance.net)
+        pipe = self._derived[key]
         pipe.scheduler = samplers.make_scheduler(request.sampler, request.schedule_type, self._scheduler_config)
         return pipe
 
@@ -293,13 +309,15 @@ class SDXLEngine:
             raise ModelNotFound(f"the refiner was asked for, but none is loaded; set {REFINER_ENV} to an SDXL refiner folder, file or hub id")
         return self.refiner is not None and request.refiner != "off"
 
-    def _rendered(self, request, image, seed, index, use_refiner, lineage, loras=None, schedule=None) -> RenderedImage:
+    def _rendered(self, request, image, seed, index, use_refiner, lineage, loras=None, schedule=None, guidance=None) -> RenderedImage:
         extra: dict[str, Any] = {}
         if use_refiner:
             # A1111 writes the refiner as "name [hash]".
             refiner = f"{self.refiner_name} [{self.refiner_hash}]" if self.refiner_hash else self.refiner_name
             extra = {"Refiner": refiner, "Refiner switch at": request.refiner_switch_at}
         extra |= loras or {}  # A1111's "Lora hashes", after the refiner's fields
+        if guidance is not None:  # A1111's ControlNet fields, with the models' own names
+            extra |= control_fields(request, guidance.model_names())
         details = {
             "device": self.device,
             "dtype": self.dtype,
@@ -309,6 +327,10 @@ class SDXLEngine:
         }
         if schedule is not None:  # the prompt changed during the render: which text each step ran with
             details["prompt_schedule"] = schedule
+        if guidance is not None:  # each unit, its model and the steps it guided; the resizes said
+            details["controls"] = guidance.record()
+            if guidance.notes:
+                details["notes"] = list(guidance.notes)
         return RenderedImage(
             image=image,
             request=request,

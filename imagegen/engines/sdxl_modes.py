@@ -50,18 +50,19 @@ def schedule_steps(request: RenderRequest) -> tuple[int, int]:
     return max(first, 1), max(second, 1)
 
 
-def run_batch(engine, request: RenderRequest, prepared: Prepared | None, common: dict[str, Any], use_refiner: bool, span, prompts, latents=None):
+def run_batch(engine, request: RenderRequest, prepared: Prepared | None, common: dict[str, Any], use_refiner: bool, span, prompts, latents=None, *, guidance=None):
     """One batch's latents after every pass (decode them with `decode`), before any paste-back.
 
     `common` holds the kwargs every pipeline call shares (guidance, generators); `prompts`
     (sdxl_schedule.RenderPrompts) each pass's conditioning. `span(pass_index, start, end)` makes
     the progress callback for a fraction of a pass. `latents` is the first pass's starting noise (a
-    variation seed's), else each generator draws its own.
+    variation seed's), else each generator draws its own. `guidance` (sdxl_control.Guidance) is the
+    first pass's ControlNet units, when the request has any.
     """
     steps = request.num_inference_steps
     # 1. The first pass: text to image, or img2img/inpaint from the prepared init image.
     if prepared is None:
-        latents = text_to_image(engine, request, common, use_refiner, lambda a, b: span(0, a, b), (prompts.first, prompts.first_refiner), latents)
+        latents = text_to_image(engine, request, common, use_refiner, lambda a, b: span(0, a, b), (prompts.first, prompts.first_refiner), latents, guidance)
     else:
         batch = len(common["generator"])
         image: Any = [prepared.image] * batch  # one copy per image: each is encoded with its own generator
@@ -69,7 +70,7 @@ def run_batch(engine, request: RenderRequest, prepared: Prepared | None, common:
             image = enlarge_latents(engine, prepared.image, (request.width, request.height), batch)
         latents = image_to_image(
             engine, request, common, image=image, mask=prepared.mask, strength=request.strength, steps=steps,
-            use_refiner=use_refiner, span=lambda a, b: span(0, a, b), prompts=(prompts.first, prompts.first_refiner),
+            use_refiner=use_refiner, span=lambda a, b: span(0, a, b), prompts=(prompts.first, prompts.first_refiner), guidance=guidance,
         )  # fmt: skip
     if request.hr_scale == 1:
         return latents
@@ -115,28 +116,31 @@ def decode(engine, latents):
     return base.image_processor.postprocess(image, output_type="np")
 
 
-def text_to_image(engine, request: RenderRequest, common: dict[str, Any], use_refiner: bool, span, prompts, latents=None):
+def text_to_image(engine, request: RenderRequest, common: dict[str, Any], use_refiner: bool, span, prompts, latents=None, guidance=None):
     """The base, then the refiner on the base's latents from `refiner_switch_at` on (ensemble of experts).
 
     `prompts` is the pass's (base, refiner) conditioning; the refiner takes the schedule up from
-    the steps the base ran.
+    the steps the base ran. With `guidance` the base runs as diffusers' ControlNet pipeline.
     """
     base_prompts, refiner_prompts = prompts
     switch = request.refiner_switch_at if use_refiner else 1.0
-    latents = engine.base(
-        **common,
-        **base_prompts.kwargs(0),
-        latents=latents,
-        num_inference_steps=request.num_inference_steps,
-        width=request.width,
-        height=request.height,
-        denoising_end=switch if use_refiner else None,
-        output_type="latent",
-        callback_on_step_end=base_prompts.callback(0, span(0.0, switch)),
-        callback_on_step_end_tensor_inputs=TENSOR_INPUTS,
-    ).images
+    pipe = engine.base if guidance is None else engine.pipe("txt2img", request, guidance)
+    with guided(guidance, pipe):
+        latents = pipe(
+            **common,
+            **base_prompts.kwargs(0),
+            **(guidance.kwargs("image") if guidance is not None else {}),
+            latents=latents,
+            num_inference_steps=request.num_inference_steps,
+            width=request.width,
+            height=request.height,
+            denoising_end=switch if use_refiner else None,
+            output_type="latent",
+            callback_on_step_end=base_prompts.callback(0, span(0.0, switch)),
+            callback_on_step_end_tensor_inputs=TENSOR_INPUTS,
+        ).images
     if use_refiner:
-        done = base_prompts.steps_run(engine.base)
+        done = base_prompts.steps_run(pipe)
         latents = engine.refiner(
             **common,
             **refiner_prompts.kwargs(done),
@@ -150,20 +154,30 @@ def text_to_image(engine, request: RenderRequest, common: dict[str, Any], use_re
     return latents
 
 
-def image_to_image(engine, request: RenderRequest, common, *, image, mask, strength: float, steps: int, use_refiner: bool, span, prompts):
+def image_to_image(engine, request: RenderRequest, common, *, image, mask, strength: float, steps: int, use_refiner: bool, span, prompts, guidance=None):
     """img2img (or inpaint, with a mask) at `strength`, as latents; the refiner takes the end of the schedule.
 
     The hand-off point is where `refiner_switch_at` of the steps actually run has passed: img2img
     starts at `strength` of the noise, so the switch is 1 - strength x (1 - refiner_switch_at).
-    `prompts` is the pass's (base, refiner) conditioning, laid over the steps this pass runs.
+    `prompts` is the pass's (base, refiner) conditioning, laid over the steps this pass runs. With
+    `guidance`, diffusers' ControlNet inpaint pipeline runs it; img2img as an inpaint of the whole picture.
     """
     base_prompts, refiner_prompts = prompts
-    pipe = engine.pipe("inpaint" if mask is not None else "img2img", request)
+    if guidance is not None:
+        if mask is None:  # every pixel repainted: the inpaint pipeline's step is img2img's
+            from PIL import Image
+
+            mask = Image.new("L", (request.width, request.height), 255)
+        pipe = engine.pipe("inpaint", request, guidance)
+    else:
+        pipe = engine.pipe("inpaint" if mask is not None else "img2img", request)
     kwargs: dict[str, Any] = dict(common, image=image, strength=strength, num_inference_steps=steps, output_type="latent")
     if mask is not None:
         kwargs |= {"mask_image": [mask] * len(common["generator"]), "width": mask.width, "height": mask.height}
+    if guidance is not None:
+        kwargs |= guidance.kwargs("control_image")
     switch = 1 - strength * (1 - request.refiner_switch_at) if use_refiner else None
-    with vae_kept(pipe.vae):
+    with vae_kept(pipe.vae), guided(guidance, pipe):
         callback = base_prompts.callback(0, span(0.0, request.refiner_switch_at if use_refiner else 1.0))
         latents = pipe(
             **kwargs, **base_prompts.kwargs(0), denoising_end=switch,
@@ -182,6 +196,16 @@ def image_to_image(engine, request: RenderRequest, common, *, image, mask, stren
         callback_on_step_end=refiner_prompts.callback(done, span(request.refiner_switch_at, 1.0)),
         callback_on_step_end_tensor_inputs=TENSOR_INPUTS,
     ).images
+
+
+@contextmanager
+def guided(guidance, pipe):
+    """Record what the ControlNet units did during a pipeline call (nothing without guidance)."""
+    if guidance is None:
+        yield
+        return
+    with guidance.watched(pipe):
+        yield
 
 
 @contextmanager

@@ -18,14 +18,23 @@ PNG_LEVEL = 1  # zlib level: a 1024x1024 image compresses about as small at 1 as
 
 def pack_request(request: RenderRequest) -> dict[str, Any]:
     """The request's fields, and the contents of each file it names."""
-    files = {name: Path(path).read_bytes() for name in FILE_FIELDS if (path := getattr(request, name))}
+    files: dict[str, Any] = {name: Path(path).read_bytes() for name in FILE_FIELDS if (path := getattr(request, name))}
+    if request.controls:
+        files["controls"] = [Path(unit.image).read_bytes() for unit in request.controls]
     return {"request": request.to_dict(), "files": files}
 
 
 def unpack_request(packed: dict[str, Any], folder: Path) -> RenderRequest:
     """The request again, its files written into `folder` (the replica's scratch space)."""
     data = dict(packed["request"])
-    for name, content in packed["files"].items():
+    files = dict(packed["files"])
+    if "controls" in files:
+        data["controls"] = [dict(unit) for unit in data["controls"]]
+        for i, (unit, content) in enumerate(zip(data["controls"], files.pop("controls"))):
+            path = folder / f"control-{i}{Path(unit['image']).suffix or '.png'}"
+            path.write_bytes(content)
+            unit["image"] = str(path)
+    for name, content in files.items():
         path = folder / f"{name}{Path(data[name]).suffix or '.png'}"
         path.write_bytes(content)
         data[name] = str(path)
@@ -51,9 +60,12 @@ def unpack_images(packed: list[dict[str, Any]], sent: RenderRequest) -> list[Ren
 
     images = []
     for item in packed:
-        ours = {name: getattr(sent, name) for name in FILE_FIELDS if name in item["request"]}
+        ours: dict[str, Any] = {name: getattr(sent, name) for name in FILE_FIELDS if name in item["request"]}
         data = {**item["request"], **ours}
         lineage = dict(item["lineage"])
+        if sent.controls:  # the units as sent: the driver's own control images
+            data["controls"] = [unit.to_dict() for unit in sent.controls]
+            lineage = _our_controls(lineage, sent)
         for name, path in ours.items():
             if isinstance(lineage.get("request"), dict):
                 lineage["request"] = {**lineage["request"], name: path}
@@ -64,3 +76,16 @@ def unpack_images(packed: list[dict[str, Any]], sent: RenderRequest) -> list[Ren
             picture = png.copy()
         images.append(RenderedImage(picture, RenderRequest.from_dict(data), item["seed"], item["index"], item["infotext"], lineage))
     return images
+
+
+def _our_controls(lineage: dict[str, Any], sent: RenderRequest) -> dict[str, Any]:
+    """The lineage with the driver's control image paths where the replica's scratch copies stood."""
+    paths = [unit.image for unit in sent.controls]
+    if isinstance(lineage.get("request"), dict) and isinstance(lineage["request"].get("controls"), (list, tuple)):
+        lineage["request"] = {**lineage["request"], "controls": [{**u, "image": p} for u, p in zip(lineage["request"]["controls"], paths)]}
+    if isinstance(lineage.get("controls"), (list, tuple)):
+        lineage["controls"] = [{**u, "image": p} for u, p in zip(lineage["controls"], paths)]
+    inputs = lineage.get("inputs") or {}
+    if isinstance(inputs.get("controls"), (list, tuple)):
+        lineage["inputs"] = {**inputs, "controls": [{**r, "path": p} for r, p in zip(inputs["controls"], paths)]}
+    return lineage

@@ -26,6 +26,7 @@ from starlette.concurrency import run_in_threadpool
 from ..errors import MetadataError
 from ..metadata import PARAMETERS_KEY, read_png
 from ..request import RenderRequest
+from . import a1111_controlnet as controlnet
 from . import jobs
 from .a1111_fields import (
     LATENT_MODES, DEFAULT_MODEL, RESIZE_LATENT, Img2ImgFields, Txt2ImgFields, decode_b64, parsed_parameters, request_values,
@@ -122,7 +123,20 @@ async def _render(http: Request, fields: Txt2ImgFields, received: dict[str, Any]
 @router.post("/txt2img")
 async def txt2img(http: Request) -> dict[str, Any]:
     received = await _body(http)
-    return await _render(http, _validate(Txt2ImgFields, received), received)
+    fields = _validate(Txt2ImgFields, received)
+    if not fields.alwayson_scripts:
+        return await _render(http, fields, received)
+    folder = Path(tempfile.mkdtemp(prefix="keyart-a1111-"))
+    cleanup = lambda: shutil.rmtree(folder, ignore_errors=True)  # noqa: E731
+    try:
+        controls = await run_in_threadpool(controlnet.units, fields.alwayson_scripts, folder)
+    except BaseException:
+        cleanup()
+        raise
+    if not controls:
+        cleanup()
+        return await _render(http, fields, received)
+    return await _render(http, fields, received, extra={"controls": controls}, cleanup=cleanup)
 
 
 @router.post("/img2img")
@@ -137,10 +151,13 @@ async def img2img(http: Request) -> dict[str, Any]:
     cleanup = lambda: shutil.rmtree(folder, ignore_errors=True)  # noqa: E731
     try:
         size = await run_in_threadpool(_save_inputs, image_bytes, mask_bytes, bool(fields.inpainting_mask_invert), folder)
+        controls = await run_in_threadpool(controlnet.units, fields.alwayson_scripts, folder, init_image=str(folder / "image.png"))
     except BaseException:
         cleanup()
         raise
     extra: dict[str, Any] = {"init_image": str(folder / "image.png")}
+    if controls:
+        extra["controls"] = controls
     if fields.resize_mode == RESIZE_LATENT:
         extra["init_upscaler"] = "latent"
     if mask_bytes is not None:

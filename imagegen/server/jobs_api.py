@@ -122,6 +122,11 @@ def _request(body: Any, http: Request) -> tuple[RenderRequest, int]:
     for name in REFUSED:
         if fields.get(name) is not None:
             raise ApiError(400, f"{name} is not accepted here (a server-side path); use POST /v1/images/edits to upload an image", param=name, code="invalid_value")
+    if fields.get("controls"):
+        raise ApiError(
+            400, "controls name server-side files and are not accepted here; send control images in an A1111 body "
+            "(alwayson_scripts.controlnet) to /sdapi/v1/txt2img or /sdapi/v1/img2img", param="controls", code="invalid_value",
+        )  # fmt: skip
     if "num_inference_steps" not in fields and limits.steps is not None:
         fields["num_inference_steps"] = limits.steps
     try:

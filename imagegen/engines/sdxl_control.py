@@ -1,0 +1,166 @@
+"""ControlNet for the SDXL engine: the models (KEYART_CONTROLNET_DIR/<type>), the control pipelines
+built over the base's own models, and each render's guidance (maps, weights, start/end, what ran).
+
+The units guide the first pass: text to image through diffusers' SDXL ControlNet pipeline; img2img,
+inpaint and outpaint through its ControlNet inpaint pipeline (img2img as an inpaint of the whole
+picture, which keeps the refiner's hand-off: diffusers' ControlNet img2img pipeline has none). The
+hires fix's second pass and the refiner run without them, as the refiner has no ControlNet.
+torch and diffusers are imported in functions.
+"""
+
+from __future__ import annotations
+
+import logging
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from ..control import MODEL_FREE, ControlUnit, control_map
+from ..errors import ModelNotFound
+from ..settings import variable
+
+log = logging.getLogger(__name__)
+
+ENV = variable("controlnet_dir").env  # KEYART_CONTROLNET_DIR
+SINGLE_FILE = (".safetensors", ".ckpt")
+
+
+def locate(folder: str | Path | None, kind: str) -> Path:
+    """Where the `kind` ControlNet is under `folder`: `<kind>/` (a diffusers folder) or `<kind>.safetensors`."""
+    if not folder:
+        raise ModelNotFound(f"a {kind} control unit needs a {kind} ControlNet: set {ENV} to a folder holding {kind}/ (a diffusers ControlNet) or {kind}.safetensors")
+    root = Path(folder).expanduser()
+    if not root.is_dir():
+        raise ModelNotFound(f"{ENV}={folder}: no such folder; make it, with one ControlNet per control type ({kind}/ or {kind}.safetensors)")
+    if (root / kind / "config.json").is_file():
+        return root / kind
+    for suffix in SINGLE_FILE:
+        if (root / f"{kind}{suffix}").is_file():
+            return root / f"{kind}{suffix}"
+    if (root / kind).is_dir():
+        raise ModelNotFound(f"{root / kind} is not a diffusers ControlNet folder (no config.json); save the model there with save_pretrained, or put {kind}.safetensors in {root}")
+    raise ModelNotFound(f"no {kind} ControlNet in {root}: put an SDXL {kind} ControlNet there as {kind}/ (a diffusers folder) or {kind}.safetensors")
+
+
+def check_request(settings: Any, request) -> None:
+    """The sdxl engine's request check (the engine table's `check_request`): every control unit's
+    model is in KEYART_CONTROLNET_DIR, and its map can be made, loading nothing."""
+    for unit in request.controls:
+        locate(settings.controlnet_dir, unit.type)
+        if unit.module != "none" and unit.type not in MODEL_FREE:
+            control_map(unit, (request.width, request.height))  # depth and pose say to pass a ready map
+
+
+class ControlNets:
+    """The ControlNets of one engine, loaded on first use onto the base's device and dtype, kept."""
+
+    def __init__(self, folder: str | Path | None):
+        self.folder = folder
+        self._loaded: dict[str, tuple[Any, str, str | None]] = {}  # type -> (model, name, short hash)
+
+    def get(self, kind: str, device, dtype) -> tuple[Any, str, str | None]:
+        if kind not in self._loaded:
+            self._loaded[kind] = self._load(locate(self.folder, kind), device, dtype)
+        return self._loaded[kind]
+
+    @staticmethod
+    def _load(path: Path, device, dtype) -> tuple[Any, str, str | None]:
+        from diffusers import ControlNetModel
+
+        try:
+            if path.is_file():
+                from ..hashes import model_hash
+
+                net, name, short = ControlNetModel.from_single_file(str(path), dtype=dtype), path.stem, model_hash(str(path))
+            else:
+                net, name, short = ControlNetModel.from_pretrained(str(path), dtype=dtype), path.name, None
+        except (OSError, ValueError) as exc:
+            hint = " A single ControlNet file reads its config from the hub; offline, save it as a diffusers folder instead." if path.is_file() else ""
+            raise ModelNotFound(f"cannot load the ControlNet {path}: {exc}.{hint}") from exc
+        # Offload modes keep the ControlNet on the device: it runs beside the UNet at every step.
+        return net.to(device), name, short
+
+
+class Guidance:
+    """One render's ControlNet guidance: its units, their maps at the render's size, and their models."""
+
+    def __init__(self, units: tuple[ControlUnit, ...], maps: list, models: list[tuple[Any, str, str | None]], notes: list[str]):
+        self.units, self.maps, self.models, self.notes = units, maps, models, notes
+        self.calls: list[list[float]] = []  # each ControlNet evaluation's scales, one per unit, as it ran
+        self.order = 1  # model evaluations per step (2 for Heun and DPM2), set when the pass starts
+
+    @classmethod
+    def prepare(cls, nets: ControlNets, units: tuple[ControlUnit, ...], size: tuple[int, int], device, dtype) -> Guidance:
+        """The maps (each image resized to `size` if it differs, said in a warning), then the models."""
+        maps, notes = [], []
+        for unit in units:
+            picture, said = control_map(unit, size)
+            maps.append(picture)
+            notes += said
+        for note in notes:
+            log.warning("%s", note)
+        return cls(units, maps, [nets.get(u.type, device, dtype) for u in units], notes)
+
+    @property
+    def net(self):
+        """The pipeline's `controlnet`: one model, or a list (diffusers makes it a MultiControlNetModel)."""
+        nets = [model for model, _, _ in self.models]
+        return nets[0] if len(nets) == 1 else nets
+
+    def kwargs(self, image_key: str) -> dict[str, Any]:
+        """The ControlNet arguments of a pipeline call; `image_key` is where its maps go ("image" for
+        text to image, "control_image" for the inpaint pipeline)."""
+        one = len(self.units) == 1
+        return {
+            image_key: self.maps[0] if one else list(self.maps),
+            "controlnet_conditioning_scale": self.units[0].weight if one else [u.weight for u in self.units],
+            "control_guidance_start": [u.start for u in self.units],
+            "control_guidance_end": [u.end for u in self.units],
+        }
+
+    @contextmanager
+    def watched(self, pipe):
+        """Record the scale each unit ran at in every ControlNet evaluation of a pipeline call."""
+        self.order = getattr(pipe.scheduler, "order", 1)
+
+        def seen(module, args, kwargs):
+            scale = kwargs.get("conditioning_scale", 1.0)
+            self.calls.append([float(s) for s in scale] if isinstance(scale, (list, tuple)) else [float(scale)])
+
+        handle = pipe.controlnet.register_forward_pre_hook(seen, with_kwargs=True)
+        self.calls.clear()  # one call's record: every batch of a render runs the same steps
+        try:
+            yield
+        finally:
+            handle.remove()
+
+    def steps(self, unit: int) -> list[int] | None:
+        """[first, last] step (1-based) unit `unit` guided in the last call, or None if it never did."""
+        active = [i // self.order + 1 for i, scales in enumerate(self.calls) if scales[unit] > 0]
+        return [active[0], active[-1]] if active else None
+
+    def record(self) -> list[dict[str, Any]]:
+        """The lineage's "controls": each unit as asked, its model, and the steps it guided."""
+        return [
+            unit.to_dict() | {"module": unit.module, "model": name, "model_hash": short, "steps": self.steps(i)}
+            for i, (unit, (_, name, short)) in enumerate(zip(self.units, self.models))
+        ]
+
+    def model_names(self) -> list[str]:
+        """Each unit's model as A1111 writes it: "name [hash]" for a file, the folder's name otherwise."""
+        return [f"{name} [{short}]" if short else name for _, name, short in self.models]
+
+
+def control_pipe(base, kind: str, net):
+    """The SDXL ControlNet pipeline for `kind` ("txt2img" or "inpaint") over `base`'s models and `net`."""
+    from diffusers import StableDiffusionXLControlNetInpaintPipeline, StableDiffusionXLControlNetPipeline
+
+    cls = {"txt2img": StableDiffusionXLControlNetPipeline, "inpaint": StableDiffusionXLControlNetInpaintPipeline}[kind]
+    pipe = cls(
+        **base.components,
+        controlnet=net,
+        force_zeros_for_empty_prompt=base.config.force_zeros_for_empty_prompt,
+        add_watermarker=getattr(base, "watermark", None) is not None,
+    )
+    pipe.set_progress_bar_config(disable=True)
+    return pipe
