@@ -231,7 +231,7 @@ def _request(args: argparse.Namespace) -> tuple[RenderRequest, int | None]:
         return request, None
     from .metadata import request_from_png
 
-    original, index = request_from_png(args.from_png, init_image=modes.get("init_image"), mask=modes.get("mask"), controls=modes.get("controls"))
+    original, index = request_from_png(args.from_png, init_image=modes.get("init_image"), mask=modes.get("mask"), controls=modes.get("controls"), reference=modes.get("reference"))
     seed = original.seeds()[index]
     if overrides:  # a variation on that one image: its own seed, one image, the new settings
         request = original.replace(seed=seed, batch_size=1, batch_count=1).replace(**overrides)

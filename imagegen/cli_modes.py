@@ -54,7 +54,8 @@ MODES_HELP = (
     "  The output is WIDTHxHEIGHT, except --inpaint-area masked, which keeps the init image's size.\n"
     "hires fix (text to image): --hires-scale 1.5|2 [--hires-upscaler latent|lanczos] [--hires-steps N]\n"
     "  [--denoising-strength 0.7]: a first pass at WIDTHxHEIGHT, then an img2img pass at the scaled size.\n"
-    "ControlNet (any mode): --control TYPE[/none]:IMAGE[:WEIGHT[:START:END]], repeatable; models from KEYART_CONTROLNET_DIR."
+    "ControlNet (any mode): --control TYPE[/none]:IMAGE[:WEIGHT[:START:END]], repeatable; models from KEYART_CONTROLNET_DIR.\n"
+    "IP-Adapter (any mode): --reference IMAGE[:SCALE]; the adapter from KEYART_IP_ADAPTER."
 )
 
 
@@ -81,7 +82,7 @@ def add_render_options(r: argparse.ArgumentParser) -> None:
     img.add_argument("--masked-padding", type=int, metavar="PX", help="pixels of context around the mask's box for --inpaint-area masked (default 32)")
     img.add_argument("--outpaint", metavar="DIRECTIONS", help="grow the init image: any of left,right,up,down, comma-separated")
     img.add_argument("--outpaint-pixels", type=int, metavar="PX", help="pixels added in each --outpaint direction, a multiple of 8 (default 128)")
-    guide = r.add_argument_group("ControlNet (models in KEYART_CONTROLNET_DIR/<type>)")
+    guide = r.add_argument_group("guides: ControlNet (KEYART_CONTROLNET_DIR/<type>) and IP-Adapter (KEYART_IP_ADAPTER)")
     guide.add_argument(
         "--control",
         action="append",
@@ -89,6 +90,11 @@ def add_render_options(r: argparse.ArgumentParser) -> None:
         help="guide the render with a map made from IMAGE: TYPE canny, softedge or lineart (made here), depth or pose "
         "(ready maps: TYPE/none:MAP.png); W the weight 0-2 (default 1), S:E the fraction of the steps it guides "
         "(default 0:1; 0:0.6 fixes the composition and frees the detail). Repeat for several units",
+    )
+    guide.add_argument(
+        "--reference",
+        metavar="IMAGE[:SCALE]",
+        help="take the style or subject of IMAGE (IP-Adapter from KEYART_IP_ADAPTER); SCALE 0-1 (default 0.6)",
     )
     hires = r.add_argument_group("hires fix (text to image)")
     hires.add_argument("--hires-scale", "--hr-scale", dest="hires_scale", type=float, metavar="SCALE", help="upscale the first pass by this, e.g. 1.5 or 2 (default 1: off)")
@@ -101,7 +107,19 @@ def add_render_options(r: argparse.ArgumentParser) -> None:
 
 def mode_fields(args: argparse.Namespace) -> dict[str, Any]:
     """RenderRequest fields from the image-mode options the user gave."""
-    return {field: getattr(args, option) for option, field in MODE_FIELDS.items() if getattr(args, option, None) is not None}
+    fields = {field: getattr(args, option) for option, field in MODE_FIELDS.items() if getattr(args, option, None) is not None}
+    if getattr(args, "reference", None) is not None:
+        fields |= reference_fields(args.reference)
+    return fields
+
+
+def reference_fields(text: str) -> dict[str, Any]:
+    """`--reference IMAGE[:SCALE]` as the reference and reference_scale fields (a path may hold colons)."""
+    path, sep, scale = str(text).rpartition(":")
+    try:
+        return {"reference": path, "reference_scale": float(scale)} if sep and path else {"reference": text}
+    except ValueError:
+        return {"reference": text}
 
 
 def sized(fields: dict[str, Any]) -> dict[str, Any]:

@@ -233,6 +233,8 @@ def request_from_infotext(text: str, **inputs: Any) -> RenderRequest:
     options: dict[str, Any] = {name: fields[key] for key, name in TEXT_FIELDS.items() if key in fields}
     options |= {name: parse_number(fields[key]) for key, name in NUMBER_FIELDS.items() if key in fields}
     images = inputs.pop("control_images", None)
+    if "IP-Adapter scale" in fields and inputs.get("reference") is None:
+        log.warning("these parameters are a reference-image (IP-Adapter) render's, whose image they cannot name; pass it (reference, --reference) to reproduce it")
     options |= metadata_modes.request_fields(fields, parse_number) | inputs
     if "strength" in options and options.get("init_image") is None:
         log.warning("these parameters are an img2img render's, whose init image they cannot name; pass it (init_image, --init-image) to reproduce it")
@@ -318,7 +320,7 @@ def lineage_for(
         "index": index,
         "lineage": dict(lineage or {}),
         # The init image and mask: path, SHA-256 and size, so a reproduction finds the very same files.
-        **({"inputs": metadata_modes.input_records(request)} if request.init_image is not None or request.controls else {}),
+        **({"inputs": records} if (records := metadata_modes.input_records(request)) else {}),
         **made,
     }
     clash = set(extra or {}) & set(data)

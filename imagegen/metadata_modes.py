@@ -22,7 +22,7 @@ log = logging.getLogger(__name__)
 
 UPSCALER_NAMES = {"latent": "Latent", "lanczos": "Lanczos"}  # A1111's names in "Hires upscaler"
 AREA_NAMES = {"whole": "Whole picture", "masked": "Only masked"}  # A1111's "Inpaint area" choices
-INPUTS = ("init_image", "mask")
+INPUTS = ("init_image", "mask", "reference")
 CONTROL_KEY = "ControlNet {}"  # A1111's ControlNet extension: "ControlNet 0", "ControlNet 1", ...
 # Words in A1111 module and model names that say the control type ("softedge_hed", "diffusers_xl_canny_full").
 TYPE_WORDS = {"canny": "canny", "softedge": "softedge", "hed": "softedge", "pidi": "softedge", "lineart": "lineart", "depth": "depth", "pose": "pose"}
@@ -51,6 +51,8 @@ def infotext_fields(request: RenderRequest) -> tuple[dict[str, object], dict[str
             tail["Hires steps"] = request.hr_second_pass_steps
         tail["Hires upscaler"] = UPSCALER_NAMES[request.hr_upscaler]
     tail |= control_fields(request)
+    if request.reference is not None:  # keyart's own (A1111 writes an IP-Adapter as a ControlNet unit)
+        tail["IP-Adapter scale"] = request.reference_scale
     return head, tail
 
 
@@ -132,6 +134,8 @@ def request_fields(fields: dict[str, str], number) -> dict[str, Any]:
         options["inpaint_area"] = next((k for k, v in AREA_NAMES.items() if v.lower() == area.lower()), area)
     if "Outpaint" in fields:
         options["outpaint"] = fields["Outpaint"]
+    if "IP-Adapter scale" in fields:
+        options["reference_scale"] = number(fields["IP-Adapter scale"])
     if "Upscaler for img2img" in fields:
         options["init_upscaler"] = _upscaler(fields["Upscaler for img2img"], "Upscaler for img2img")
     return options

@@ -38,7 +38,7 @@ def batch_key(request: RenderRequest) -> tuple | None:
     schedule, CFG, refiner and hires fix are the call's; the prompts, negative prompts, styles and
     seeds are per image. `<lora:...>` tags must match too: a LoRA is loaded for the whole call.
     """
-    if request.mode != "txt2img" or request.batch_count != 1 or request.subseed_strength > 0 or request.controls:
+    if request.mode != "txt2img" or request.batch_count != 1 or request.subseed_strength > 0 or request.controls or request.reference:
         return None
     try:
         loras = tuple(sorted((t.name, t.te_weight, t.unet_weight) for t in extract_loras(request.styled[0])[1]))

@@ -30,7 +30,7 @@ HR_UPSCALERS = ("latent", "lanczos")  # A1111's "Latent" (bilinear on latents) a
 MODE_FIELDS = (
     "init_image", "init_upscaler", "strength", "mask", "mask_blur", "inpaint_area", "masked_padding", "outpaint",
     "outpaint_pixels", "hr_scale", "hr_upscaler", "hr_second_pass_steps", "denoising_strength", "subseed",
-    "subseed_strength", "controls",
+    "subseed_strength", "controls", "reference", "reference_scale",
 )  # fmt: skip
 
 
@@ -74,6 +74,9 @@ class RenderRequest:
     # ControlNet (imagegen.control.ControlUnit, or their dicts / --control texts): each unit a type,
     # a control image, a weight and the fraction of the first pass's steps it guides.
     controls: tuple = ()
+    # IP-Adapter: a reference image whose style or subject the render takes, at reference_scale.
+    reference: str | None = None  # a PNG/JPEG path (made absolute)
+    reference_scale: float = 0.6  # 0: ignored; 1: the reference dominates the prompt
 
     def __post_init__(self) -> None:
         set_ = lambda name, value: object.__setattr__(self, name, value)  # noqa: E731 (frozen)
@@ -129,6 +132,13 @@ class RenderRequest:
         set_("controls", control.units(self.controls))
         if self.controls and self.mode in ("inpaint", "outpaint") and self.inpaint_area == "masked":
             raise InvalidRequest("control units guide the whole picture; with them, inpaint the whole picture (inpaint_area 'whole'), not only the masked area")
+        set_("reference_scale", _fraction("reference scale", self.reference_scale, "0.5-0.7 keeps the reference's look and lets the prompt speak"))
+        if self.reference is not None:
+            if not isinstance(self.reference, (str, os.PathLike)) or not str(self.reference).strip():
+                raise InvalidRequest(f"reference must be a path to a PNG or JPEG (got {self.reference!r})")
+            set_("reference", os.path.abspath(os.path.expanduser(os.fspath(self.reference))))
+            if not os.path.isfile(self.reference):
+                raise InvalidRequest(f"reference image {self.reference!r} does not exist")
         if self.controls and self.init_image is not None and self.init_upscaler == "latent":
             raise InvalidRequest("with control units the init image is enlarged on pixels: use the lanczos init upscaler, not latent")
         if strength > 0 and self.init_image is not None:

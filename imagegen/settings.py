@@ -39,6 +39,7 @@ VARIABLES: tuple[Variable, ...] = (
     Variable("KEYART_SDXL_CONFIG", "sdxl_config", "configs from the hub", "a diffusers SDXL folder whose configs a single .safetensors file loads with offline"),
     Variable("KEYART_LORA_DIR", "lora_dir", "no LoRAs", "the folder of LoRA .safetensors files that <lora:name:weight> names (A1111's models/Lora works)"),
     Variable("KEYART_CONTROLNET_DIR", "controlnet_dir", "no ControlNet", "the folder of SDXL ControlNets, one per control type: canny/, softedge/, lineart/, depth/, pose/ (diffusers folders) or canny.safetensors..."),
+    Variable("KEYART_IP_ADAPTER", "ip_adapter", "no reference images", "an SDXL IP-Adapter .safetensors file (--reference), its CLIP image encoder in the image_encoder/ folder beside it (h94/IP-Adapter's sdxl_models)"),
     Variable("KEYART_STYLES", "styles", "the built-in styles only", f"extra style JSON files ({os.pathsep!r}-separated) that add to or override the built-ins"),
     Variable("KEYART_DEVICE", "device", "the best available", "cuda, cuda:1, mps or cpu; --device wins"),
     Variable("KEYART_DTYPE", "dtype", "auto: fp16 on GPUs, fp32 on the CPU", "auto, fp16, bf16 or fp32; --dtype wins"),
@@ -69,6 +70,7 @@ class ImageSettings:
     sdxl_config: str | None = None
     lora_dir: str | None = None
     controlnet_dir: str | None = None  # ControlNet models by type (KEYART_CONTROLNET_DIR)
+    ip_adapter: str | None = None  # the IP-Adapter weights file (KEYART_IP_ADAPTER)
     styles: tuple[str, ...] = ()  # extra style files, in the order they override
     device: str | None = None  # None: the best available
     dtype: str = "auto"

@@ -1,5 +1,6 @@
 """Tiny random-init models for guided generation, built from configs beside the tiny SDXL (imagegen.tiny):
-ControlNets shaped after its UNet, for tests and benchmarks. Nothing is downloaded.
+ControlNets shaped after its UNet and an IP-Adapter with its image encoder, for tests and benchmarks.
+Nothing is downloaded.
 
 A real ControlNet starts from zero convolutions (its output is nothing until trained); these are
 given small random weights instead, so a control map changes the image as a trained one would.
@@ -31,3 +32,38 @@ def save_tiny_controlnets(directory: str | Path, unet, types: tuple[str, ...] = 
     for seed, kind in enumerate(types):
         tiny_controlnet(unet, seed=seed + 1).save_pretrained(directory / kind)
     return directory
+
+
+def save_tiny_ip_adapter(directory: str | Path, unet, *, seed: int = 0, scale: float = 0.2) -> Path:
+    """A KEYART_IP_ADAPTER for `unet`: `ip-adapter_tiny.safetensors` (h94's key layout: image_proj.*
+    and ip_adapter.<n>.to_k_ip/to_v_ip for each cross-attention) and a tiny CLIP image encoder in
+    `image_encoder/` beside it. Returns the weights file."""
+    import torch
+    from safetensors.torch import save_file
+    from transformers import CLIPImageProcessor, CLIPVisionConfig, CLIPVisionModelWithProjection
+
+    directory = Path(directory)
+    torch.manual_seed(seed)
+    embed = 16  # the image encoder's projection: the adapter's input
+    encoder = CLIPVisionModelWithProjection(
+        CLIPVisionConfig(hidden_size=32, intermediate_size=37, num_attention_heads=4, num_hidden_layers=2, image_size=32, patch_size=8, projection_dim=embed)
+    )
+    encoder.save_pretrained(directory / "image_encoder")
+    CLIPImageProcessor(size={"shortest_edge": 32}, crop_size={"height": 32, "width": 32}).save_pretrained(directory / "image_encoder")
+    cross, tokens, widths = unet.config.cross_attention_dim, 4, unet.config.block_out_channels
+    state = {
+        "image_proj.proj.weight": torch.randn(cross * tokens, embed) * scale, "image_proj.proj.bias": torch.zeros(cross * tokens),
+        "image_proj.norm.weight": torch.ones(cross), "image_proj.norm.bias": torch.zeros(cross),
+    }  # fmt: skip
+    key = 1  # h94 numbers the processors of every attention, self (even, none) and cross (odd)
+    for name in unet.attn_processors:
+        if name.endswith("attn1.processor"):
+            continue
+        block = name.split(".")
+        width = widths[-1] if block[0] == "mid_block" else list(reversed(widths))[int(block[1])] if block[0] == "up_blocks" else widths[int(block[1])]
+        state[f"ip_adapter.{key}.to_k_ip.weight"] = torch.randn(width, cross) * scale
+        state[f"ip_adapter.{key}.to_v_ip.weight"] = torch.randn(width, cross) * scale
+        key += 2
+    path = directory / "ip-adapter_tiny.safetensors"
+    save_file({k: v.contiguous() for k, v in state.items()}, str(path))
+    return path

@@ -10,6 +10,7 @@ os.environ.pop("KEYART_SDXL_MODEL", None)
 os.environ.pop("KEYART_SDXL_REFINER", None)
 os.environ.pop("KEYART_STYLES", None)
 os.environ.pop("KEYART_CONTROLNET_DIR", None)
+os.environ.pop("KEYART_IP_ADAPTER", None)
 os.environ["KEYART_CACHE"] = tempfile.mkdtemp(prefix="keyart-cache-")  # never the user's ~/.cache
 
 import pytest
@@ -85,3 +86,11 @@ def tiny_controlnet_dir(tiny_pipes, tmp_path_factory):
     from imagegen.tiny_guides import save_tiny_controlnets
 
     return save_tiny_controlnets(tmp_path_factory.mktemp("tiny-controlnets"), tiny_pipes[0].unet)
+
+
+@pytest.fixture(scope="session")
+def tiny_ip_adapter(tiny_pipes, tmp_path_factory):
+    """A KEYART_IP_ADAPTER: a tiny IP-Adapter for the tiny SDXL's UNet, its image encoder beside it."""
+    from imagegen.tiny_guides import save_tiny_ip_adapter
+
+    return save_tiny_ip_adapter(tmp_path_factory.mktemp("tiny-ip-adapter"), tiny_pipes[0].unet)

@@ -36,7 +36,7 @@ class Engine(Protocol):
 
 # The table. `auto` is the rule over it: the first engine with auto=True that is configured, in this
 # order. What each engine supports was read from its render(): sdxl honours every feature; a1111
-# every one but the refiner (it needs a checkpoint name on the remote) and ControlNet; openai edits (img2img,
+# every one but the refiner (it needs a checkpoint name on the remote), ControlNet and IP-Adapter; openai edits (img2img,
 # inpaint, outpaint) but has no hires fix, variation seed, refiner or LoRA; preview accepts every
 # request sdxl does (a stand-in while no model is set: tests pin that it previews each mode) and
 # draws only the init image and each mode's final size, recording the rest in the PNG. openai is
@@ -51,7 +51,7 @@ ENGINE_SPECS: tuple[EngineSpec, ...] = (
         needs=MODEL_ENV,
         takes_settings=True,
         check="imagegen.engines.sdxl_load:check_settings",
-        check_request="imagegen.engines.sdxl_control:check_request",
+        check_request="imagegen.engines.sdxl_load:check_request",
         missing=(
             f"the sdxl engine needs a model, and {MODEL_ENV} is not set. Set {MODEL_ENV} to a diffusers "
             "folder, a hub id (stabilityai/stable-diffusion-xl-base-1.0) or a .safetensors file; "
@@ -63,7 +63,7 @@ ENGINE_SPECS: tuple[EngineSpec, ...] = (
         name="a1111",
         factory="imagegen.engines.a1111:A1111Engine.from_settings",
         description=f"a server with A1111's API (A1111, Forge, SD.Next, keyart) at {A1111_ENV}: all but the refiner",
-        supports=ALL_FEATURES - {"refiner", "control"},
+        supports=ALL_FEATURES - {"refiner", "control", "reference"},
         needs=A1111_ENV,
         takes_settings=True,
         check="imagegen.engines.remote_http:check_a1111",

@@ -9,6 +9,7 @@ reuse the base's models (sdxl_modes). Components are injected (`SDXLEngine(base,
 from __future__ import annotations
 
 import logging
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +26,7 @@ from . import MODEL_ENV, REFINER_ENV, Progress, check_request
 from . import lora
 from . import sdxl_control as control
 from . import sdxl_modes as modes
+from . import sdxl_reference as reference
 from .sdxl_prompt import chunk_count
 from .sdxl_schedule import PassPrompts, RenderPrompts
 from .sdxl_load import keep_vae_safe, load_pipelines, pick_device, pick_dtype, place
@@ -55,6 +57,7 @@ class SDXLEngine:
         memory: str = "normal",
         lora_dir: str | Path | None = None,
         controlnet_dir: str | Path | None = None,
+        ip_adapter: str | Path | None = None,
     ):
         self.base = base
         self.refiner = refiner
@@ -65,6 +68,7 @@ class SDXLEngine:
         self.memory = memory
         self.lora_dir = lora_dir  # where <lora:...> tags are looked up (KEYART_LORA_DIR); None: LoRA tags are an error
         self.controlnets = control.ControlNets(controlnet_dir)  # by type, from KEYART_CONTROLNET_DIR, loaded on first use
+        self.adapter = reference.Adapter(ip_adapter)  # KEYART_IP_ADAPTER, read on the first reference render
         # Pristine scheduler configs: every sampler is built from these, never from the last one used.
         self._scheduler_config = dict(base.scheduler.config)
         self._refiner_scheduler_config = dict(refiner.scheduler.config) if refiner is not None else None
@@ -98,12 +102,13 @@ class SDXLEngine:
         config: str | None = None,
         lora_dir: str | Path | None = None,
         controlnet_dir: str | Path | None = None,
+        ip_adapter: str | Path | None = None,
     ) -> SDXLEngine:
         """Load SDXL (and a refiner) from folders, .safetensors files or hub ids onto a device.
 
         device None: the best available; dtype None: auto (fp16 on GPUs, fp32 on the CPU); memory
         None: normal. `config` is the diffusers folder a single file reads its configs from offline;
-        `lora_dir` is where the prompts' LoRA tags are found, `controlnet_dir` the control units' models.
+        `lora_dir` is where the prompts' LoRA tags are found, `controlnet_dir` the control units' models, `ip_adapter` the reference images' adapter.
         """
         # 1. Where and in which precision.
         device = pick_device(device)
@@ -126,6 +131,7 @@ class SDXLEngine:
             memory=memory,
             lora_dir=lora_dir,
             controlnet_dir=controlnet_dir,
+            ip_adapter=ip_adapter,
         )
 
     @classmethod
@@ -148,6 +154,7 @@ class SDXLEngine:
             config=settings.sdxl_config,
             lora_dir=settings.lora_dir,
             controlnet_dir=settings.controlnet_dir,
+            ip_adapter=settings.ip_adapter,
         )
 
     # -- rendering ----------------------------------------------------------------------------
@@ -176,9 +183,9 @@ class SDXLEngine:
             raise InvalidRequest(f"render_batch takes one or more requests and one lineage each (got {len(requests)} and {len(lineages)})")
         first = requests[0]
         for other in requests:
-            if other.mode != "txt2img" or other.batch_count != 1 or other.subseed_strength > 0 or other.controls:
+            if other.mode != "txt2img" or other.batch_count != 1 or other.subseed_strength > 0 or other.controls or other.reference:
                 raise InvalidRequest(
-                    "render_batch takes text-to-image requests of one batch each, without a variation seed or control units; render() takes the rest"
+                    "render_batch takes text-to-image requests of one batch each, without a variation seed, control units or a reference image; render() takes the rest"
                 )
             differ = [name for name in BATCHED_BY if getattr(other, name) != getattr(first, name)]
             if differ:
@@ -235,7 +242,7 @@ class SDXLEngine:
                 return first, PassPrompts(pipe, trees, hires_steps, refiner=refiner) if hires else None
 
             refiner_prompts = {key: prompts_of(self.refiner, trees, True) if use_refiner else (None, None) for key, trees in calls_of.items()}
-            with lora.applied(self.base, tags or [], folder=self.lora_dir) as lora_paths:
+            with lora.applied(self.base, tags or [], folder=self.lora_dir) as lora_paths, self._referenced(request) as embeds:
                 loras_used = lora.lora_infotext(tags or [], lora_paths)
                 # Inside: a LoRA's text-encoder part counts.
                 call_prompts = {}
@@ -248,6 +255,8 @@ class SDXLEngine:
                     # 4. One CPU generator per image: the same seed gives the same image on any device.
                     generators = [torch.Generator("cpu").manual_seed(s) for s in call_seeds]
                     common = dict(guidance_scale=request.guidance_scale, num_images_per_prompt=1, generator=generators)
+                    if embeds is not None:  # the reference's IP-Adapter embeddings, for every pass of the base
+                        common["ip_adapter_image_embeds"] = embeds
                     # A variation seed's noise: slerp of the seed's and the subseed's, from the same generators.
                     here = slice(batch * request.batch_size, (batch + 1) * request.batch_size)  # subseeds: one request only
                     noise = (
@@ -304,6 +313,15 @@ class SDXLEngine:
         pipe.scheduler = samplers.make_scheduler(request.sampler, request.schedule_type, self._scheduler_config)
         return pipe
 
+    @contextmanager
+    def _referenced(self, request: RenderRequest):
+        """The IP-Adapter in the base UNet for a request with a reference (its embeddings yielded), else nothing."""
+        if request.reference is None:
+            yield None
+            return
+        with self.adapter.applied(self.base, request.reference, request.reference_scale, request.batch_size) as embeds:
+            yield embeds
+
     def _use_refiner(self, request: RenderRequest) -> bool:
         if request.refiner == "on" and self.refiner is None:
             raise ModelNotFound(f"the refiner was asked for, but none is loaded; set {REFINER_ENV} to an SDXL refiner folder, file or hub id")
@@ -318,6 +336,8 @@ class SDXLEngine:
         extra |= loras or {}  # A1111's "Lora hashes", after the refiner's fields
         if guidance is not None:  # A1111's ControlNet fields, with the models' own names
             extra |= control_fields(request, guidance.model_names())
+        if request.reference is not None:
+            extra["IP-Adapter"] = self.adapter.name
         details = {
             "device": self.device,
             "dtype": self.dtype,
@@ -327,6 +347,8 @@ class SDXLEngine:
         }
         if schedule is not None:  # the prompt changed during the render: which text each step ran with
             details["prompt_schedule"] = schedule
+        if request.reference is not None:
+            details["reference"] = {"adapter": self.adapter.name, "scale": request.reference_scale}
         if guidance is not None:  # each unit, its model and the steps it guided; the resizes said
             details["controls"] = guidance.record()
             if guidance.notes:

@@ -177,6 +177,15 @@ def keep_vae_safe(pipes: list, dtype) -> None:
             pipe.vae.to(torch.float32)
 
 
+def check_request(settings: Any, request: Any) -> None:
+    """The sdxl engine's request check (the engine table's `check_request`): the ControlNets and the
+    IP-Adapter a request needs are configured and there, loading nothing."""
+    from . import sdxl_control, sdxl_reference
+
+    sdxl_control.check_request(settings, request)
+    sdxl_reference.check_request(settings, request)
+
+
 def check_settings(settings: Any) -> None:
     """The sdxl engine's model and refiner settings point somewhere real (the engine table's
     `check`): a missing folder or file fails when the engine is chosen, before torch is imported."""

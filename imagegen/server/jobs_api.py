@@ -36,7 +36,7 @@ router = APIRouter(prefix="/keyart/v1")
 KEPT_RESULTS = 32  # finished jobs whose images stay in memory
 EVENT_POLL_S = 0.1  # how often an event stream looks at its job
 OWNER_HEADER = "x-keyart-owner"
-REFUSED = ("init_image", "mask")  # server-side paths: a client may not make the server read its files
+REFUSED = ("init_image", "mask", "reference")  # server-side paths: a client may not make the server read its files
 PNG = Answer("png", None, "b64_json", "auto")
 
 
