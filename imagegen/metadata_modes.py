@@ -72,7 +72,8 @@ def control_fields(request: RenderRequest, models: list[str] | None = None) -> d
 
 def control_units(fields: dict[str, str], number) -> list[dict[str, Any]]:
     """The units an infotext's `ControlNet N` fields describe, in order, without their images (A1111's
-    parameters cannot name them): [{"type", "weight", "start", "end", "preprocessor"}]."""
+    parameters cannot name them): [{"type", "weight", "start", "end", "preprocessor"}]. A unit of a
+    type keyart has no ControlNet for is left out, with a warning."""
     from .metadata import parameter_pairs
 
     described = []
@@ -84,8 +85,9 @@ def control_units(fields: dict[str, str], number) -> list[dict[str, Any]]:
         module, model = parts.get("Module", "").strip().lower(), parts.get("Model", "").strip().lower()
         named = model if model not in ("", "none") else module  # the model says the type; without one, the module
         kind = next((t for word, t in TYPE_WORDS.items() if word in named), None)
-        if kind not in CONTROL_TYPES:
-            raise MetadataError(f"ControlNet {i} ({text!r}) is of a type keyart has no ControlNet for; keyart's: {', '.join(CONTROL_TYPES)}")
+        if kind not in CONTROL_TYPES:  # an A1111 unit keyart has no model for (tile, ip-adapter...): the rest still renders
+            log.warning("ControlNet %d (%s) is of a type keyart has no ControlNet for (keyart's: %s); it is left out", i, text, ", ".join(CONTROL_TYPES))
+            continue
         described.append({
             "type": kind, "weight": number(parts.get("Weight", "1")), "start": number(parts.get("Guidance Start", "0")),
             "end": number(parts.get("Guidance End", "1")), "preprocessor": NONE if module in ("", NONE) else "auto",

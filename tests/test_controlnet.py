@@ -147,6 +147,11 @@ def test_the_infotext_is_a1111s_and_reads_back_into_the_same_units(guided, sketc
     theirs = 'a cat\nSteps: 20, Seed: 1, Size: 64x64, ControlNet 0: "Module: softedge_hed, Model: diffusers_xl_softedge [aa11bb22], Weight: 0.6, Guidance Start: 0, Guidance End: 0.5"'
     [unit] = request_from_infotext(theirs, control_images=[sketch]).controls
     assert (unit.type, unit.preprocessor, unit.weight, unit.end) == ("softedge", "auto", 0.6, 0.5)
+    # A unit keyart has no model for is left out, said; the PNG still renders.
+    tile = 'a cat\nSteps: 20, Seed: 1, Size: 64x64, ControlNet 0: "Module: tile_resample, Model: diffusers_xl_tile, Weight: 1"'
+    with caplog.at_level(logging.WARNING):
+        assert request_from_infotext(tile).controls == ()
+    assert "ControlNet 0 (Module: tile_resample" in caplog.text and "it is left out" in caplog.text
 
 
 @pytest.fixture
