@@ -110,3 +110,30 @@ def test_guided_requests_do_not_batch_and_remote_engines_refuse_them(poster):
     for engine in ("a1111", "openai"):
         with pytest.raises(InvalidRequest, match="reference images"):
             check_request(engine, request)
+
+
+def test_an_a1111_ip_adapter_unit_is_the_reference(referenced, poster, tmp_path):
+    import base64
+    import io
+    import json
+
+    import httpx
+
+    from imagegen.queue import RenderQueue
+    from imagegen.server.app import create_app
+    from imagegen.server.limits import Limits
+    from tests.test_server_openai import serving
+
+    image = base64.b64encode(poster.read_bytes()).decode()
+    body = {"prompt": "a harbour at dusk", "steps": 4, "seed": 5, "width": 1024, "height": 1024}
+    unit = {"module": "ip-adapter_clip_sdxl", "model": "ip-adapter_sdxl [7d943a46]", "weight": 0.7, "image": image}
+    with RenderQueue(referenced, tmp_path / "home") as queue, serving(create_app(queue, limits=Limits(sizes=((64, 64),)))) as url:
+        plain = httpx.post(f"{url}/sdapi/v1/txt2img", json=body, timeout=60)
+        answer = httpx.post(f"{url}/sdapi/v1/txt2img", json=body | {"alwayson_scripts": {"controlnet": {"args": [unit]}}}, timeout=60)
+        two = httpx.post(f"{url}/sdapi/v1/txt2img", json=body | {"alwayson_scripts": {"controlnet": {"args": [unit, unit]}}}, timeout=60)
+    assert plain.status_code == 200 and answer.status_code == 200, answer.text
+    infotext = json.loads(answer.json()["info"])["infotexts"][0]
+    assert "IP-Adapter scale: 0.7" in infotext and "ControlNet 0" not in infotext
+    images = [np.asarray(Image.open(io.BytesIO(base64.b64decode(a.json()["images"][0]))), dtype=np.int16) for a in (plain, answer)]
+    assert np.abs(images[0] - images[1]).mean() > 0.3
+    assert two.status_code == 400 and "one IP-Adapter unit" in two.json()["error"]["message"]

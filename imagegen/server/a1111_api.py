@@ -129,14 +129,14 @@ async def txt2img(http: Request) -> dict[str, Any]:
     folder = Path(tempfile.mkdtemp(prefix="keyart-a1111-"))
     cleanup = lambda: shutil.rmtree(folder, ignore_errors=True)  # noqa: E731
     try:
-        controls = await run_in_threadpool(controlnet.units, fields.alwayson_scripts, folder)
+        guides = await run_in_threadpool(controlnet.fields, fields.alwayson_scripts, folder)
     except BaseException:
         cleanup()
         raise
-    if not controls:
+    if not guides:
         cleanup()
         return await _render(http, fields, received)
-    return await _render(http, fields, received, extra={"controls": controls}, cleanup=cleanup)
+    return await _render(http, fields, received, extra=guides, cleanup=cleanup)
 
 
 @router.post("/img2img")
@@ -151,13 +151,11 @@ async def img2img(http: Request) -> dict[str, Any]:
     cleanup = lambda: shutil.rmtree(folder, ignore_errors=True)  # noqa: E731
     try:
         size = await run_in_threadpool(_save_inputs, image_bytes, mask_bytes, bool(fields.inpainting_mask_invert), folder)
-        controls = await run_in_threadpool(controlnet.units, fields.alwayson_scripts, folder, init_image=str(folder / "image.png"))
+        guides = await run_in_threadpool(controlnet.fields, fields.alwayson_scripts, folder, init_image=str(folder / "image.png"))
     except BaseException:
         cleanup()
         raise
-    extra: dict[str, Any] = {"init_image": str(folder / "image.png")}
-    if controls:
-        extra["controls"] = controls
+    extra: dict[str, Any] = {"init_image": str(folder / "image.png")} | guides
     if fields.resize_mode == RESIZE_LATENT:
         extra["init_upscaler"] = "latent"
     if mask_bytes is not None:

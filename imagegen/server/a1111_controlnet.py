@@ -9,7 +9,8 @@ the unit names no model;
 module "none" takes the image as a ready map. A unit without an image guides an img2img render from
 its init image, as in A1111. Settings keyart's units do not have (thresholds, processor resolution,
 resize and control modes, pixel perfect) are accepted and not used: maps are made at the render's
-size with A1111's default canny thresholds.
+size with A1111's default canny thresholds. An IP-Adapter unit (module or model `ip-adapter...`, as
+the extension sends one) becomes the render's reference image, its weight the reference scale.
 """
 
 from __future__ import annotations
@@ -23,14 +24,29 @@ from .errors import ApiError
 from .uploads import open_image
 
 SCRIPT = "controlnet"
+ADAPTER = "ip-adapter"  # an IP-Adapter unit: the render's reference image
 # Words in the extension's module and model names that say the control type.
 TYPE_WORDS = (("canny", "canny"), ("softedge", "softedge"), ("hed", "softedge"), ("pidi", "softedge"), ("lineart", "lineart"),
               ("depth", "depth"), ("pose", "pose"))  # fmt: skip
 
 
+def fields(alwayson: dict[str, Any] | None, folder: Path, *, init_image: str | None = None) -> dict[str, Any]:
+    """RenderRequest fields from a body's ControlNet units: `controls` and, for an IP-Adapter unit,
+    `reference` and `reference_scale`; {} when there are none. Images are files in `folder`."""
+    found = units(alwayson, folder, init_image=init_image)
+    adapters = [u for u in found if u["type"] == ADAPTER]
+    if len(adapters) > 1:
+        raise ApiError(400, "one IP-Adapter unit per render (a single reference image)", param="alwayson_scripts", code="invalid_value")
+    values: dict[str, Any] = {"controls": [u for u in found if u["type"] != ADAPTER]} if len(adapters) < len(found) else {}
+    if adapters:
+        values |= {"reference": adapters[0]["image"], "reference_scale": adapters[0]["weight"]}
+    return values
+
+
 def units(alwayson: dict[str, Any] | None, folder: Path, *, init_image: str | None = None) -> list[dict[str, Any]]:
     """The enabled ControlNet units of a body's `alwayson_scripts`, as control unit dicts whose images
-    are files in `folder`; [] when there are none. 400 for a unit keyart cannot honour."""
+    are files in `folder` (type "ip-adapter" for an IP-Adapter unit); [] when there are none. 400 for
+    a unit keyart cannot honour."""
     script = next((v for k, v in (alwayson or {}).items() if str(k).strip().lower() == SCRIPT), None)
     if script is None:
         return []
@@ -47,6 +63,8 @@ def _unit(i: int, unit: dict[str, Any], folder: Path, init_image: str | None) ->
     param = f"alwayson_scripts.controlnet.args[{i}]"
     module, model = str(unit.get("module") or "none").strip().lower(), str(unit.get("model") or "").strip().lower()
     kind = _type(model) if model not in ("", "none") else _type(module)  # the model says; a unit naming none, its module
+    if any(word in name for name in (module, model) for word in ("ip-adapter", "ip_adapter")):
+        kind = ADAPTER
     if kind is None:
         raise ApiError(
             400, f"ControlNet unit {i} (model {unit.get('model')!r}, module {unit.get('module')!r}) is of a type this server has no "
