@@ -59,8 +59,9 @@ class ControlUnit:
         object.__setattr__(self, "weight", weight)
         object.__setattr__(self, "start", start)
         object.__setattr__(self, "end", end)
-        if not Path(self.image).is_file():
-            raise InvalidRequest(f"control image {self.image!r} does not exist" + ("" if not Path(self.image).exists() else " as a file"))
+        from .canvas import image_size
+
+        image_size(str(self.image), what="control image")  # there, and an image Pillow reads
         object.__setattr__(self, "image", str(Path(self.image).expanduser().absolute()))
 
     @property
@@ -77,6 +78,19 @@ class ControlUnit:
         if not isinstance(data, dict) or set(data) - known or not {"type", "image"} <= set(data):
             raise InvalidRequest(f"a control unit is an object with type and image (and weight, start, end, preprocessor); got {data!r}")
         return cls(**data)
+
+
+# Words in A1111's module and model names that say the control type ("softedge_hed", "diffusers_xl_canny_full").
+TYPE_WORDS = (("canny", "canny"), ("softedge", "softedge"), ("hed", "softedge"), ("pidi", "softedge"), ("lineart", "lineart"),
+              ("depth", "depth"), ("pose", "pose"))  # fmt: skip
+
+
+def type_named(model: str, module: str = "") -> str | None:
+    """The control type an A1111 unit's model name says (its module's, when it names no model); None
+    when neither names one of CONTROL_TYPES."""
+    model, module = str(model or "").strip().lower(), str(module or "").strip().lower()
+    named = model if model not in ("", NONE) else module
+    return next((kind for word, kind in TYPE_WORDS if word in named), None)
 
 
 def units(value: Any) -> tuple[ControlUnit, ...]:

@@ -13,19 +13,17 @@ import logging
 import os
 from typing import Any
 
-from .control import CANNY_THRESHOLDS, CONTROL_TYPES, NONE
+from .control import CANNY_THRESHOLDS, CONTROL_TYPES, NONE, type_named
 from .errors import MetadataError
 from .hashes import file_sha256
-from .request import RenderRequest
+from .request import FILE_FIELDS, RenderRequest
 
 log = logging.getLogger(__name__)
 
 UPSCALER_NAMES = {"latent": "Latent", "lanczos": "Lanczos"}  # A1111's names in "Hires upscaler"
 AREA_NAMES = {"whole": "Whole picture", "masked": "Only masked"}  # A1111's "Inpaint area" choices
-INPUTS = ("init_image", "mask", "reference")
+INPUTS = FILE_FIELDS  # recorded by path and sha256, with each control unit's image
 CONTROL_KEY = "ControlNet {}"  # A1111's ControlNet extension: "ControlNet 0", "ControlNet 1", ...
-# Words in A1111 module and model names that say the control type ("softedge_hed", "diffusers_xl_canny_full").
-TYPE_WORDS = {"canny": "canny", "softedge": "softedge", "hed": "softedge", "pidi": "softedge", "lineart": "lineart", "depth": "depth", "pose": "pose"}
 
 
 def infotext_fields(request: RenderRequest) -> tuple[dict[str, object], dict[str, object]]:
@@ -82,10 +80,9 @@ def control_units(fields: dict[str, str], number) -> list[dict[str, Any]]:
         if text is None:
             break
         parts = dict(parameter_pairs(text))
-        module, model = parts.get("Module", "").strip().lower(), parts.get("Model", "").strip().lower()
-        named = model if model not in ("", "none") else module  # the model says the type; without one, the module
-        kind = next((t for word, t in TYPE_WORDS.items() if word in named), None)
-        if kind not in CONTROL_TYPES:  # an A1111 unit keyart has no model for (tile, ip-adapter...): the rest still renders
+        module = parts.get("Module", "").strip().lower()
+        kind = type_named(parts.get("Model", ""), module)
+        if kind is None:  # an A1111 unit keyart has no model for (tile, ip-adapter...): the rest still renders
             log.warning("ControlNet %d (%s) is of a type keyart has no ControlNet for (keyart's: %s); it is left out", i, text, ", ".join(CONTROL_TYPES))
             continue
         described.append({

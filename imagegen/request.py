@@ -32,6 +32,8 @@ MODE_FIELDS = (
     "outpaint_pixels", "hr_scale", "hr_upscaler", "hr_second_pass_steps", "denoising_strength", "subseed",
     "subseed_strength", "controls", "reference", "reference_scale",
 )  # fmt: skip
+# The fields that name one input file each; control units name theirs in `controls` (unit.image).
+FILE_FIELDS = ("init_image", "mask", "reference")
 
 
 @dataclass(frozen=True)
@@ -129,18 +131,7 @@ class RenderRequest:
         strength = _fraction("variation seed strength", self.subseed_strength, "0.05-0.3 gives close variations of the seed's image, 1 the variation seed's own")
         set_("subseed_strength", strength)
         _check_modes(self, set_)
-        set_("controls", control.units(self.controls))
-        if self.controls and self.mode in ("inpaint", "outpaint") and self.inpaint_area == "masked":
-            raise InvalidRequest("control units guide the whole picture; with them, inpaint the whole picture (inpaint_area 'whole'), not only the masked area")
-        set_("reference_scale", _fraction("reference scale", self.reference_scale, "0.5-0.7 keeps the reference's look and lets the prompt speak"))
-        if self.reference is not None:
-            if not isinstance(self.reference, (str, os.PathLike)) or not str(self.reference).strip():
-                raise InvalidRequest(f"reference must be a path to a PNG or JPEG (got {self.reference!r})")
-            set_("reference", os.path.abspath(os.path.expanduser(os.fspath(self.reference))))
-            if not os.path.isfile(self.reference):
-                raise InvalidRequest(f"reference image {self.reference!r} does not exist")
-        if self.controls and self.init_image is not None and self.init_upscaler == "latent":
-            raise InvalidRequest("with control units the init image is enlarged on pixels: use the lanczos init upscaler, not latent")
+        _check_guides(self, set_)
         if strength > 0 and self.init_image is not None:
             raise InvalidRequest("a variation seed shapes text-to-image noise; img2img, inpaint and outpaint start from the init image instead")
 
@@ -277,7 +268,7 @@ def _check_modes(request: RenderRequest, set_) -> None:
     if scale > 1:
         _check_hires(request, scale)
     # 5. The input files: there, readable, and shaped alike.
-    for name in ("init_image", "mask"):
+    for name in FILE_FIELDS:
         value = getattr(request, name)
         if value is not None:
             if not isinstance(value, (str, os.PathLike)) or not str(value).strip():
@@ -290,6 +281,20 @@ def _check_modes(request: RenderRequest, set_) -> None:
             raise InvalidRequest("outpaint needs an init image to grow (init_image, --init-image)")
         return
     _check_inputs(request)
+
+
+def _check_guides(request: RenderRequest, set_) -> None:
+    """The ControlNet units and the IP-Adapter reference (its path made absolute by _check_modes)."""
+    set_("controls", control.units(request.controls))
+    if request.controls and request.mode in ("inpaint", "outpaint") and request.inpaint_area == "masked":
+        raise InvalidRequest("control units guide the whole picture; with them, inpaint the whole picture (inpaint_area 'whole'), not only the masked area")
+    if request.controls and request.init_image is not None and request.init_upscaler == "latent":
+        raise InvalidRequest("with control units the init image is enlarged on pixels: use the lanczos init upscaler, not latent")
+    set_("reference_scale", _fraction("reference scale", request.reference_scale, "0.5-0.7 keeps the reference's look and lets the prompt speak"))
+    if request.reference is not None:
+        from .canvas import image_size
+
+        image_size(request.reference, what="reference image")  # there, and an image
 
 
 def _check_hires(request: RenderRequest, scale: float) -> None:

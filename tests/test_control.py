@@ -100,6 +100,6 @@ def test_depth_and_pose_without_their_models_say_how_to_give_a_map(picture):
 def test_a_control_image_that_is_no_image_is_refused(tmp_path):
     bad = tmp_path / "notes.png"
     bad.write_text("not a picture")
-    unit = parse_control(f"canny:{bad}")  # the file exists: the flag parses...
-    with pytest.raises(InvalidRequest, match="is not an image Pillow can read"):  # ...and reading it says what is wrong
-        control_map(unit, (64, 64))
+    # The file exists, but the unit is refused when it is made, before any work, saying what is wrong.
+    with pytest.raises(InvalidRequest, match="control image .*notes.png' is not an image Pillow can read"):
+        parse_control(f"canny:{bad}")

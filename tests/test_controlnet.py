@@ -272,11 +272,13 @@ def test_bad_a1111_controlnet_units_are_400s_with_a_json_body(served, sketch, un
     assert answer.status_code == status and says in json.dumps(answer.json()), answer.text
 
 
-def test_the_jobs_api_refuses_server_side_control_paths(served, sketch):
+def test_the_jobs_api_refuses_server_side_control_and_reference_paths(served, sketch):
     import httpx
 
     answer = httpx.post(f"{served}/keyart/v1/jobs", json={"prompt": "a quay", "controls": [f"canny:{sketch}"]}, timeout=30)
     assert answer.status_code == 400 and answer.json()["error"]["param"] == "controls"
+    answer = httpx.post(f"{served}/keyart/v1/jobs", json={"prompt": "a quay", "reference": str(sketch)}, timeout=30)
+    assert answer.status_code == 400 and answer.json()["error"]["param"] == "reference" and "IP-Adapter unit" in answer.json()["error"]["message"]
 
 
 def test_control_images_travel_to_a_replica_and_come_back_as_the_drivers(guided, sketch, tmp_path):

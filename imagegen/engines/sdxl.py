@@ -9,7 +9,7 @@ reuse the base's models (sdxl_modes). Components are injected (`SDXLEngine(base,
 from __future__ import annotations
 
 import logging
-from contextlib import contextmanager
+from contextlib import nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -242,7 +242,8 @@ class SDXLEngine:
                 return first, PassPrompts(pipe, trees, hires_steps, refiner=refiner) if hires else None
 
             refiner_prompts = {key: prompts_of(self.refiner, trees, True) if use_refiner else (None, None) for key, trees in calls_of.items()}
-            with lora.applied(self.base, tags or [], folder=self.lora_dir) as lora_paths, self._referenced(request) as embeds:
+            referenced = self.adapter.applied(self.base, request.reference, request.reference_scale, request.batch_size) if request.reference else nullcontext()
+            with lora.applied(self.base, tags or [], folder=self.lora_dir) as lora_paths, referenced as embeds:
                 loras_used = lora.lora_infotext(tags or [], lora_paths)
                 # Inside: a LoRA's text-encoder part counts.
                 call_prompts = {}
@@ -312,15 +313,6 @@ class SDXLEngine:
         pipe = self._derived[key]
         pipe.scheduler = samplers.make_scheduler(request.sampler, request.schedule_type, self._scheduler_config)
         return pipe
-
-    @contextmanager
-    def _referenced(self, request: RenderRequest):
-        """The IP-Adapter in the base UNet for a request with a reference (its embeddings yielded), else nothing."""
-        if request.reference is None:
-            yield None
-            return
-        with self.adapter.applied(self.base, request.reference, request.reference_scale, request.batch_size) as embeds:
-            yield embeds
 
     def _use_refiner(self, request: RenderRequest) -> bool:
         if request.refiner == "on" and self.refiner is None:

@@ -8,7 +8,7 @@ The img2img and inpaint pipelines are built from the base pipeline's own models:
 from __future__ import annotations
 
 import logging
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from typing import Any
 
 from ..canvas import Prepared, hires_size
@@ -125,7 +125,7 @@ def text_to_image(engine, request: RenderRequest, common: dict[str, Any], use_re
     base_prompts, refiner_prompts = prompts
     switch = request.refiner_switch_at if use_refiner else 1.0
     pipe = engine.base if guidance is None else engine.pipe("txt2img", request, guidance)
-    with guided(guidance, pipe):
+    with guidance.watched(pipe) if guidance is not None else nullcontext():
         latents = pipe(
             **common,
             **base_prompts.kwargs(0),
@@ -177,7 +177,7 @@ def image_to_image(engine, request: RenderRequest, common, *, image, mask, stren
     if guidance is not None:
         kwargs |= guidance.kwargs("control_image")
     switch = 1 - strength * (1 - request.refiner_switch_at) if use_refiner else None
-    with vae_kept(pipe.vae), guided(guidance, pipe):
+    with vae_kept(pipe.vae), guidance.watched(pipe) if guidance is not None else nullcontext():
         callback = base_prompts.callback(0, span(0.0, request.refiner_switch_at if use_refiner else 1.0))
         latents = pipe(
             **kwargs, **base_prompts.kwargs(0), denoising_end=switch,
@@ -196,16 +196,6 @@ def image_to_image(engine, request: RenderRequest, common, *, image, mask, stren
         callback_on_step_end=refiner_prompts.callback(done, span(request.refiner_switch_at, 1.0)),
         callback_on_step_end_tensor_inputs=TENSOR_INPUTS,
     ).images
-
-
-@contextmanager
-def guided(guidance, pipe):
-    """Record what the ControlNet units did during a pipeline call (nothing without guidance)."""
-    if guidance is None:
-        yield
-        return
-    with guidance.watched(pipe):
-        yield
 
 
 @contextmanager

@@ -10,9 +10,8 @@ import io
 from pathlib import Path
 from typing import Any
 
-from ..request import RenderedImage, RenderRequest
+from ..request import FILE_FIELDS, RenderedImage, RenderRequest  # FILE_FIELDS: files on the submitter's disk
 
-FILE_FIELDS = ("init_image", "mask", "reference")  # the request fields that name a file on the submitter's disk
 PNG_LEVEL = 1  # zlib level: a 1024x1024 image compresses about as small at 1 as at 6, in a fifth of the time
 
 

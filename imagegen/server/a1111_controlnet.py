@@ -18,16 +18,13 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from ..control import CONTROL_TYPES, MAX_UNITS
+from ..control import CONTROL_TYPES, MAX_UNITS, type_named
 from .a1111_fields import decode_b64
 from .errors import ApiError
 from .uploads import open_image
 
 SCRIPT = "controlnet"
 ADAPTER = "ip-adapter"  # an IP-Adapter unit: the render's reference image
-# Words in the extension's module and model names that say the control type.
-TYPE_WORDS = (("canny", "canny"), ("softedge", "softedge"), ("hed", "softedge"), ("pidi", "softedge"), ("lineart", "lineart"),
-              ("depth", "depth"), ("pose", "pose"))  # fmt: skip
 
 
 def fields(alwayson: dict[str, Any] | None, folder: Path, *, init_image: str | None = None) -> dict[str, Any]:
@@ -62,7 +59,7 @@ def units(alwayson: dict[str, Any] | None, folder: Path, *, init_image: str | No
 def _unit(i: int, unit: dict[str, Any], folder: Path, init_image: str | None) -> dict[str, Any]:
     param = f"alwayson_scripts.controlnet.args[{i}]"
     module, model = str(unit.get("module") or "none").strip().lower(), str(unit.get("model") or "").strip().lower()
-    kind = _type(model) if model not in ("", "none") else _type(module)  # the model says; a unit naming none, its module
+    kind = type_named(model, module)
     if any(word in name for name in (module, model) for word in ("ip-adapter", "ip_adapter")):
         kind = ADAPTER
     if kind is None:
@@ -85,6 +82,3 @@ def _unit(i: int, unit: dict[str, Any], folder: Path, init_image: str | None) ->
         "end": unit.get("guidance_end", 1.0), "preprocessor": "none" if module in ("none", "") else "auto",
     }  # fmt: skip
 
-
-def _type(name: str) -> str | None:
-    return next((kind for word, kind in TYPE_WORDS if word in name), None)

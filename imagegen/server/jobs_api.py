@@ -27,7 +27,7 @@ from starlette.concurrency import run_in_threadpool
 
 from ..errors import InvalidRequest
 from ..queue import JobNotFound, NotYourJob, QueueClosed, QueueFull
-from ..request import RenderedImage, RenderRequest
+from ..request import FILE_FIELDS, RenderedImage, RenderRequest
 from .auth import presented_key
 from .errors import ApiError, bad_field
 from .openai_fields import Answer, encode
@@ -36,7 +36,7 @@ router = APIRouter(prefix="/keyart/v1")
 KEPT_RESULTS = 32  # finished jobs whose images stay in memory
 EVENT_POLL_S = 0.1  # how often an event stream looks at its job
 OWNER_HEADER = "x-keyart-owner"
-REFUSED = ("init_image", "mask", "reference")  # server-side paths: a client may not make the server read its files
+REFUSED = FILE_FIELDS  # server-side paths: a client may not make the server read its files (controls: below)
 PNG = Answer("png", None, "b64_json", "auto")
 
 
@@ -121,7 +121,8 @@ def _request(body: Any, http: Request) -> tuple[RenderRequest, int]:
         raise ApiError(400, f"owner is not a body field: it is the caller's identity (the {OWNER_HEADER} header, else the API key's hash)", param="owner", code="invalid_value")
     for name in REFUSED:
         if fields.get(name) is not None:
-            raise ApiError(400, f"{name} is not accepted here (a server-side path); use POST /v1/images/edits to upload an image", param=name, code="invalid_value")
+            upload = "an IP-Adapter unit in an A1111 body (alwayson_scripts.controlnet)" if name == "reference" else "POST /v1/images/edits"
+            raise ApiError(400, f"{name} is not accepted here (a server-side path); upload the image with {upload}", param=name, code="invalid_value")
     if fields.get("controls"):
         raise ApiError(
             400, "controls name server-side files and are not accepted here; send control images in an A1111 body "
