@@ -1,7 +1,9 @@
 """Catalog references in plain words: "season 1 episode 3", "S01E03", "1x03", a title, a character or a place.
 
 `CatalogIndex` reads a catalog once: its episodes and titles, and the named characters and places the
-offline rules find in the summaries. `find_all` lists the references a message makes, in text order.
+offline rules find in the summaries. `find_all` lists the references a message makes, in text order;
+`find_guides` the catalog images a message asks to keep ("the same harbour as in S01E03", "keep Mara
+as in the season 1 poster"), which guide a render rather than name its scene.
 """
 
 from __future__ import annotations
@@ -28,6 +30,16 @@ EPISODE_PATTERNS = (
     re.compile(rf"\bep(?:isode)?\.?\s*{_N}\b", re.IGNORECASE),
 )
 SEASON_PATTERN = re.compile(rf"\bseason\s+{_N}\b", re.IGNORECASE)
+# What makes an episode or season a guide image: the words before it ("the same harbour as in",
+# "keep Mara as in the", "like the image of") and, after it, the word for its art ("poster", "'s still").
+_SUBJECT = r"[\w'’ -]{1,40}?"
+_ART = r"(?:key\s+art|poster|image|picture|still|illustration|art|cover|one)"
+GUIDE_LEAD = re.compile(
+    rf"(?:(?:the\s+)?same\s+(?P<same>{_SUBJECT})\s+as|keep(?:ing)?\s+(?P<keep>{_SUBJECT})\s+(?:as|like|from)|(?:the\s+)?same\s+as|as|like|based\s+on|looking\s+like)"
+    rf"(?:\s+(?:in|on|from))?(?:\s+the)?(?:\s+{_ART}\s+(?:of|for|from))?(?:\s+the)?\s+$",
+    re.IGNORECASE,
+)
+GUIDE_TAIL = re.compile(rf"^(?:'s)?(?:\s+{_ART})?\b", re.IGNORECASE)
 
 
 def _number(text: str) -> int:
@@ -58,6 +70,22 @@ class Reference:
         if self.kind == "season":
             return f"season {self.season}" + (f' "{self.name}"' if self.name else "")
         return self.name
+
+
+@dataclass(frozen=True)
+class GuideWords:
+    """A catalog image a message asks to keep: the episode or season whose art it is, what of it to keep, where."""
+
+    reference: Reference
+    subject: str = ""  # "harbour", "Mara": what the image is kept for ("" for "as in S01E03")
+    start: int = 0
+    end: int = 0
+
+    @property
+    def code(self) -> str:
+        """"S01E03" or "season 1": how an intent names the image."""
+        ref = self.reference
+        return f"S{ref.season:02d}E{ref.episode:02d}" if ref.kind == "episode" else f"season {ref.season}"
 
 
 class CatalogIndex:
@@ -129,6 +157,21 @@ class CatalogIndex:
         found = self.find_all(text, season=season)
         numbered = [r for r in found if r.kind in ("episode", "season")]
         return (numbered or found or [None])[0]
+
+    def find_guides(self, text: str, *, season: int | None = None) -> list[GuideWords]:
+        """The catalog images `text` asks to keep, in order: an episode's still or a season's poster after words
+        such as "the same harbour as in", "keep Mara as in the", "like"; positions are of `text` as given."""
+        folded, found = _fold(text), []
+        for ref in self.find_all(text, season=season):
+            if ref.kind not in ("episode", "season"):
+                continue
+            lead = GUIDE_LEAD.search(folded[: ref.start])
+            if lead is None:
+                continue
+            tail = GUIDE_TAIL.match(folded[ref.end :])
+            subject = re.sub(r"^(?:the|a|an)\s+", "", (lead.group("same") or lead.group("keep") or "").strip(), flags=re.IGNORECASE)
+            found.append(GuideWords(ref, subject, lead.start(), ref.end + (tail.end() if tail else 0)))
+        return found
 
     def _episode(self, season: int, episode: int, start: int, end: int) -> Reference:
         found = self.catalog.episode(season, episode)  # a CatalogError that lists what there is

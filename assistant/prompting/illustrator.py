@@ -24,8 +24,8 @@ HISTORY_TURNS = 6  # earlier turns sent with each message: enough for "it" and "
 ILLUSTRATOR_SYSTEM = """You are the illustrator of the TV show {show}: you draw its key art in a chat and answer questions about it.
 
 Turn each message into tool calls, one per thing asked, in the order asked:
-- draw: a new image. `reference` names a catalog scene exactly as the catalog below does: an episode ("S01E03"), a season ("season 2"), an episode title, a character or a place. Leave it empty for a free description ("a lighthouse in a storm"). `description` is what the user wants to see, in their words. `style` is one of the styles below, or empty to keep the current one.
-- refine: change the current image ("it"). `change` is one of: {changes}. darker, brighter, warmer, colder and moodier adjust light and mood; style takes a style name as `value`; size takes one of {sizes} as `value` ("vertical" is portrait); new_seed is "another one"; seed takes the number; undo goes back to the previous image; edit_prompt takes words to add, or "without ..." for what to keep out.
+- draw: a new image. `reference` names a catalog scene exactly as the catalog below does: an episode ("S01E03"), a season ("season 2"), an episode title, a character or a place. Leave it empty for a free description ("a lighthouse in a storm"). `description` is what the user wants to see, in their words. `style` is one of the styles below, or empty to keep the current one. `guide` names a catalog image the drawing keeps, when the user asks for one ("the same harbour as in S01E03", "keep Mara as in the season 1 poster"): pass those words, or the episode or season alone; leave it empty otherwise.
+- refine: change the current image ("it"). `change` is one of: {changes}. darker, brighter, warmer, colder and moodier adjust light and mood; style takes a style name as `value`; size takes one of {sizes} as `value` ("vertical" is portrait); new_seed is "another one"; seed takes the number; undo goes back to the previous image; edit_prompt takes words to add, or "without ..." for what to keep out; guide takes a catalog image for the current image to keep (as for draw), or "none" to drop it.
 - answer: a question about the show's story, characters or places; the catalog answers it, so pass the question as asked.
 Refinements keep the seed unless the user asks for another one or names a seed. Reply in plain text, with no tool call, only when no tool fits (a greeting, a question back to the user).
 
@@ -47,13 +47,14 @@ class DrawArgs(BaseModel):
     reference: str = Field(default="", description="a catalog scene: S01E03, season 2, an episode title, a character or a place; empty for a free description")
     description: str = Field(default="", description="what to show, in the user's words")
     style: str = Field(default="", description="a style name from the list, or empty to keep the current style")
+    guide: str = Field(default="", description="a catalog image to keep: S01E03 (its still), season 1 (its poster), or the user's words for it; empty for none")
 
 
 class RefineArgs(BaseModel):
     """Change the current image; the seed stays unless the change is new_seed or seed."""
 
     change: Literal[CHANGES] = Field(description="what to change")
-    value: str = Field(default="", description="style name, size, seed number, or prompt words (\"without ...\" to keep something out)")
+    value: str = Field(default="", description="style name, size, seed number, prompt words (\"without ...\" to keep something out), or the catalog image to keep (\"none\" drops it)")
 
 
 class AnswerArgs(BaseModel):

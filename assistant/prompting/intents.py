@@ -13,10 +13,11 @@ from pydantic import BaseModel, Field, model_validator
 
 from ..references import CatalogIndex, Reference
 
-CHANGES = ("darker", "brighter", "warmer", "colder", "moodier", "style", "size", "new_seed", "seed", "undo", "edit_prompt")
+CHANGES = ("darker", "brighter", "warmer", "colder", "moodier", "style", "size", "new_seed", "seed", "undo", "edit_prompt", "guide")
 SIZE_STEPS = ("wider", "taller")  # one step along the size ladder
 SIZE_NAMES = ("tall", "portrait", "square", "landscape", "wide", "panorama")  # narrow to wide
-NEEDS_VALUE = ("style", "size", "seed", "edit_prompt")
+NEEDS_VALUE = ("style", "size", "seed", "edit_prompt", "guide")
+NO_GUIDE = "none"  # the guide change's value that drops the catalog image
 
 HELP = (
     "I draw {show}'s key art and answer questions about the show. Try: \"draw season 1 episode 3 as a watercolor\", "
@@ -33,6 +34,7 @@ class Intent(BaseModel):
     reference: str = Field(default="", description="a catalog reference: S01E03, season 2, an episode title, a character or place")
     description: str = Field(default="", description="what the user asked to see, in their words")
     style: str = Field(default="", description="a style name; empty keeps the current style")
+    guide: str = Field(default="", description="a catalog image the drawing keeps: S01E03 (its still), season 1 (its poster), or the user's words for it")
     change: str = Field(default="", description="for refine: one of " + ", ".join(CHANGES))
     value: str = Field(default="", description="for refine: the style, size, seed or prompt words")
     question: str = ""
@@ -54,7 +56,7 @@ class Intent(BaseModel):
         if self.action == "refine":
             return f"refine({self.change}={self.value})" if self.value else f"refine({self.change})"
         if self.action == "draw":
-            parts = [self.reference or repr(self.description)] + ([f"style={self.style}"] if self.style else [])
+            parts = [self.reference or repr(self.description)] + ([f"style={self.style}"] if self.style else []) + ([f"guide={self.guide}"] if self.guide else [])
             return f"draw({', '.join(parts)})"
         return f"{self.action}()"
 
@@ -90,10 +92,49 @@ STYLE_ALIASES = {  # everyday words for the built-in styles; a style of that nam
 }
 UNKNOWN_STYLE = re.compile(r"\bin (?:an? |the )?([\w -]+?) style\b", re.IGNORECASE)
 PRONOUN = re.compile(r"^(?:(?:it|that|this|them|the same(?: one)?|same|one|the (?:image|picture|last one))(?: again)?|again)$", re.IGNORECASE)
+DROP_GUIDE = re.compile(r"\b(?:without|drop|remove|forget|lose|no)\s+(?:the\s+)?(?:catalog\s+)?(?:reference|guide)(?:\s+image)?\b", re.IGNORECASE)
 FILLER = re.compile(r"\b(?:please|can you|could you|would you|will you|i want|i'd like|let's|lets|for me|now|me|us)\b", re.IGNORECASE)
 
 
 def parse(text: str, index: CatalogIndex, styles: list[str], *, has_scene: bool, season: int | None = None) -> list[Intent]:
+    """The intents of one message by rules, a catalog image to keep included ("the same harbour as in S01E03").
+
+    A guide phrase is read first and taken out of the text: in a drawing it becomes the draw's guide
+    (its subject, "harbour", stays in the words); on a drawn image with no draw word it is a refinement.
+    """
+    if UNDO.search(text):
+        return [Intent(action="refine", change="undo")]
+    if m := DROP_GUIDE.search(text):
+        rest = _parse(_blank(text, m.start(), m.end()), index, styles, has_scene=has_scene, season=season)
+        return [Intent(action="refine", change="guide", value=NO_GUIDE), *(i for i in rest if i.action != "say")]
+    guides = index.find_guides(text, season=season)
+    if not guides:
+        return _parse(text, index, styles, has_scene=has_scene, season=season)
+    guide = guides[0]
+    drawing = DRAW.search(text) or not has_scene
+    if not drawing:  # "keep Mara as in the season 1 poster" about the image on screen
+        rest = _parse(_blank(text, guide.start, guide.end), index, styles, has_scene=has_scene, season=season)
+        return [Intent(action="refine", change="guide", value=text[guide.start : guide.end]), *(i for i in rest if i.action != "say")]
+    # The subject stays as words of the scene unless the message names it elsewhere ("draw Mara ..., keep Mara as in ...").
+    outside = (text[: guide.start] + " " + text[guide.end :]).lower()
+    kept = guide.subject if guide.subject and guide.subject.lower() not in outside else ""
+    article = "the " if kept[:1].islower() else ""  # "the harbour", but "Mara"
+    words = text[: guide.start] + article + kept + text[guide.end :]
+    intents = _parse(words, index, styles, has_scene=has_scene, season=season)
+    draws = [i for i in intents if i.action == "draw"]
+    if not draws:  # nothing else to draw: the subject, or the guide's own scene, in the guide's likeness
+        what = kept or guide.subject or guide.reference.label
+        intents = [Intent(action="draw", description=what), *(i for i in intents if i.action != "say")]
+        draws = intents[:1]
+    draws[0].guide = text[guide.start : guide.end]  # as said: the illustrator reads the subject from it again
+    return intents
+
+
+def _blank(text: str, start: int, end: int) -> str:
+    return text[:start] + " " * (end - start) + text[end:]
+
+
+def _parse(text: str, index: CatalogIndex, styles: list[str], *, has_scene: bool, season: int | None = None) -> list[Intent]:
     """The intents of one message by rules: control words, a question, a draw, then refinements in text order."""
     # 1. Whole-message controls: undo, a seed, another one.
     if UNDO.search(text):

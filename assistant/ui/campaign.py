@@ -83,12 +83,16 @@ def _brief_form(catalog: Any) -> Brief | None:
             left, right = st.columns(2)
             use = left.text_input("Words to use", key="campaign_use", help="comma-separated; every post uses them")
             avoid = right.text_input("Words to avoid", key="campaign_avoid", help="comma-separated; no post uses them")
+            reference = st.text_input(
+                "Catalog image to keep", key="campaign_reference", placeholder="the same harbour as in S01E03",
+                help="an episode's still or a season's poster every post's image keeps: an IP-Adapter reference when one is configured, else the img2img start",
+            )  # fmt: skip
             pressed = st.form_submit_button("Create campaign", type="primary", icon=":material/campaign:")
     if not pressed:
         return None
     data = {
         "show": show, "season": season, "episode": episode or None, "goal": goal, "audience": audience, "tone": tone,
-        "platforms": platforms, "call_to_action": action, "use_words": use, "avoid_words": avoid, "style": style,
+        "platforms": platforms, "call_to_action": action, "use_words": use, "avoid_words": avoid, "style": style, "reference": reference,
     }  # fmt: skip
     try:
         return brief_from(data, where="the brief")

@@ -32,7 +32,7 @@ from .campaign_state import (
     load_brief,
     save,
 )
-from .campaign_steps import Session, Tools, source_of
+from .campaign_steps import Session, Tools, brief_reference, source_of
 
 __all__ = [
     "POST_STEPS", "SHARED", "STATE_FILE", "STEPS", "Brief", "Campaign", "CampaignError", "Tools",
@@ -54,6 +54,7 @@ def check_ready(campaign: Campaign, catalog: Catalog, home: str | Path | None, f
     source_of(campaign, catalog)
     check_blocklist()
     check_home(resolve_home(home))
+    brief_reference(campaign.brief, catalog, resolve_home(home))  # a catalog image to keep that is not rendered yet
     if folder is not None:
         from imagegen.metadata import writable_folder
 

@@ -49,6 +49,8 @@ class Brief(BaseModel):
     use_words: list[str] = Field(default_factory=list)
     avoid_words: list[str] = Field(default_factory=list)
     style: str = "cinematic"
+    # A catalog image every post's image keeps: "the same harbour as in S01E03", "keep Mara as in the season 1 poster", "S01E03".
+    reference: str = ""
 
     @field_validator("platforms", "use_words", "avoid_words", mode="before")
     @classmethod
@@ -110,7 +112,7 @@ def _no_surrogates(value: Any) -> Any:
 
 
 def load_brief(path: str | Path) -> Brief:
-    """The brief in a YAML file: keys show, season, episode, goal, audience, tone, platforms, call_to_action, use_words, avoid_words, style."""
+    """The brief in a YAML file: keys show, season, episode, goal, audience, tone, platforms, call_to_action, use_words, avoid_words, style, reference."""
     import yaml
 
     path = Path(path)

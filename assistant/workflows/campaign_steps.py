@@ -17,13 +17,15 @@ from imagegen.errors import KeyartError
 
 from ..catalog import Catalog
 from ..errors import ReplyInvalid
+from ..references import CatalogIndex, Reference
 from ..models import is_offline, label
 from ..platforms import PLATFORMS, post_text
 from ..policy import Verdict, blocklist, check
 from ..prompting.campaign import write_copy, write_image_brief, write_prompt, write_strategy
 from ..schemas import Trace
 from ..store import SEASON_ART, digest, now, resolve_home, stored_art
-from .campaign_state import STEPS, Blocked, Campaign, CampaignError, Grounding, PostImage, save
+from .campaign_state import STEPS, Blocked, Brief, Campaign, CampaignError, Grounding, PostImage, save
+from .catalog_guides import Guide, catalog_guide, catalog_image, named_image
 from .plan import RenderSettings, catalog_seed
 from .prompts import catalog_prompts, style_specs
 from .service import RenderService
@@ -80,6 +82,18 @@ def catalog_art(home: Path, show: str, season: int, episode: int, style: str) ->
     )  # fmt: skip
 
 
+def brief_reference(brief: Brief, catalog: Catalog, home: Path) -> tuple[Reference, str] | None:
+    """(the episode or season, what of it to keep) of the brief's `reference`, checked to be rendered art in `home`; None without one."""
+    if not brief.reference.strip():
+        return None
+    try:
+        ref, subject = named_image(CatalogIndex(catalog), brief.reference, season=brief.season)
+        catalog_image(home, catalog, ref, style=brief.style)
+    except KeyartError as exc:
+        raise CampaignError(f"the brief's reference: {exc}") from None
+    return ref, subject
+
+
 def order(step: str) -> int:
     """A step's place in the chain; the export check comes after every step."""
     return STEPS.index(step) if step in STEPS else len(STEPS)
@@ -97,6 +111,10 @@ class Session:
         self.source = source_of(campaign, tools.catalog)
         self.home = resolve_home(tools.home)
         self.checker = "blocklist" if is_offline(tools.model) else f"blocklist + {label(tools.model)}"
+        named = brief_reference(campaign.brief, tools.catalog, self.home)
+        self.guide: Guide | None = None
+        if named is not None:  # every post's image keeps this catalog image
+            self.guide = catalog_guide(self.home, tools.catalog, named[0], tools.slot, style=campaign.brief.style, subject=named[1])
 
     def tell(self, step: str, platform: str | None, outcome: str, detail: str = "") -> None:
         log.info("%s %s: %s %s", step, platform or "", outcome, detail)
@@ -138,8 +156,9 @@ class Session:
             [style] = style_specs([b.style])
             return {"image_brief": c.output("image_brief", platform).model_dump(), "style": style.model_dump(), "grounding": grounding, "platform": where}
         p = c.output("prompt", platform)
+        guide = {"guide": self.guide.model_dump(mode="json")} if self.guide else {}
         return {"prompt": p.prompt, "negative_prompt": p.negative_prompt, "style": b.style, "width": where["width"], "height": where["height"],
-                "seed": g.seed, "quality": self.tools.quality, "refiner": self.tools.refiner, "overrides": dict(self.tools.overrides)}  # fmt: skip
+                "seed": g.seed, "quality": self.tools.quality, "refiner": self.tools.refiner, "overrides": dict(self.tools.overrides), **guide}  # fmt: skip
 
     def input_for(self, step: str, platform: str | None) -> tuple[dict[str, Any], str, bool]:
         """(input, digest as built, edited): the run's first step keeps an input edited by hand in campaign.json."""
@@ -265,6 +284,9 @@ def _render(session: Session, data: dict[str, Any], platform: str) -> tuple[Post
         session.source["kind"], prompt=data["prompt"], negative_prompt=data["negative_prompt"], style=data["style"], seed=data["seed"],
         size=(data["width"], data["height"]),
     )  # fmt: skip
+    guide = Guide.model_validate(data["guide"]) if data.get("guide") else None
+    if guide is not None:  # the brief's catalog image: the IP-Adapter's reference, or the img2img start at the post's size
+        request = guide.apply(request)
     grounding = c.output("grounding")
     lineage = {
         "show": session.source["show"], "season": c.brief.season, "episode": c.brief.episode, "title": session.source["title"],
@@ -272,10 +294,12 @@ def _render(session: Session, data: dict[str, Any], platform: str) -> tuple[Post
         "aspect": PLATFORMS[platform].aspect.ratio, "brief": c.brief.model_dump(mode="json"),
         "grounding": {"source": grounding.source, "prompt_key": grounding.prompt_key, "seed": grounding.seed},
         "trace": (t.model_dump(mode="json") if (t := c.record("prompt", platform).trace) else None),
+        "guide": guide.lineage() if guide else None,
     }  # fmt: skip
     [image] = slot.render(request, lineage=lineage)
     path = write_png(image, session.tools.folder / IMAGES / f"{platform}.png")
     notes = ["an offline preview card, not an SDXL render"] if slot.name == "preview" else []
+    notes += [f"drawn {guide.said()}"] if guide else []
     out = PostImage(path=f"{IMAGES}/{path.name}", width=request.width, height=request.height, seed=image.seed, engine=slot.name, model=slot.model, preview=slot.name == "preview")
     return out, None, notes
 

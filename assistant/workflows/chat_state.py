@@ -18,6 +18,7 @@ from imagegen.errors import InvalidRequest
 from imagegen.presets import ASPECTS
 from imagegen.request import MAX_SEED
 
+from .catalog_guides import Guide
 from .plan import RenderSettings
 
 # Narrow to wide. "wide" and "panorama" (and "tall") are SDXL buckets too: 1344x768 and 1536x640.
@@ -66,6 +67,7 @@ class ChatState(BaseModel):
     additions: list[str] = Field(default_factory=list)
     removals: list[str] = Field(default_factory=list)
     refinements: list[str] = Field(default_factory=list)  # the lineage since the drawing, in order
+    guide: Guide | None = None  # a catalog image the render keeps ("the same harbour as in S01E03")
     image: str | None = None  # this state's image, relative to the home folder
     history: list[ChatState] = Field(default_factory=list)  # earlier states, newest last
 
@@ -83,7 +85,8 @@ class ChatState(BaseModel):
             return "nothing drawn yet"
         w, h = SIZES[self.size]
         edits = "; " + ", ".join(self.refinements) if self.refinements else ""
-        return f"{self.reference or self.description}, {self.style or 'no style'}, {self.size} {w}x{h}, seed {self.seed}{edits}"
+        guided = f", after {self.guide.source}" if self.guide else ""
+        return f"{self.reference or self.description}, {self.style or 'no style'}, {self.size} {w}x{h}, seed {self.seed}{guided}{edits}"
 
 
 @dataclass(frozen=True)
@@ -130,6 +133,17 @@ def refine(state: ChatState, change: str, value: str = "") -> tuple[ChatState, C
         raise InvalidRequest(f"unknown refinement {change!r}; refinements: {', '.join([*ADJUSTMENTS, 'style', 'size', 'new_seed', 'seed', 'edit_prompt'])}")
     new.refinements.append(done.label)
     new.image = None  # a changed state has no image until it is rendered
+    return new, done
+
+
+def with_guide(state: ChatState, guide: Guide | None) -> tuple[ChatState, Change]:
+    """`state` kept after a catalog image (`guide`), or after none; the seed and every other edit stay."""
+    if (guide and guide.image) == (state.guide and state.guide.image):
+        return state, Change(f"It is already after {guide.source}" if guide else "No catalog image guides it", changed=False)
+    new = state.model_copy(deep=True)
+    new.guide, new.image = guide, None
+    done = Change(f"Now {guide.said()}", f"guide: {guide.code}") if guide else Change(f"No longer after {state.guide.source}", "guide: none")
+    new.refinements.append(done.label)
     return new, done
 
 
@@ -207,7 +221,8 @@ def compose(state: ChatState) -> tuple[str, str]:
 def request_for(state: ChatState, settings: RenderSettings) -> RenderRequest:
     """The render request of a state: its size, seed and style under the settings' quality and overrides."""
     prompt, negative = compose(state)
-    return settings.request(state.kind, prompt=prompt, negative_prompt=negative, style=state.style, seed=state.seed, size=SIZES[state.size])
+    request = settings.request(state.kind, prompt=prompt, negative_prompt=negative, style=state.style, seed=state.seed, size=SIZES[state.size])
+    return state.guide.apply(request) if state.guide else request
 
 
 def size_of(width: int, height: int, default: str) -> str:

@@ -28,8 +28,10 @@ from ..prompting import illustrator as tools
 from ..prompting.intents import Intent, parse
 from ..references import CatalogIndex
 from ..store import resolve_home
+from ..prompting.intents import NO_GUIDE
+from .catalog_guides import Guide, catalog_guide, named_image
 from .chat_scenes import SceneMaker
-from .chat_state import SIZES, ChatState, compose, refine, request_for
+from .chat_state import SIZES, ChatState, compose, refine, request_for, with_guide
 from .plan import RenderSettings
 from .prompts import style_specs
 from .service import RenderService
@@ -187,6 +189,8 @@ class Illustrator:
             work.said.append(answer(intent.question, self.index, season=work.state.season))
         elif intent.action == "draw":
             drawn = self.scenes.draw(intent, work.state, model)
+            if intent.guide.strip():  # resolved before anything changes: a guide that cannot be had stops the drawing
+                drawn.state.guide = self._guide(intent.guide, drawn.state)
             work.push()
             drawn.state.history = work.state.history
             work.state = drawn.state
@@ -194,6 +198,8 @@ class Illustrator:
             w, h = SIZES[drawn.state.size]
             what = drawn.state.reference or repr(drawn.state.description)
             work.said += [f"Drew {what} in {drawn.state.style} style, {drawn.state.size} {w}x{h}, seed {drawn.state.seed} ({drawn.said})."] + drawn.notes
+            if drawn.state.guide is not None:
+                work.said.append(f"It is drawn {drawn.state.guide.said()}.")
             work.changes.append(f"drew {what} ({drawn.state.style}, seed {drawn.state.seed})")
             work.render = True
         elif intent.change == "undo":
@@ -201,7 +207,11 @@ class Illustrator:
         elif not work.state.drawn:
             work.said.append(NO_IMAGE)
         else:
-            new, change = refine(work.state, intent.change, intent.value)
+            if intent.change == "guide":
+                guide = None if intent.value.strip().lower() == NO_GUIDE else self._guide(intent.value, work.state)
+                new, change = with_guide(work.state, guide)
+            else:
+                new, change = refine(work.state, intent.change, intent.value)
             if not change.changed:
                 work.said.append(change.said + ".")
                 return
@@ -212,6 +222,11 @@ class Illustrator:
             work.said.append(f"{change.said}{kept}.")
             work.changes.append(change.label)
             work.render = True
+
+    def _guide(self, words: str, state: ChatState) -> Guide:
+        """The catalog image `words` name, ready to guide a render of `state` (in its style when the catalog has that)."""
+        ref, subject = named_image(self.index, words, season=state.season)
+        return catalog_guide(self.home, self.catalog, ref, self.slot, style=state.style, subject=subject)
 
     def _undo(self, work: _Work) -> None:
         if work.pushed:  # this turn changed the image already: back to where it began
@@ -271,6 +286,7 @@ class Illustrator:
             "refinements": list(state.refinements),
             "changes": list(work.changes),
             "prompt_source": state.source,
+            "guide": state.guide.lineage() if state.guide else None,
             "traces": work.traces,
         }
         started = time.perf_counter()

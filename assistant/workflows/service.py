@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from imagegen import KeyartError, RenderedImage, RenderFailed, RenderRequest
-from imagegen.engines import ENGINES, MODEL_ENV, REFINER_ENV, Choice, check_request, choose, create_engine, describe
+from imagegen.engines import ENGINES, MODEL_ENV, REFINER_ENV, Choice, check_request, choose, create_engine, describe, spec
 from imagegen.scale import ScaleOptions
 from imagegen.settings import ImageSettings
 
@@ -67,8 +67,10 @@ class RenderService:
         self._limits = {"max_queued": max_queued, "max_batch": max_batch}
         self._lock = threading.Lock()
         self._queue = None
+        self._ip_adapter = self._settings.ip_adapter
         if engine is not None:
             self.name, self.model, self.refiner = engine.name, engine.model_name, getattr(engine, "refiner_name", None)
+            self._ip_adapter = getattr(getattr(engine, "adapter", None), "path", None)  # the sdxl engine's IP-Adapter, when it has one
             self.reason = "given"
             return
         choice = choose(name, settings=self._settings, **self._options)  # validates name, options and configuration, loading nothing
@@ -87,6 +89,13 @@ class RenderService:
         """The engine as image keys see it: which model, and the refiner when it will run."""
         uses_refiner = self.refiner is not None and refiner != "off"
         return f"{self.name}:{self.model}" + (f"+{self.refiner}" if uses_refiner else "")
+
+    def takes(self, feature: str) -> bool:
+        """Whether this engine honours `feature` (imagegen.engines.FEATURES: "img2img", "reference", ...)
+        as configured: a reference image also needs the IP-Adapter weights (KEYART_IP_ADAPTER)."""
+        if feature not in spec(self.name).supports:
+            return False
+        return feature != "reference" or bool(self._ip_adapter)
 
     # -- the queue ----------------------------------------------------------------------------
 
@@ -156,7 +165,8 @@ class RenderService:
         progress: StepProgress | None = None,
     ):  # fmt: skip
         """Queue `request`; the returned Job tells its place, progress and state. `wait` gives its images."""
-        check_request(self.name, request, settings=self._settings)  # a field this engine cannot honour, or a model it lacks, fails now
+        # A field this engine cannot honour, or a model its settings lack, fails now (an engine given ready-made has its models).
+        check_request(self.name, request, settings=None if self.reason == "given" else self._settings)
         images: list[RenderedImage] = []
 
         def keep(job, rendered) -> None:
