@@ -105,7 +105,7 @@ def _catalog_help() -> str:
 def build_parser() -> argparse.ArgumentParser:
     parser = one_line_parser(prog="python -m imagegen", description="keyart's image engine: SDXL renders with A1111's controls.")
     parser.add_argument("-v", "--verbose", action="count", default=0, help="more logging (-vv for debug)")
-    sub = parser.add_subparsers(dest="command", required=True, metavar="{render,info,upscale,grid,xy,schedule,serve}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="{render,info,describe,upscale,grid,xy,schedule,serve}")
 
     r = sub.add_parser(
         "render",
@@ -148,6 +148,9 @@ def build_parser() -> argparse.ArgumentParser:
     i = sub.add_parser("info", help="print a PNG's A1111 parameters and keyart lineage")
     i.add_argument("file", type=Path)
     i.add_argument("--json", action="store_true", help="one JSON object instead of text")
+    from .cli_describe import add_parser as add_describe_parser  # `describe`: image to prompt (cli_describe)
+
+    add_describe_parser(sub)
     add_upscale_parser(sub)  # `upscale` brings its own handler (cli_modes)
     sc = sub.add_parser(
         "schedule",
@@ -177,7 +180,7 @@ def main(argv: list[str] | None = None) -> int:
         logging.basicConfig(level=(logging.WARNING, logging.INFO, logging.DEBUG)[min(args.verbose, 2)], format="%(levelname)s %(name)s: %(message)s")
         # 2. The flags win over the environment; the handlers get this one settings object.
         settings = settings.overridden(**{name: getattr(args, name, None) for name in ENGINE_OPTIONS})
-        if hasattr(args, "handler"):  # schedule, upscale, grid and xy bring their own (cli_modes, cli_grids)
+        if hasattr(args, "handler"):  # describe, schedule, upscale, grid and xy bring their own (cli_describe, cli_modes, cli_grids)
             return args.handler(args, settings)
         return _info(args) if args.command == "info" else _render(args, settings)
 

@@ -106,6 +106,9 @@ def serve(args: argparse.Namespace, settings: ImageSettings) -> int:
     # What the A1111 routes list before the engine loads: the served model's name, and the LoRA folder.
     app.state.model_name = Path(settings.sdxl_model).name if choice.name == "sdxl" and settings.sdxl_model else "keyart-preview"
     app.state.lora_dir = settings.lora_dir
+    from .describe import Describer
+
+    app.state.describer = Describer.from_settings(settings)  # /sdapi/v1/interrogate: models load on the first call
     echo(f"engine: {choice.name} ({choice.reason}); serving http://{args.host}:{args.port}/v1 {'with' if key else 'without'} an API key", err=True)
     # 3. Serve until interrupted; uvicorn runs the lifespan (queue made, then closed).
     try:

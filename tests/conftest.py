@@ -11,6 +11,8 @@ os.environ.pop("KEYART_SDXL_REFINER", None)
 os.environ.pop("KEYART_STYLES", None)
 os.environ.pop("KEYART_CONTROLNET_DIR", None)
 os.environ.pop("KEYART_IP_ADAPTER", None)
+os.environ.pop("KEYART_CAPTION_MODEL", None)
+os.environ.pop("KEYART_CLIP_MODEL", None)
 os.environ["KEYART_CACHE"] = tempfile.mkdtemp(prefix="keyart-cache-")  # never the user's ~/.cache
 
 import pytest
@@ -94,3 +96,19 @@ def tiny_ip_adapter(tiny_pipes, tmp_path_factory):
     from imagegen.tiny_guides import save_tiny_ip_adapter
 
     return save_tiny_ip_adapter(tmp_path_factory.mktemp("tiny-ip-adapter"), tiny_pipes[0].unet)
+
+
+@pytest.fixture(scope="session")
+def tiny_blip(tmp_path_factory):
+    """A KEYART_CAPTION_MODEL: a tiny random-init BLIP captioner (its captions are random words)."""
+    from imagegen.tiny_describe import save_tiny_blip
+
+    return save_tiny_blip(tmp_path_factory.mktemp("tiny-blip"))
+
+
+@pytest.fixture(scope="session")
+def tiny_clip(tmp_path_factory):
+    """A KEYART_CLIP_MODEL: a tiny random-init CLIP model (text and vision)."""
+    from imagegen.tiny_describe import save_tiny_clip
+
+    return save_tiny_clip(tmp_path_factory.mktemp("tiny-clip"))

@@ -336,6 +336,28 @@ def test_load_a_png_without_parameters_shows_why(app):
 # -- the whole dashboard ------------------------------------------------------------------------
 
 
+def test_describe_writes_a_labelled_offline_prompt_and_puts_it_in_the_prompt_box(app, home):
+    app.button(key="studio_describe").click()
+    run(app)
+    assert any("Upload an image to describe first" in w.value for w in app.warning)
+    app.file_uploader(key="studio_describe_upload").set_value(("still.png", png_bytes((160, 80), (20, 30, 70)), "image/png"))
+    app.button(key="studio_describe").click()
+    run(app)
+    assert any("Offline description" in i.value and "pixel statistics" in i.value for i in app.info)
+    [described] = [c.value for c in app.code if "wide shot" in c.value]
+    assert "dark, low-key lighting" in described
+    app.button(key="studio_describe_use").click()
+    run(app)
+    assert app.text_area(key="studio_prompt").value == described
+    go(app)
+    [path] = pngs(home / "studio")
+    assert fields_of(path)[0] == described
+    app.file_uploader(key="studio_describe_upload").set_value(("notes.png", b"not a picture", "image/png"))
+    app.button(key="studio_describe").click()
+    run(app)
+    assert any("is not a PNG, JPEG or WebP" in e.value for e in app.error)
+
+
 def test_the_dashboards_studio_tab_renders(home):
     at = AppTest.from_file(str(ROOT / "dashboard.py"), default_timeout=TIMEOUT).run()
     assert not at.exception, [e.value for e in at.exception]

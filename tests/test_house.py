@@ -65,6 +65,8 @@ IMAGEGEN_RUNS = (  # what renders or writes images: engines, the queue, and the 
     "imagegen.grids",  # run_grid calls an engine, save_grid writes PNGs
     "imagegen.upscale",  # lanczos() renders the upscaled image
     "imagegen.contact_sheet",  # composes a new image from renders
+    "imagegen.describe",  # runs the caption and CLIP models (image to prompt, image embeddings)
+    "imagegen.describe_*",
     "imagegen.metadata.write_png",  # metadata is public for reading; these two write the image files
     "imagegen.metadata.save_png",
 )

@@ -1,5 +1,5 @@
 """The Studio tab: every control of the image engine, laid out as A1111's txt2img, plus a seed hunt
-that finalises the picked seed, a fixed-seed A/B of two prompts, and "load from PNG".
+that finalises the picked seed, a fixed-seed A/B of two prompts, "load from PNG" and Describe (image to prompt).
 
 Here: the tab's layout; it parses the controls (studio_controls), calls the Studio workflow
 (assistant.workflows.studio: render, seed hunt, finalise, A/B, through the shared render queue),
@@ -21,6 +21,7 @@ from ..workflows import studio as workflow
 from ..workflows.studio import OUTPUT
 from . import common, jobs
 from .studio_controls import DEFAULTS, HIRES, K, build_request, control_fields, controls, prompt_row
+from .studio_describe import describe_panel
 from .studio_output import show
 
 CANCEL = K + "cancel"  # the Cancel button's key while an action's jobs wait or run
@@ -44,6 +45,7 @@ def render() -> None:
     left, right = st.columns([5, 6], gap="large")
     with left:
         controls(home, service)
+        describe_panel(service)
     with right, st.container(key="studio_output"):
         for key in (CANCEL, CANCEL_FINAL):
             jobs.notice(key)  # a render the last run stopped (Cancel, or a control changed while it ran)

@@ -67,6 +67,7 @@ class RenderService:
         self._limits = {"max_queued": max_queued, "max_batch": max_batch}
         self._lock = threading.Lock()
         self._queue = None
+        self._describer = None
         self._ip_adapter = self._settings.ip_adapter
         if engine is not None:
             self.name, self.model, self.refiner = engine.name, engine.model_name, getattr(engine, "refiner_name", None)
@@ -96,6 +97,15 @@ class RenderService:
         if feature not in spec(self.name).supports:
             return False
         return feature != "reference" or bool(self._ip_adapter)
+
+    def describer(self):
+        """The image-to-prompt models of these settings (imagegen.describe), made once and shared: they load on first use."""
+        with self._lock:
+            if self._describer is None:
+                from imagegen.describe import Describer
+
+                self._describer = Describer.from_settings(self._settings)
+            return self._describer
 
     # -- the queue ----------------------------------------------------------------------------
 

@@ -1,5 +1,5 @@
 """The Studio's actions for every front end: render, seed hunt, finalise a hunt's pick, A/B of two
-prompts. Each submits its jobs to the render queue through a RenderService, writes the PNGs (with
+prompts, and describe (an image to a prompt). Each submits its jobs to the render queue through a RenderService, writes the PNGs (with
 their parameters and lineage) under `home / "studio"`, and returns plain dicts.
 
 Every action takes the same keywords, so a front end can wrap any of them alike: `owner` (whose jobs
@@ -29,6 +29,12 @@ OnJob = Callable[[Any], None]
 
 
 # -- the actions --------------------------------------------------------------------------------
+
+
+def describe(service, image: Any) -> dict[str, Any]:
+    """An SDXL prompt for `image` (a path or a PIL image) by the service's describe models, else the
+    labelled offline one: {"prompt", "caption", "method", "offline", "trace"}."""
+    return service.describer().describe(image).to_dict()
 
 
 def render(

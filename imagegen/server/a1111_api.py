@@ -1,5 +1,5 @@
-"""The AUTOMATIC1111 API subset under /sdapi/v1: txt2img, img2img, png-info, options, the model,
-sampler, scheduler and upscaler lists, progress, interrupt and skip.
+"""The AUTOMATIC1111 API subset under /sdapi/v1: txt2img, img2img, png-info, interrogate, options,
+the model, sampler, scheduler and upscaler lists, progress, interrupt and skip.
 
 For A1111 clients (Open WebUI's automatic1111 engine, LibreChat's Stable Diffusion tool). Errors
 keep the app's one error shape ({"error": {message, type, param, code}}) with A1111's HTTP statuses.
@@ -214,6 +214,28 @@ def _png_info(data: bytes) -> dict[str, Any]:
             infotext = ""
     items.pop(PARAMETERS_KEY, None)
     return {"info": infotext, "items": items, "parameters": parsed_parameters(infotext) if infotext else {}}
+
+
+INTERROGATORS = ("clip",)  # A1111's interrogate models keyart has: clip (its describe); deepdanbooru is not
+
+
+@router.post("/interrogate")
+async def interrogate(http: Request) -> dict[str, Any]:
+    """A1111's Interrogate: {"image": base64, "model": "clip"} -> {"caption": prompt}, through `describe`
+    (the app's describer, else the offline one); keyart's method and trace ride along under "keyart"."""
+    received = await _body(http)
+    if not isinstance(received, dict):
+        raise ApiError(400, "the body is a JSON object: {\"image\": BASE64, \"model\": \"clip\"}", code="invalid_body")
+    model = str(received.get("model") or "clip").strip().lower()
+    if model not in INTERROGATORS:
+        raise ApiError(400, f"interrogate model {model!r} is not available here; use {', '.join(INTERROGATORS)}", param="model", code="invalid_value")
+    data = decode_b64(received.get("image"), "image")
+    picture = open_image(data, param="image", convert="RGB")
+    from ..describe import Describer
+
+    describer = getattr(http.app.state, "describer", None) or Describer()
+    found = await run_in_threadpool(describer.describe, picture)
+    return {"caption": found.prompt, "keyart": {"method": found.method, "offline": found.offline, "caption": found.caption, "trace": found.trace}}
 
 
 @router.get("/options")
