@@ -87,8 +87,13 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("status", parents=[home], help="what is done, pending and failed, with reasons")
     s.add_argument("--show", help="only this show")
     s.add_argument("--json", action="store_true", help="one JSON object")
-    q = sub.add_parser("search", parents=[home], help="find art by words in its title, summary or prompt, best first")
-    q.add_argument("query", help='words to find, all of them, as prefixes: "storm lighthouse"')
+    q = sub.add_parser(
+        "search", parents=[home], help="find art by words in its title, summary or prompt, best first; or images that look alike (--like)",
+        epilog="--like ranks the catalog's images by how alike they look: CLIP image similarity with KEYART_CLIP_MODEL, "
+        "else colour histograms (offline, and said so); embeddings are kept in the catalog, made once per image",
+    )  # fmt: skip
+    q.add_argument("query", nargs="?", help='words to find, all of them, as prefixes: "storm lighthouse"')
+    q.add_argument("--like", metavar="S01E03|S01|IMAGE", help="more like this: a catalog image (S01E03, S01 for the season's poster) or an image file")
     q.add_argument("--show", help="only this show")
     q.add_argument("--style", help="only this style")
     q.add_argument("--limit", type=int, default=20, help="at most this many results (default 20)")
@@ -272,6 +277,10 @@ def _search(args: argparse.Namespace, config) -> int:
     from assistant.store import Store
 
     store = Store(config.home_path, create=False)
+    if args.like is not None:
+        return _search_like(args, config, store)
+    if args.query is None:
+        raise KeyartError('give words to search for ("storm lighthouse"), or --like S01E03 for images that look alike')
     hits = search(store, args.query, show=args.show, style=args.style, limit=args.limit)
     if args.json:
         echo(json.dumps({"query": args.query, "hits": [asdict(h) | {"image": _image_of(store, h)} for h in hits]}, indent=2, ensure_ascii=False))
@@ -282,6 +291,23 @@ def _search(args: argparse.Namespace, config) -> int:
     for hit in hits:
         echo(f"{hit.show} {hit.label} {hit.style:<14} {hit.title!r:<32} {_image_of(store, hit) or '(no image yet)'}")
         echo(f"    {hit.snippet}")
+    return EXIT_OK
+
+
+def _search_like(args: argparse.Namespace, config, store) -> int:
+    from assistant.workflows import similar
+
+    if args.query is not None:
+        raise KeyartError("search takes words or --like, not both")
+    found = similar.more_like(store, similar.describer_for(config.image), like=similar.target(args.like), show=args.show, style=args.style, limit=args.limit)
+    if args.json:
+        echo(json.dumps(found.to_dict(), indent=2, ensure_ascii=False))
+        return EXIT_OK
+    echo(f"like {found.query}, by {found.method}:", err=True)
+    if not found.hits:
+        echo(f"no other rendered image in {store.home}")
+    for hit in found.hits:
+        echo(f"{hit.score:6.3f}  {hit.show} {hit.label} {hit.style:<14} {hit.title!r:<32} {hit.path}")
     return EXIT_OK
 
 

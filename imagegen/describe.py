@@ -21,7 +21,7 @@ from typing import Any
 
 from PIL import Image
 
-from .describe_offline import pixel_words
+from .describe_offline import colour_vector, pixel_words
 from .describe_words import FLAVORS, KINDS
 from .errors import InvalidRequest, ModelNotFound
 
@@ -34,7 +34,7 @@ CHAIN_CANDIDATES = 12  # the flavors most like the image that the chain tries
 MAX_CHAIN = 4  # at most this many flavors join the prompt
 MIN_GAIN = 0.001  # a flavor joins only if it raises the prompt's cosine similarity by this much (0.1 on the trace's x100 scale)
 MAX_CAPTION_TOKENS = 40
-OFFLINE = "offline"
+OFFLINE_EMBEDDING = "offline:colour-histogram"  # "more like this" without a CLIP model
 
 
 @dataclass
@@ -205,6 +205,17 @@ class Describer:
             with torch.inference_mode():
                 out = model.get_image_features(pixel_values=inputs["pixel_values"])
         return _unit(getattr(out, "pooler_output", out)).float().cpu()
+
+    @property
+    def embedding(self) -> str:
+        """Which embedding `embed` gives: "clip:<model>", or the offline colour histogram."""
+        return f"clip:{self.clip_model}" if self.clip_model else OFFLINE_EMBEDDING
+
+    def embed(self, pictures: list[Image.Image]) -> list[list[float]]:
+        """Unit-length embeddings of `pictures` by the CLIP model, else offline colour histograms (`embedding` says which)."""
+        if self.clip_model is None:
+            return [colour_vector(p) for p in pictures]
+        return self.image_features([p.convert("RGB") for p in pictures]).tolist()
 
     def _text_features(self, texts: list[str]):
         import torch

@@ -72,3 +72,21 @@ def dominant(rgb: Image.Image, count: int = 3) -> list[str]:
         if name not in names:
             names.append(name)
     return names
+
+
+BINS = 4  # per channel: a 64-bin colour histogram
+
+
+def colour_vector(image: Image.Image) -> list[float]:
+    """A unit-length 4x4x4 RGB histogram of `image` (square roots of the shares, so large areas do not
+    drown the rest): the offline embedding that "more like this" ranks by without a CLIP model."""
+    rgb = image.convert("RGB")
+    rgb.thumbnail((SIZE, SIZE))
+    counts = [0] * BINS**3
+    step = 256 // BINS
+    for r, g, b in rgb.getdata():
+        counts[(r // step) * BINS * BINS + (g // step) * BINS + b // step] += 1
+    total = sum(counts) or 1
+    roots = [(c / total) ** 0.5 for c in counts]
+    norm = sum(v * v for v in roots) ** 0.5 or 1.0
+    return [v / norm for v in roots]

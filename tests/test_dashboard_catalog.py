@@ -237,6 +237,20 @@ def test_the_detail_view_shows_summary_prompt_negative_parameters_and_trace(home
     assert not at.exception
 
 
+def test_more_like_this_shows_the_catalog_images_that_look_alike_and_says_how(home, monkeypatch):
+    at = open_app(home, monkeypatch)
+    rid = "gullhaven-s01-e02-watercolor"
+    at.button(key=f"ep-open-{rid}").click().run()
+    images_before = len(at.image)
+    at.button(key=f"ep-like-{rid}").click().run()
+    assert not at.exception
+    page = texts(at)
+    assert "Offline likeness" in page and "colour histograms" in page
+    likeness = [c for c in re.findall(r"likeness (\d\.\d{3})", page)]
+    assert len(likeness) == 6 and likeness == sorted(likeness, reverse=True) and len(at.image) == images_before + 6
+    assert "S01E02 · watercolor" not in page  # the piece itself is left out
+
+
 def test_regenerate_with_a_new_seed_keeps_the_catalog_image_until_adopted(home, monkeypatch):
     from imagegen.metadata import read_png
 

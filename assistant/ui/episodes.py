@@ -17,6 +17,7 @@ from imagegen.errors import KeyartError
 
 from ..workflows.regenerate import adopt, alternatives, entry_of, image_file, lineage_of, regenerate
 from . import common
+from .similar import more_like_this
 from .build import build_form, build_job, build_status, empty_state
 
 PAGE_SIZE = 12  # four rows of three cards: the first page paints quickly even with SDXL-sized PNGs
@@ -243,7 +244,7 @@ def detail(row: dict[str, Any], summary: str, prefix: str = "ep") -> None:
     else:
         st.info(f"No image yet ({STATE_LABELS[row['state']]}).")
     request, result = row["request"], row["result"]  # read with the catalog's rows (export.catalog_rows)
-    story, prompt_tab, params, trace, again = st.tabs(["Story", "Prompt", "Parameters", "Trace", "Regenerate"])
+    story, prompt_tab, params, trace, again, alike = st.tabs(["Story", "Prompt", "Parameters", "Trace", "Regenerate", "More like this"])
     with story:
         st.markdown(common.plain(summary) if summary else "_The catalog file has no summary for this one._")
     with prompt_tab:
@@ -262,6 +263,11 @@ def detail(row: dict[str, Any], summary: str, prefix: str = "ep") -> None:
         trace_view(row, result)
     with again:
         regenerate_panel(row, prefix)
+    with alike:
+        if path is not None:
+            more_like_this(row, key=f"{prefix}-like-{row_id(row)}")
+        else:
+            st.caption("Render this one first; then its look can be compared with the catalog's other images.")
 
 
 # -- the tab ----------------------------------------------------------------------------------------
