@@ -336,6 +336,52 @@ def test_load_a_png_without_parameters_shows_why(app):
 # -- the whole dashboard ------------------------------------------------------------------------
 
 
+def sketch_png(size=(128, 96)) -> bytes:
+    from PIL import ImageDraw
+
+    image = Image.new("RGB", size, "white")
+    ImageDraw.Draw(image).rectangle((30, 20, 90, 70), outline="black", width=4)
+    buf = io.BytesIO()
+    image.save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def test_control_units_and_a_reference_preview_their_maps_and_reach_the_render(app, home):
+    set_controls(app, prompt="a lighthouse at dusk", width=128, height=96)
+    images_before = len(app.image)
+    app.toggle(key="studio_cn0_on").set_value(True)
+    app.file_uploader(key="studio_cn0_upload").set_value(("sketch.png", sketch_png(), "image/png"))
+    run(app)
+    captions = [c for image in app.image for c in image.captions]
+    assert "Control image" in captions and "Map: canny" in captions and len(app.image) == images_before + 2
+    app.slider(key="studio_cn0_weight").set_value(0.8)
+    app.slider(key="studio_cn0_steps").set_value((0.0, 0.6))
+    app.selectbox(key="studio_cn1_type").set_value("depth")
+    app.toggle(key="studio_cn1_on").set_value(True)
+    app.file_uploader(key="studio_cn1_upload").set_value(("depth.png", png_bytes((64, 48), "gray"), "image/png"))
+    run(app)
+    assert any("needs a ready map" in w.value for w in app.warning)
+    app.checkbox(key="studio_cn1_ready").check()
+    app.file_uploader(key="studio_ref_upload").set_value(("poster.png", png_bytes((80, 80), "navy"), "image/png"))
+    run(app)
+    assert any("(resized to 128x96)" in c for image in app.image for c in image.captions)
+    go(app)
+    assert not app.error, [e.value for e in app.error]
+    [path] = pngs(home / "studio")
+    _, _, fields = fields_of(path)
+    assert fields["ControlNet 0"].startswith("Module: canny, Model: canny, Weight: 0.8") and "Guidance End: 0.6" in fields["ControlNet 0"]
+    assert fields["ControlNet 1"].startswith("Module: none, Model: depth") and fields["IP-Adapter scale"] == "0.6"
+    request = read_png(path).lineage["request"]
+    assert [u["type"] for u in request["controls"]] == ["canny", "depth"] and Path(request["reference"]).parent == home / "tmp" / "studio-uploads"
+
+
+def test_an_enabled_unit_without_an_image_says_so_and_renders_nothing(app, home):
+    set_controls(app, prompt="a lighthouse at dusk")
+    app.toggle(key="studio_cn2_on").set_value(True)
+    go(app)
+    assert any("ControlNet unit 2 is enabled but has no control image" in e.value for e in app.error) and not pngs(home / "studio")
+
+
 def test_describe_writes_a_labelled_offline_prompt_and_puts_it_in_the_prompt_box(app, home):
     app.button(key="studio_describe").click()
     run(app)

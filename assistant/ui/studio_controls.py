@@ -19,6 +19,8 @@ from imagegen import InvalidRequest, KeyartError, RenderRequest, presets, sample
 from imagegen.canvas import DIRECTIONS, default_size, hires_size
 from imagegen.request import HR_UPSCALERS, INPAINT_AREAS, MAX_SEED, REFINER_MODES, SDXL_SIZES
 
+from . import studio_guides as guides
+
 
 K = "studio_"  # widget keys: K + a RenderRequest field name (or a control of the tab's own)
 MODES = ("Render", "Seed hunt", "A/B")
@@ -94,7 +96,7 @@ def _style_help() -> str:
 
 
 def controls(home: Path, service) -> None:
-    """Every engine control, in A1111's order: sampling, hires fix, refiner, size, batch, CFG, seed, img2img."""
+    """Every engine control, in A1111's order: sampling, hires fix, refiner, size, batch, CFG, seed, img2img, then ControlNet and the reference."""
     state = st.session_state
     a, b = st.columns(2)
     a.selectbox("Sampling method", list(samplers.SAMPLERS), key=K + "sampler", on_change=_fit_schedule)
@@ -153,6 +155,7 @@ def controls(home: Path, service) -> None:
         a, b = st.columns(2)
         a.multiselect("Outpaint", DIRECTIONS, key=K + "outpaint", placeholder="left, right, up, down", help="Grow the init image this way (instead of a mask)")
         b.slider("Outpaint pixels", 8, 512, step=8, key=K + "outpaint_pixels")
+    guides.panel((state[K + "width"], state[K + "height"]), service is not None and service.takes("reference"))  # ControlNet, IP-Adapter
     with st.expander("Load from PNG", icon=":material/upload_file:"):
         st.file_uploader("A PNG made by keyart, A1111 or Forge", type=["png"], key=K + "png_upload")
         st.button("Load its parameters into the controls", key=K + "load", icon=":material/input:", on_click=_load_png, args=(str(home),))
@@ -227,8 +230,9 @@ class _Uploads:
 
 
 def _with_inputs(fields: dict[str, Any], uploads: _Uploads) -> dict[str, Any]:
-    """`fields` plus the init image, mask and outpaint settings from the img2img expander."""
+    """`fields` plus the init image, mask and outpaint settings from the img2img expander, and the guides."""
     state = st.session_state
+    fields = fields | guides.fields(uploads.save)
     init, mask, outpaint = state.get(K + "init_upload"), state.get(K + "mask_upload"), state[K + "outpaint"]
     if init is None:  # a mask or outpaint without an init image: the request says what is missing
         return fields | ({"mask": uploads.save(mask)} if mask is not None else {}) | ({"outpaint": ",".join(outpaint)} if outpaint else {})
