@@ -1,5 +1,6 @@
 """Tiny random-init models for guided generation, built from configs beside the tiny SDXL (imagegen.tiny):
-ControlNets shaped after its UNet and an IP-Adapter with its image encoder, for tests and benchmarks.
+ControlNets (one per type, and a union one) shaped after its UNet and an IP-Adapter with its image
+encoder, for tests and benchmarks.
 Nothing is downloaded.
 
 A real ControlNet starts from zero convolutions (its output is nothing until trained); these are
@@ -21,6 +22,27 @@ def tiny_controlnet(unet, *, seed: int = 0, scale: float = 0.2):
     with torch.no_grad():
         outputs = [*net.controlnet_down_blocks, net.controlnet_mid_block, net.controlnet_cond_embedding.conv_out]
         for layer in outputs:
+            layer.weight.uniform_(-scale, scale)
+            layer.bias.uniform_(-scale, scale)
+    return net.to(unet.dtype)
+
+
+def tiny_union_controlnet(unet, *, seed: int = 0, scale: float = 0.2):
+    """A union ControlNet (diffusers' ControlNetUnionModel: one net for every type) shaped after `unet`,
+    its zero convolutions and its type projection drawn at random, as `tiny_controlnet`'s are."""
+    import inspect
+
+    import torch
+    from diffusers import ControlNetModel, ControlNetUnionModel
+
+    torch.manual_seed(seed)
+    shaped = dict(ControlNetModel.from_unet(unet, conditioning_embedding_out_channels=(8, 16)).config)
+    taken = set(inspect.signature(ControlNetUnionModel.__init__).parameters)
+    width = unet.config.block_out_channels[0]
+    net = ControlNetUnionModel(**{k: v for k, v in shaped.items() if k in taken}, num_trans_channel=width, num_trans_head=2, num_proj_channel=width)
+    with torch.no_grad():
+        # spatial_ch_projs too: zero in a fresh model, it carries the type's embedding into the features
+        for layer in [*net.controlnet_down_blocks, net.controlnet_mid_block, net.controlnet_cond_embedding.conv_out, net.spatial_ch_projs]:
             layer.weight.uniform_(-scale, scale)
             layer.bias.uniform_(-scale, scale)
     return net.to(unet.dtype)

@@ -112,3 +112,14 @@ def tiny_clip(tmp_path_factory):
     from imagegen.tiny_describe import save_tiny_clip
 
     return save_tiny_clip(tmp_path_factory.mktemp("tiny-clip"))
+
+
+@pytest.fixture(scope="session")
+def tiny_union_dir(tiny_pipes, tmp_path_factory):
+    """A KEYART_CONTROLNET_DIR with a tiny union ControlNet (union/) and a canny one of its own."""
+    from imagegen.tiny_guides import tiny_controlnet, tiny_union_controlnet
+
+    folder = tmp_path_factory.mktemp("tiny-union")
+    tiny_union_controlnet(tiny_pipes[0].unet, seed=7).save_pretrained(folder / "union")
+    tiny_controlnet(tiny_pipes[0].unet, seed=8).save_pretrained(folder / "canny")
+    return folder

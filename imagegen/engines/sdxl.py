@@ -309,7 +309,7 @@ class SDXLEngine:
         sampler; with `guidance`, the ControlNet pipeline for `kind` ("txt2img" or "inpaint") over its models."""
         key = kind if guidance is None else (kind, tuple(id(model) for model, _, _ in guidance.models))
         if key not in self._derived:
-            self._derived[key] = modes.derived_pipe(self.base, kind) if guidance is None else control.control_pipe(self.base, kind, guidance.net)
+            self._derived[key] = modes.derived_pipe(self.base, kind) if guidance is None else control.control_pipe(self.base, kind, guidance)
         pipe = self._derived[key]
         pipe.scheduler = samplers.make_scheduler(request.sampler, request.schedule_type, self._scheduler_config)
         return pipe

@@ -5,6 +5,11 @@ The units guide the first pass: text to image through diffusers' SDXL ControlNet
 inpaint and outpaint through its ControlNet inpaint pipeline (img2img as an inpaint of the whole
 picture, which keeps the refiner's hand-off: diffusers' ControlNet img2img pipeline has none). The
 hires fix's second pass and the refiner run without them, as the refiner has no ControlNet.
+
+A union model (`union/` or `union.safetensors`: one ControlNet for many types, as xinsir's
+controlnet-union-sdxl) serves every type that has no model of its own, through diffusers' union
+pipelines: each unit is the union model told its type (`control_mode`), with its own weight and
+steps. A render's units are all union or all their own models (diffusers runs the two apart).
 torch and diffusers are imported in functions.
 """
 
@@ -16,39 +21,69 @@ from pathlib import Path
 from typing import Any
 
 from ..control import MODEL_FREE, ControlUnit, control_map
-from ..errors import ModelNotFound
+from ..errors import InvalidRequest, ModelNotFound
 from ..settings import variable
 
 log = logging.getLogger(__name__)
 
 ENV = variable("controlnet_dir").env  # KEYART_CONTROLNET_DIR
 SINGLE_FILE = (".safetensors", ".ckpt")
+UNION = "union"  # the union model's name under KEYART_CONTROLNET_DIR
+# The union model's control types (diffusers' `control_mode`, as the union models number them).
+UNION_MODES = {"pose": 0, "depth": 1, "softedge": 2, "canny": 3, "lineart": 3}
+
+
+def _model_at(root: Path, name: str) -> Path | None:
+    if (root / name / "config.json").is_file():
+        return root / name
+    return next((root / f"{name}{suffix}" for suffix in SINGLE_FILE if (root / f"{name}{suffix}").is_file()), None)
+
+
+def is_union(path: Path) -> bool:
+    return (path.name if path.is_dir() else path.stem) == UNION
 
 
 def locate(folder: str | Path | None, kind: str) -> Path:
-    """Where the `kind` ControlNet is under `folder`: `<kind>/` (a diffusers folder) or `<kind>.safetensors`."""
+    """Where the `kind` ControlNet is under `folder`: `<kind>/` (a diffusers folder) or `<kind>.safetensors`,
+    else the union model (`union/` or `union.safetensors`) when there is one."""
     if not folder:
         raise ModelNotFound(f"a {kind} control unit needs a {kind} ControlNet: set {ENV} to a folder holding {kind}/ (a diffusers ControlNet) or {kind}.safetensors")
     root = Path(folder).expanduser()
     if not root.is_dir():
         raise ModelNotFound(f"{ENV}={folder}: no such folder; make it, with one ControlNet per control type ({kind}/ or {kind}.safetensors)")
-    if (root / kind / "config.json").is_file():
-        return root / kind
-    for suffix in SINGLE_FILE:
-        if (root / f"{kind}{suffix}").is_file():
-            return root / f"{kind}{suffix}"
+    own = _model_at(root, kind)
+    if own is not None:
+        return own
     if (root / kind).is_dir():
         raise ModelNotFound(f"{root / kind} is not a diffusers ControlNet folder (no config.json); save the model there with save_pretrained, or put {kind}.safetensors in {root}")
-    raise ModelNotFound(f"no {kind} ControlNet in {root}: put an SDXL {kind} ControlNet there as {kind}/ (a diffusers folder) or {kind}.safetensors")
+    union = _model_at(root, UNION)
+    if union is not None:
+        return union
+    raise ModelNotFound(
+        f"no {kind} ControlNet in {root}: put an SDXL {kind} ControlNet there as {kind}/ (a diffusers folder) or {kind}.safetensors, "
+        f"or a union model as {UNION}/"
+    )
 
 
 def check_request(settings: Any, request) -> None:
     """The sdxl engine's request check (the engine table's `check_request`): every control unit's
     model is in KEYART_CONTROLNET_DIR, and its map can be made, loading nothing."""
+    paths = [locate(settings.controlnet_dir, unit.type) for unit in request.controls]
+    check_union(request.controls, [is_union(p) for p in paths])
     for unit in request.controls:
-        locate(settings.controlnet_dir, unit.type)
         if unit.module != "none" and unit.type not in MODEL_FREE:
             control_map(unit, (request.width, request.height))  # depth and pose say to pass a ready map
+
+
+def check_union(units: tuple[ControlUnit, ...], union: list[bool]) -> None:
+    """Refuse units some of which run on the union model and some on their own models."""
+    if any(union) and not all(union):
+        shared = ", ".join(u.type for u, on in zip(units, union) if on)
+        own = ", ".join(u.type for u, on in zip(units, union) if not on)
+        raise InvalidRequest(
+            f"the {shared} unit(s) run on the {UNION} ControlNet and the {own} unit(s) on their own models; diffusers runs a union "
+            f"model in its own pipeline, so one render takes one or the other: drop a unit, or give {shared} a model of its own"
+        )
 
 
 class ControlNets:
@@ -56,24 +91,26 @@ class ControlNets:
 
     def __init__(self, folder: str | Path | None):
         self.folder = folder
-        self._loaded: dict[str, tuple[Any, str, str | None]] = {}  # type -> (model, name, short hash)
+        self._loaded: dict[Path, tuple[Any, str, str | None]] = {}  # model path -> (model, name, short hash): the union model once for all its types
 
     def get(self, kind: str, device, dtype) -> tuple[Any, str, str | None]:
-        if kind not in self._loaded:
-            self._loaded[kind] = self._load(locate(self.folder, kind), device, dtype)
-        return self._loaded[kind]
+        path = locate(self.folder, kind)
+        if path not in self._loaded:
+            self._loaded[path] = self._load(path, device, dtype)
+        return self._loaded[path]
 
     @staticmethod
     def _load(path: Path, device, dtype) -> tuple[Any, str, str | None]:
-        from diffusers import ControlNetModel
+        from diffusers import ControlNetModel, ControlNetUnionModel
 
+        cls = ControlNetUnionModel if is_union(path) else ControlNetModel
         try:
             if path.is_file():
                 from ..hashes import model_hash
 
-                net, name, short = ControlNetModel.from_single_file(str(path), dtype=dtype), path.stem, model_hash(str(path))
+                net, name, short = cls.from_single_file(str(path), dtype=dtype), path.stem, model_hash(str(path))
             else:
-                net, name, short = ControlNetModel.from_pretrained(str(path), dtype=dtype), path.name, None
+                net, name, short = cls.from_pretrained(str(path), dtype=dtype), path.name, None
         except (OSError, ValueError) as exc:
             hint = " A single ControlNet file reads its config from the hub; offline, save it as a diffusers folder instead." if path.is_file() else ""
             raise ModelNotFound(f"cannot load the ControlNet {path}: {exc}.{hint}") from exc
@@ -99,7 +136,14 @@ class Guidance:
             notes += said
         for note in notes:
             log.warning("%s", note)
-        return cls(units, maps, [nets.get(u.type, device, dtype) for u in units], notes)
+        models = [nets.get(u.type, device, dtype) for u in units]
+        check_union(units, [_union_model(m) for m, _, _ in models])
+        return cls(units, maps, models, notes)
+
+    @property
+    def union(self) -> bool:
+        """Whether the units run on the union model (its pipelines, each unit told its type)."""
+        return _union_model(self.models[0][0])
 
     @property
     def net(self):
@@ -111,11 +155,14 @@ class Guidance:
         """The ControlNet arguments of a pipeline call; `image_key` is where its maps go ("image" for
         text to image, "control_image" for the inpaint pipeline)."""
         one = len(self.units) == 1
+        steps = {"control_guidance_start": [u.start for u in self.units], "control_guidance_end": [u.end for u in self.units]}
+        if self.union:  # a map and a type per unit, as lists even for one; the union pipelines all call the maps control_image
+            modes = [UNION_MODES[u.type] for u in self.units]
+            return {"control_image": list(self.maps), "control_mode": modes, "controlnet_conditioning_scale": self.units[0].weight if one else [u.weight for u in self.units], **steps}
         return {
             image_key: self.maps[0] if one else list(self.maps),
             "controlnet_conditioning_scale": self.units[0].weight if one else [u.weight for u in self.units],
-            "control_guidance_start": [u.start for u in self.units],
-            "control_guidance_end": [u.end for u in self.units],
+            **steps,
         }
 
     @contextmanager
@@ -151,14 +198,25 @@ class Guidance:
         return [f"{name} [{short}]" if short else name for _, name, short in self.models]
 
 
-def control_pipe(base, kind: str, net):
-    """The SDXL ControlNet pipeline for `kind` ("txt2img" or "inpaint") over `base`'s models and `net`."""
-    from diffusers import StableDiffusionXLControlNetInpaintPipeline, StableDiffusionXLControlNetPipeline
+def _union_model(model) -> bool:
+    from diffusers import ControlNetUnionModel
 
-    cls = {"txt2img": StableDiffusionXLControlNetPipeline, "inpaint": StableDiffusionXLControlNetInpaintPipeline}[kind]
-    pipe = cls(
+    return isinstance(model, ControlNetUnionModel)
+
+
+def control_pipe(base, kind: str, guidance: Guidance):
+    """The SDXL ControlNet pipeline for `kind` ("txt2img" or "inpaint") over `base`'s models and the guidance's ControlNets."""
+    from diffusers import (
+        StableDiffusionXLControlNetInpaintPipeline, StableDiffusionXLControlNetPipeline, StableDiffusionXLControlNetUnionInpaintPipeline,
+        StableDiffusionXLControlNetUnionPipeline,
+    )  # fmt: skip
+
+    pipes = {"txt2img": StableDiffusionXLControlNetPipeline, "inpaint": StableDiffusionXLControlNetInpaintPipeline}
+    if guidance.union:
+        pipes = {"txt2img": StableDiffusionXLControlNetUnionPipeline, "inpaint": StableDiffusionXLControlNetUnionInpaintPipeline}
+    pipe = pipes[kind](
         **base.components,
-        controlnet=net,
+        controlnet=guidance.net,
         force_zeros_for_empty_prompt=base.config.force_zeros_for_empty_prompt,
         add_watermarker=getattr(base, "watermark", None) is not None,
     )
