@@ -123,9 +123,10 @@ def parse_control(text: str) -> ControlUnit:
     return ControlUnit(kind, ":".join(parts), weight=weight, start=start, end=end, preprocessor=pre or AUTO)
 
 
-def control_map(unit: ControlUnit, size: tuple[int, int]):
+def control_map(unit: ControlUnit, size: tuple[int, int], depth: Any = None):
     """(the unit's map as an RGB image of `size`, notes for the user): the image resized when its
-    size differs (and said so), then preprocessed."""
+    size differs (and said so), then preprocessed; `depth` (an estimator with `estimate(picture)`,
+    imagegen.depth's) makes a depth unit's map."""
     from PIL import Image
 
     from .canvas import open_image
@@ -137,11 +138,11 @@ def control_map(unit: ControlUnit, size: tuple[int, int]):
         picture = picture.resize(tuple(size), Image.Resampling.LANCZOS)
     if unit.module == NONE:
         return picture, notes
+    if unit.type == "depth" and depth is not None:
+        return depth.estimate(picture), notes
     if unit.type not in MODEL_FREE:
-        raise ModelNotFound(
-            f"the {unit.type} preprocessor needs a {unit.type} estimation model, which keyart does not load yet; "
-            f"give a ready {unit.type} map instead: --control {unit.type}/none:MAP.png"
-        )
+        needs = "set KEYART_DEPTH_MODEL to a depth-estimation model, or" if unit.type == "depth" else "keyart has no pose estimator yet:"
+        raise ModelNotFound(f"the {unit.type} preprocessor needs an estimation model; {needs} give a ready {unit.type} map: --control {unit.type}/none:MAP.png")
     return PREPROCESSORS[unit.type](picture), notes
 
 

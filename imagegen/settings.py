@@ -40,6 +40,7 @@ VARIABLES: tuple[Variable, ...] = (
     Variable("KEYART_LORA_DIR", "lora_dir", "no LoRAs", "the folder of LoRA .safetensors files that <lora:name:weight> names (A1111's models/Lora works)"),
     Variable("KEYART_CONTROLNET_DIR", "controlnet_dir", "no ControlNet", "the folder of SDXL ControlNets, one per control type: canny/, softedge/, lineart/, depth/, pose/ (diffusers folders) or canny.safetensors..."),
     Variable("KEYART_IP_ADAPTER", "ip_adapter", "no reference images", "an SDXL IP-Adapter .safetensors file (--reference), its CLIP image encoder in the image_encoder/ folder beside it (h94/IP-Adapter's sdxl_models)"),
+    Variable("KEYART_DEPTH_MODEL", "depth_model", "depth units take ready maps", "a depth-estimation model (a transformers folder or hub id: Depth Anything, DPT) that makes the maps of depth control units"),
     Variable("KEYART_CAPTION_MODEL", "caption_model", "offline describe: pixel words", "a BLIP-style captioning model (a transformers folder or hub id) that `describe` and /sdapi/v1/interrogate caption with"),
     Variable("KEYART_CLIP_MODEL", "clip_model", "offline describe, text search only", "a CLIP model (a transformers folder or hub id) that ranks `describe`'s words and finds similar catalog images"),
     Variable("KEYART_STYLES", "styles", "the built-in styles only", f"extra style JSON files ({os.pathsep!r}-separated) that add to or override the built-ins"),
@@ -73,6 +74,7 @@ class ImageSettings:
     lora_dir: str | None = None
     controlnet_dir: str | None = None  # ControlNet models by type (KEYART_CONTROLNET_DIR)
     ip_adapter: str | None = None  # the IP-Adapter weights file (KEYART_IP_ADAPTER)
+    depth_model: str | None = None  # depth units' map maker (KEYART_DEPTH_MODEL)
     caption_model: str | None = None  # describe's captioner (KEYART_CAPTION_MODEL)
     clip_model: str | None = None  # describe's ranker and image search's embedder (KEYART_CLIP_MODEL)
     styles: tuple[str, ...] = ()  # extra style files, in the order they override

@@ -89,3 +89,26 @@ def save_tiny_ip_adapter(directory: str | Path, unet, *, seed: int = 0, scale: f
     path = directory / "ip-adapter_tiny.safetensors"
     save_file({k: v.contiguous() for k, v in state.items()}, str(path))
     return path
+
+
+def save_tiny_depth(directory: str | Path, *, seed: int = 0) -> Path:
+    """A KEYART_DEPTH_MODEL: a tiny DPT depth estimator and its processor; its head's convolutions are
+    drawn wide, with a positive bias, so the map it makes varies across the picture."""
+    import torch
+    from transformers import DPTConfig, DPTForDepthEstimation, DPTImageProcessor
+
+    directory = Path(directory)
+    torch.manual_seed(seed)
+    config = DPTConfig(
+        hidden_size=32, num_hidden_layers=4, num_attention_heads=4, intermediate_size=37, image_size=32, patch_size=8,
+        backbone_out_indices=[0, 1, 2, 3], neck_hidden_sizes=[8, 16, 16, 16], fusion_hidden_size=16, reassemble_factors=[4, 2, 1, 0.5],
+    )  # fmt: skip
+    model = DPTForDepthEstimation(config)
+    with torch.no_grad():
+        for layer in model.head.head:
+            if isinstance(layer, torch.nn.Conv2d):
+                layer.weight.normal_(0, 0.5)
+                layer.bias.fill_(0.3)
+    model.save_pretrained(directory)
+    DPTImageProcessor(size={"height": 32, "width": 32}, keep_aspect_ratio=False).save_pretrained(directory)
+    return directory

@@ -12,6 +12,7 @@ os.environ.pop("KEYART_STYLES", None)
 os.environ.pop("KEYART_CONTROLNET_DIR", None)
 os.environ.pop("KEYART_IP_ADAPTER", None)
 os.environ.pop("KEYART_CAPTION_MODEL", None)
+os.environ.pop("KEYART_DEPTH_MODEL", None)
 os.environ.pop("KEYART_CLIP_MODEL", None)
 os.environ["KEYART_CACHE"] = tempfile.mkdtemp(prefix="keyart-cache-")  # never the user's ~/.cache
 
@@ -123,3 +124,11 @@ def tiny_union_dir(tiny_pipes, tmp_path_factory):
     tiny_union_controlnet(tiny_pipes[0].unet, seed=7).save_pretrained(folder / "union")
     tiny_controlnet(tiny_pipes[0].unet, seed=8).save_pretrained(folder / "canny")
     return folder
+
+
+@pytest.fixture(scope="session")
+def tiny_depth(tmp_path_factory):
+    """A KEYART_DEPTH_MODEL: a tiny random-init DPT depth estimator."""
+    from imagegen.tiny_guides import save_tiny_depth
+
+    return save_tiny_depth(tmp_path_factory.mktemp("tiny-depth"))

@@ -93,8 +93,10 @@ def test_a_ready_map_is_taken_as_it_is_and_a_size_change_is_said(picture):
 
 
 def test_depth_and_pose_without_their_models_say_how_to_give_a_map(picture):
-    with pytest.raises(ModelNotFound, match="give a ready pose map instead: --control pose/none:MAP.png"):
+    with pytest.raises(ModelNotFound, match="no pose estimator yet: give a ready pose map: --control pose/none:MAP.png"):
         control_map(parse_control(f"pose:{picture}"), (96, 64))
+    with pytest.raises(ModelNotFound, match="set KEYART_DEPTH_MODEL to a depth-estimation model, or give a ready depth map: --control depth/none:MAP.png"):
+        control_map(parse_control(f"depth:{picture}"), (96, 64))
 
 
 def test_a_control_image_that_is_no_image_is_refused(tmp_path):

@@ -183,7 +183,8 @@ def test_the_cli_renders_with_control_and_render_from_reproduces_it(controlnet_e
         ("scribble:{s}", "unknown control type 'scribble'"),
         ("canny:{s}:2.5", "control weight must be between 0 and 2"),
         ("canny:{s}:1:0.8:0.2", "0 <= start < end <= 1"),
-        ("depth:{s}", "give a ready depth map instead"),
+        ("depth:{s}", "set KEYART_DEPTH_MODEL to one"),
+        ("pose:{s}", "give a ready pose map"),
     ],
 )
 def test_bad_units_exit_2_before_the_engine_loads(controlnet_env, sketch, tmp_path, capsys, flag, says):
@@ -191,6 +192,24 @@ def test_bad_units_exit_2_before_the_engine_loads(controlnet_env, sketch, tmp_pa
     assert main(["render", "x", "--width", "64", "--height", "64", "--control", flag.format(s=sketch), "--output", str(out)]) == 2
     err = capsys.readouterr().err
     assert says in err and "engine: sdxl" not in err and not out.exists()
+
+
+def test_a_depth_unit_makes_its_map_with_the_configured_estimator(tiny_pipes, tiny_controlnet_dir, tiny_depth, sketch, tmp_path):
+    from imagegen.depth import DepthEstimator
+
+    base, refiner = tiny_pipes
+    engine = SDXLEngine(base, refiner, model_name="tiny-sdxl-base", controlnet_dir=tiny_controlnet_dir, depth_model=str(tiny_depth))
+    estimated = render(engine, controls=[f"depth:{sketch}:0.9"])
+    # The map is the estimator's: the same render from that map given ready is the same image.
+    depth_map = DepthEstimator(str(tiny_depth)).estimate(Image.open(sketch).convert("RGB"))
+    assert depth_map.size == (64, 64) and np.asarray(depth_map).std() > 10  # a graded map, full range
+    depth_map.save(tmp_path / "depth.png")
+    ready = render(engine, controls=[f"depth/none:{tmp_path / 'depth.png'}:0.9"])
+    assert np.array_equal(pixels(estimated), pixels(ready))
+    assert np.abs(pixels(estimated) - pixels(render(engine))).mean() > 1.0
+    [record] = estimated.lineage["controls"]
+    assert record["module"] == "depth" and record["estimator"] == tiny_depth.name and "estimator" not in ready.lineage["controls"][0]
+    assert 'ControlNet 0: "Module: depth, Model: depth, Weight: 0.9' in estimated.infotext
 
 
 def test_a_missing_model_folder_exits_2_before_the_engine_loads(tiny_model_dirs, sketch, tmp_path, monkeypatch, capsys):

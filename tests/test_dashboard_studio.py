@@ -360,7 +360,7 @@ def test_control_units_and_a_reference_preview_their_maps_and_reach_the_render(a
     app.toggle(key="studio_cn1_on").set_value(True)
     app.file_uploader(key="studio_cn1_upload").set_value(("depth.png", png_bytes((64, 48), "gray"), "image/png"))
     run(app)
-    assert any("needs a ready map" in w.value for w in app.warning)
+    assert any("KEYART_DEPTH_MODEL" in i.value for i in app.info)
     app.checkbox(key="studio_cn1_ready").check()
     app.file_uploader(key="studio_ref_upload").set_value(("poster.png", png_bytes((80, 80), "navy"), "image/png"))
     run(app)

@@ -67,6 +67,7 @@ IMAGEGEN_RUNS = (  # what renders or writes images: engines, the queue, and the 
     "imagegen.contact_sheet",  # composes a new image from renders
     "imagegen.describe",  # runs the caption and CLIP models (image to prompt, image embeddings)
     "imagegen.describe_*",
+    "imagegen.depth",  # runs the depth-estimation model for depth control units
     "imagegen.metadata.write_png",  # metadata is public for reading; these two write the image files
     "imagegen.metadata.save_png",
 )

@@ -22,7 +22,7 @@ CN = "studio_cn{}_"  # one unit's widget keys
 REF = "studio_ref_"
 PREVIEW_WIDTH = 180
 REFERENCE_SCALE = 0.6  # the request's default
-TYPE_LABELS = {"canny": "Canny (edges)", "softedge": "Soft edge", "lineart": "Lineart", "depth": "Depth (a ready map)", "pose": "OpenPose (a ready map)"}
+TYPE_LABELS = {"canny": "Canny (edges)", "softedge": "Soft edge", "lineart": "Lineart", "depth": "Depth", "pose": "OpenPose (a ready map)"}
 
 
 def panel(size: tuple[int, int], takes_reference: bool) -> None:
@@ -48,7 +48,7 @@ def _unit(i: int, size: tuple[int, int]) -> None:
     a.toggle("Enable", key=key + "on")
     b.selectbox("Control type", control.CONTROL_TYPES, key=key + "type", format_func=TYPE_LABELS.get)
     upload = st.file_uploader("Control image", type=["png", "jpg", "jpeg", "webp"], key=key + "upload", help="A sketch or photo (its map is made here), or a ready map")
-    st.checkbox("The image is a ready map (preprocessor: none)", key=key + "ready", help="Depth and pose need one; keyart makes canny, soft edge and lineart maps itself")
+    st.checkbox("The image is a ready map (preprocessor: none)", key=key + "ready", help="Pose needs one, depth too without KEYART_DEPTH_MODEL; keyart makes canny, soft edge and lineart maps itself")
     a, b = st.columns(2)
     a.slider("Control weight", 0.0, control.MAX_WEIGHT, 1.0, step=0.05, key=key + "weight")
     b.slider("Guidance start and end", 0.0, 1.0, (0.0, 1.0), step=0.05, key=key + "steps", help="The share of the steps it guides: 0-0.6 fixes the layout and frees the detail")
@@ -74,6 +74,8 @@ def _preview(data: bytes, kind: str, ready: bool, size: tuple[int, int]) -> None
         right.image(picture, width=PREVIEW_WIDTH, caption="Map: the image itself")
     elif kind in control.MODEL_FREE:
         right.image(control.PREPROCESSORS[kind](picture), width=PREVIEW_WIDTH, caption=f"Map: {kind}")
+    elif kind == "depth":
+        right.info("The depth map is made when it renders, by the depth-estimation model (KEYART_DEPTH_MODEL); without one, tick the box and upload a ready map.", icon=":material/info:")
     else:
         right.warning(f"{TYPE_LABELS[kind]} needs a ready map: tick the box above and upload one.", icon=":material/info:")
 

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from .. import canvas, samplers
+from ..depth import DepthEstimator
 from ..errors import InvalidRequest, ModelNotFound, RenderFailed
 from ..metadata import infotext_for, lineage_for
 from ..metadata_modes import control_fields
@@ -58,6 +59,7 @@ class SDXLEngine:
         lora_dir: str | Path | None = None,
         controlnet_dir: str | Path | None = None,
         ip_adapter: str | Path | None = None,
+        depth_model: str | None = None,
     ):
         self.base = base
         self.refiner = refiner
@@ -69,6 +71,7 @@ class SDXLEngine:
         self.lora_dir = lora_dir  # where <lora:...> tags are looked up (KEYART_LORA_DIR); None: LoRA tags are an error
         self.controlnets = control.ControlNets(controlnet_dir)  # by type, from KEYART_CONTROLNET_DIR, loaded on first use
         self.adapter = reference.Adapter(ip_adapter)  # KEYART_IP_ADAPTER, read on the first reference render
+        self.depth = DepthEstimator(depth_model, device=self.device) if depth_model else None  # KEYART_DEPTH_MODEL: depth units' maps
         # Pristine scheduler configs: every sampler is built from these, never from the last one used.
         self._scheduler_config = dict(base.scheduler.config)
         self._refiner_scheduler_config = dict(refiner.scheduler.config) if refiner is not None else None
@@ -103,12 +106,13 @@ class SDXLEngine:
         lora_dir: str | Path | None = None,
         controlnet_dir: str | Path | None = None,
         ip_adapter: str | Path | None = None,
+        depth_model: str | None = None,
     ) -> SDXLEngine:
         """Load SDXL (and a refiner) from folders, .safetensors files or hub ids onto a device.
 
         device None: the best available; dtype None: auto (fp16 on GPUs, fp32 on the CPU); memory
         None: normal. `config` is the diffusers folder a single file reads its configs from offline;
-        `lora_dir` is where the prompts' LoRA tags are found, `controlnet_dir` the control units' models, `ip_adapter` the reference images' adapter.
+        `lora_dir` is where the prompts' LoRA tags are found, `controlnet_dir` the control units' models, `ip_adapter` the reference images' adapter, `depth_model` the depth units' estimator.
         """
         # 1. Where and in which precision.
         device = pick_device(device)
@@ -132,6 +136,7 @@ class SDXLEngine:
             lora_dir=lora_dir,
             controlnet_dir=controlnet_dir,
             ip_adapter=ip_adapter,
+            depth_model=depth_model,
         )
 
     @classmethod
@@ -155,6 +160,7 @@ class SDXLEngine:
             lora_dir=settings.lora_dir,
             controlnet_dir=settings.controlnet_dir,
             ip_adapter=settings.ip_adapter,
+            depth_model=settings.depth_model,
         )
 
     # -- rendering ----------------------------------------------------------------------------
@@ -206,7 +212,9 @@ class SDXLEngine:
             self.refiner.scheduler = samplers.make_scheduler(request.sampler, request.schedule_type, self._refiner_scheduler_config)
         prepared = canvas.prepare(request) if request.init_image is not None else None
         guidance = (
-            control.Guidance.prepare(self.controlnets, request.controls, (request.width, request.height), self.base._execution_device, self.base.unet.dtype)
+            control.Guidance.prepare(
+                self.controlnets, request.controls, (request.width, request.height), self.base._execution_device, self.base.unet.dtype, depth=self.depth,
+            )
             if request.controls
             else None
         )  # the maps made and the ControlNets loaded before any step: a missing model fails first

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from ..control import MODEL_FREE, ControlUnit, control_map
+from ..depth import locate as locate_depth
 from ..errors import InvalidRequest, ModelNotFound
 from ..settings import variable
 
@@ -71,8 +72,10 @@ def check_request(settings: Any, request) -> None:
     paths = [locate(settings.controlnet_dir, unit.type) for unit in request.controls]
     check_union(request.controls, [is_union(p) for p in paths])
     for unit in request.controls:
-        if unit.module != "none" and unit.type not in MODEL_FREE:
-            control_map(unit, (request.width, request.height))  # depth and pose say to pass a ready map
+        if unit.module != "none" and unit.type == "depth":
+            locate_depth(settings.depth_model)  # its map needs the depth-estimation model
+        elif unit.module != "none" and unit.type not in MODEL_FREE:
+            control_map(unit, (request.width, request.height))  # pose says to pass a ready map
 
 
 def check_union(units: tuple[ControlUnit, ...], union: list[bool]) -> None:
@@ -121,24 +124,27 @@ class ControlNets:
 class Guidance:
     """One render's ControlNet guidance: its units, their maps at the render's size, and their models."""
 
-    def __init__(self, units: tuple[ControlUnit, ...], maps: list, models: list[tuple[Any, str, str | None]], notes: list[str]):
+    def __init__(self, units: tuple[ControlUnit, ...], maps: list, models: list[tuple[Any, str, str | None]], notes: list[str], estimator: str | None = None):
         self.units, self.maps, self.models, self.notes = units, maps, models, notes
+        self.estimator = estimator  # the depth-estimation model that made depth units' maps
         self.calls: list[list[float]] = []  # each ControlNet evaluation's scales, one per unit, as it ran
         self.order = 1  # model evaluations per step (2 for Heun and DPM2), set when the pass starts
 
     @classmethod
-    def prepare(cls, nets: ControlNets, units: tuple[ControlUnit, ...], size: tuple[int, int], device, dtype) -> Guidance:
-        """The maps (each image resized to `size` if it differs, said in a warning), then the models."""
+    def prepare(cls, nets: ControlNets, units: tuple[ControlUnit, ...], size: tuple[int, int], device, dtype, *, depth: Any = None) -> Guidance:
+        """The maps (each image resized to `size` if it differs, said in a warning; a depth unit's made
+        by `depth`, imagegen.depth's estimator), then the models."""
         maps, notes = [], []
         for unit in units:
-            picture, said = control_map(unit, size)
+            picture, said = control_map(unit, size, depth)
             maps.append(picture)
             notes += said
         for note in notes:
             log.warning("%s", note)
         models = [nets.get(u.type, device, dtype) for u in units]
         check_union(units, [_union_model(m) for m, _, _ in models])
-        return cls(units, maps, models, notes)
+        estimated = any(u.type == "depth" and u.module != "none" for u in units)
+        return cls(units, maps, models, notes, depth.name if estimated and depth is not None else None)
 
     @property
     def union(self) -> bool:
@@ -190,6 +196,7 @@ class Guidance:
         """The lineage's "controls": each unit as asked, its model, and the steps it guided."""
         return [
             unit.to_dict() | {"module": unit.module, "model": name, "model_hash": short, "steps": self.steps(i)}
+            | ({"estimator": self.estimator} if unit.type == "depth" and unit.module != "none" else {})
             for i, (unit, (_, name, short)) in enumerate(zip(self.units, self.models))
         ]
 
