@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import ModelNotFound
-from .settings import variable
+from .settings import transformers_model, variable
 
 ENV = variable("depth_model").env  # KEYART_DEPTH_MODEL
 
@@ -22,12 +22,7 @@ def locate(model: str | None) -> str:
             f"a depth unit makes its map with a depth-estimation model: set {ENV} to one (a transformers folder or hub id such as "
             "depth-anything/Depth-Anything-V2-Small-hf), or give a ready depth map: --control depth/none:MAP.png"
         )
-    path = Path(model).expanduser()
-    if path.exists() or model.startswith((".", "/", "~")):
-        if not (path / "config.json").is_file():
-            raise ModelNotFound(f"{ENV}={model}: not a transformers model folder (no config.json there)")
-        return str(path)
-    return model
+    return transformers_model(model, ENV)
 
 
 class DepthEstimator:

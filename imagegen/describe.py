@@ -24,6 +24,7 @@ from PIL import Image
 from .describe_offline import colour_vector, pixel_words
 from .describe_words import FLAVORS, KINDS
 from .errors import InvalidRequest, ModelNotFound
+from .settings import transformers_model
 
 log = logging.getLogger(__name__)
 
@@ -69,22 +70,12 @@ def open_image(image: Image.Image | str | Path | bytes) -> Image.Image:
         raise InvalidRequest(f"{what} is not a PNG, JPEG or WebP keyart can read ({exc})") from None
 
 
-def _folder(value: str, variable: str) -> str:
-    """A local model folder (it must hold config.json) or a hub id, as from_pretrained takes them."""
-    path = Path(value).expanduser()
-    if path.exists() or value.startswith((".", "/", "~")):
-        if not (path / "config.json").is_file():
-            raise ModelNotFound(f"{variable}={value}: not a transformers model folder (no config.json there)")
-        return str(path)
-    return value
-
-
 class Describer:
     """Turns images into prompts with the configured models, loaded on first use and kept (thread-safe)."""
 
     def __init__(self, caption_model: str | None = None, clip_model: str | None = None, *, device: str | None = None):
-        self.caption_model = _folder(caption_model, CAPTION_ENV) if caption_model else None
-        self.clip_model = _folder(clip_model, CLIP_ENV) if clip_model else None
+        self.caption_model = transformers_model(caption_model, CAPTION_ENV) if caption_model else None
+        self.clip_model = transformers_model(clip_model, CLIP_ENV) if clip_model else None
         self.device = device
         self._lock = threading.RLock()
         self._caption: tuple[Any, Any] | None = None  # (model, processor)

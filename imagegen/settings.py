@@ -182,6 +182,19 @@ def seconds(env: str, text: Any, example: float = 600) -> float:
     return value
 
 
+def transformers_model(value: str, env: str) -> str:
+    """A configured transformers model as from_pretrained takes it: a local folder (which must hold
+    config.json) or a hub id; a path without a model is a ModelNotFound naming `env`."""
+    from .errors import ModelNotFound
+
+    path = Path(value).expanduser()
+    if path.exists() or value.startswith((".", "/", "~")):
+        if not (path / "config.json").is_file():
+            raise ModelNotFound(f"{env}={value}: not a transformers model folder (no config.json there)")
+        return str(path)
+    return value
+
+
 def variable(field: str) -> Variable:
     """The variable that fills settings field `field`."""
     for v in VARIABLES:
