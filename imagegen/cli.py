@@ -105,7 +105,7 @@ def _catalog_help() -> str:
 def build_parser() -> argparse.ArgumentParser:
     parser = one_line_parser(prog="python -m imagegen", description="keyart's image engine: SDXL renders with A1111's controls.")
     parser.add_argument("-v", "--verbose", action="count", default=0, help="more logging (-vv for debug)")
-    sub = parser.add_subparsers(dest="command", required=True, metavar="{render,info,describe,upscale,grid,xy,schedule,serve}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="{render,info,describe,animate,upscale,grid,xy,schedule,serve}")
 
     r = sub.add_parser(
         "render",
@@ -151,6 +151,9 @@ def build_parser() -> argparse.ArgumentParser:
     from .cli_describe import add_parser as add_describe_parser  # `describe`: image to prompt (cli_describe)
 
     add_describe_parser(sub)
+    from .cli_animate import add_parser as add_animate_parser  # `animate`: keyframed img2img animations (cli_animate)
+
+    add_animate_parser(sub)
     add_upscale_parser(sub)  # `upscale` brings its own handler (cli_modes)
     sc = sub.add_parser(
         "schedule",
@@ -180,7 +183,7 @@ def main(argv: list[str] | None = None) -> int:
         logging.basicConfig(level=(logging.WARNING, logging.INFO, logging.DEBUG)[min(args.verbose, 2)], format="%(levelname)s %(name)s: %(message)s")
         # 2. The flags win over the environment; the handlers get this one settings object.
         settings = settings.overridden(**{name: getattr(args, name, None) for name in ENGINE_OPTIONS})
-        if hasattr(args, "handler"):  # describe, schedule, upscale, grid and xy bring their own (cli_describe, cli_modes, cli_grids)
+        if hasattr(args, "handler"):  # describe, animate, schedule, upscale, grid and xy bring their own (cli_describe, cli_animate, cli_modes, cli_grids)
             return args.handler(args, settings)
         return _info(args) if args.command == "info" else _render(args, settings)
 

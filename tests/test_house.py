@@ -68,6 +68,7 @@ IMAGEGEN_RUNS = (  # what renders or writes images: engines, the queue, and the 
     "imagegen.describe",  # runs the caption and CLIP models (image to prompt, image embeddings)
     "imagegen.describe_*",
     "imagegen.depth",  # runs the depth-estimation model for depth control units
+    "imagegen.animate",  # renders an animation's frames and writes its video
     "imagegen.metadata.write_png",  # metadata is public for reading; these two write the image files
     "imagegen.metadata.save_png",
 )
@@ -85,6 +86,7 @@ IMAGEGEN_PUBLIC = (  # what a front end may import: the request vocabulary, erro
     "imagegen.axes",  # parses X/Y plot axes; running the plot is imagegen.grids
     "imagegen.canvas",  # sizes and directions of a request's canvas
     "imagegen.control",  # ControlNet units and their preprocessed maps (pixels only)
+    "imagegen.animation",  # an animation request and its schedules (checked, nothing rendered)
     "imagegen.scale",  # ScaleOptions: what --ray asks for, checked without Ray
 )
 IMAGEGEN_PRIVATE = (  # neither: imagegen's own front ends, the HTTP service, and internals
