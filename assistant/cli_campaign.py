@@ -21,7 +21,8 @@ from .workflows.campaign_state import EXAMPLE_BRIEF, STEPS
 EPILOG = """a brief is YAML; every key is optional, an unknown key is an error:
   show, season, episode (leave out for the season as a whole), goal, audience, tone,
   platforms (instagram, facebook, x, linkedin, tiktok), call_to_action, use_words, avoid_words, style,
-  reference (a catalog image every post image keeps: "the same harbour as in S01E03", "keep Mara as in the season 1 poster")
+  reference (a catalog image every post image keeps: "the same harbour as in S01E03", "keep Mara as in the season 1 poster"),
+  motion (tiktok, instagram, or true for both: those posts get an animated loop beside the still)
   example: {example}
 
 the chain: grounding (the catalog's art, else meta-prompting) and strategy, then per platform

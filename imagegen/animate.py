@@ -30,6 +30,8 @@ GIF = "animation.gif"
 SIDECAR = "animation.json"
 WORK = ".work"  # each frame's moved start, while the animation renders
 FORMAT = "keyart-animation/1"
+STATS_SIDE = 256  # colour coherence reads its statistics off thumbnails this wide
+GIF_MAX_SIDE = 480  # the GIF's longest side: small enough to share, as platforms cap GIF sizes
 FrameProgress = Callable[[int, int], None]  # (frames done, frames in all)
 
 
@@ -84,7 +86,7 @@ def animate(
         if start is not None:
             work.mkdir(exist_ok=True)
             init = str(work / f"{i:04d}.png")
-            start.save(init)
+            start.save(init, compress_level=1)  # a start the next call reads once: speed over size
         # 2. The frame, rendered and written at once.
         frame_request = request.frame_request(i, init_image=init, seed=seed)
         place = {"frame": i, "frames": request.frames, "fps": request.fps, "prompt": frame_request.prompt, "seed": frame_request.seed,
@@ -146,8 +148,14 @@ def matched(picture, reference, mode: str):
     if mode == "lab":
         import cv2
 
-        a, b = (cv2.cvtColor(x, cv2.COLOR_RGB2LAB).astype(np.float32) for x in (src, ref))
-        a = (a - a.mean(axis=(0, 1))) / (a.std(axis=(0, 1)) + 1e-6) * b.std(axis=(0, 1)) + b.mean(axis=(0, 1))
+        def stats(x):  # each LAB channel's mean and spread, read off a thumbnail: the same figures, a fraction of the work
+            small = cv2.resize(x, (min(STATS_SIDE, x.shape[1]), min(STATS_SIDE, x.shape[0])), interpolation=cv2.INTER_AREA)
+            lab = cv2.cvtColor(small, cv2.COLOR_RGB2LAB).astype(np.float32)
+            return lab.mean(axis=(0, 1)), lab.std(axis=(0, 1)) + 1e-6
+
+        (mean_a, std_a), (mean_b, std_b) = stats(src), stats(ref)
+        a = cv2.cvtColor(src, cv2.COLOR_RGB2LAB).astype(np.float32)
+        a = (a - mean_a) * (std_b / std_a) + mean_b
         return Image.fromarray(cv2.cvtColor(np.clip(a, 0, 255).astype(np.uint8), cv2.COLOR_LAB2RGB))
     out = np.empty_like(src)
     for c in range(3):  # each channel's values mapped so their distribution is the reference's
@@ -190,9 +198,16 @@ def write_video(pictures: list, path: Path, fps: float) -> Path:
 
 
 def write_gif(pictures: list, path: Path, fps: float) -> Path:
-    """A looping GIF of `pictures` (GIF delays are whole hundredths of a second: the nearest to 1/fps)."""
+    """A looping GIF of `pictures`, at most GIF_MAX_SIDE pixels a side (a preview and a fallback: the MP4 is the full
+    picture); GIF delays are whole hundredths of a second, the nearest to 1/fps."""
+    from PIL import Image
+
     tmp = path.with_name(f".{path.stem}.{os.getpid()}.tmp{path.suffix}")
     delay = max(2, round(100 / fps)) * 10  # milliseconds
+    scale = min(1.0, GIF_MAX_SIDE / max(pictures[0].size))
+    if scale < 1:
+        size = (round(pictures[0].width * scale), round(pictures[0].height * scale))
+        pictures = [p.resize(size, Image.Resampling.LANCZOS) for p in pictures]
     pictures[0].save(tmp, format="GIF", save_all=True, append_images=pictures[1:], duration=delay, loop=0, disposal=1)
     os.replace(tmp, path)
     return path

@@ -128,7 +128,11 @@ class AnimationRequest:
         prompt_schedule(self.prompts, self.frames)
         self.motion_values()
         self.strengths()
-        self.frame_request(0, init_image=self.init_image)
+        self.frame_request(0, init_image=None)
+        if self.init_image is not None:  # cropped to the size when frame 0 starts from it; here: there, and a picture
+            from .canvas import image_size
+
+            image_size(str(self.init_image), what="init image")
 
     # -- the schedules, read ---------------------------------------------------------------------
 

@@ -86,7 +86,7 @@ def animate_command(args: argparse.Namespace, settings: ImageSettings) -> int:
     # 1. Everything checked before the engine loads: the schedules, frame 0's request, the engine's img2img.
     request = request_from_args(args)
     choice = choose(args.engine, settings, **engine_options(args))
-    check_request(choice.name, request.frame_request(0, init_image=request.init_image), settings=settings)
+    check_request(choice.name, request.frame_request(0, init_image=None), settings=settings)
     if "img2img" not in _features(choice.name):
         raise InvalidRequest(f"the {choice.name} engine has no img2img, which every frame after the first needs; use sdxl or preview")
     if request.seed < 0:

@@ -22,7 +22,8 @@ from pathlib import Path
 from typing import Any
 
 from .errors import InvalidRequest, KeyartError
-from .queue_store import FINAL, STATES, Job, OnProgress, OnResult, QueueInUse, QueueStore
+from .animation import AnimationRequest
+from .queue_store import ANIMATION, FINAL, STATES, Job, OnProgress, OnResult, QueueInUse, QueueStore
 from .queue_worker import Worker, WorkerLoop, batch_key
 from .request import RenderRequest
 
@@ -38,6 +39,7 @@ RECENT_RUNS = 16  # runs averaged for retry_after: enough to smooth one odd job,
 FIRST_GUESS_S = 30.0  # retry_after before any run finished: the engine's load plus a first SDXL render
 MIN_RETRY_S = 1.0  # HTTP's Retry-After counts whole seconds
 RENDERS = "renders"  # the default folder for jobs' PNGs, under the home
+ANIMATIONS = "animations"  # the default folder of animation jobs, one folder each, under the home
 INTERRUPTED = "interrupted: the process stopped while this job was running; submit it again to retry"
 CALLBACK_LOST = (
     "interrupted: the process stopped before this job ran, and the callback that was to take its images "
@@ -114,7 +116,7 @@ class RenderQueue(WorkerLoop):
 
     def submit(
         self,
-        request: RenderRequest,
+        request: RenderRequest | AnimationRequest,
         *,
         priority: int = 0,
         owner: str = "",
@@ -130,10 +132,22 @@ class RenderQueue(WorkerLoop):
         `home/renders`) as `<job id>-<index>.png`; with `on_result` and no `output`, only
         `on_result(job, images)` gets them. `lineage` goes to the engine's keyart chunk. Both
         callbacks run in the worker thread: `on_progress(job)` after every step and when the job ends.
+
+        An AnimationRequest is one job too (imagegen.animate): its progress counts frames, a cancel
+        stops it between frames, `output` is its folder (default `home/animations/<job id>`), its
+        results are the MP4, GIF and sidecar, and `on_result(job, animation)` gets the Animation.
+        Its seed is resolved here, so a restarted queue renders the same frames.
         """
         # 1. Validate, so that nothing unrunnable is stored.
-        if not isinstance(request, RenderRequest):
-            raise InvalidRequest(f"the queue takes a RenderRequest (got {type(request).__name__})")
+        if not isinstance(request, (RenderRequest, AnimationRequest)):
+            raise InvalidRequest(f"the queue takes a RenderRequest or an AnimationRequest (got {type(request).__name__})")
+        animation = isinstance(request, AnimationRequest)
+        if animation and request.seed < 0:
+            import random
+
+            from .request import MAX_SEED
+
+            request = request.replace(seed=random.randint(0, MAX_SEED))
         if isinstance(priority, bool) or not isinstance(priority, int):
             raise InvalidRequest(f"priority must be a whole number, higher first (got {priority!r})")
         if not isinstance(owner, str):
@@ -145,7 +159,11 @@ class RenderQueue(WorkerLoop):
                 raise InvalidRequest(f"lineage must be a JSON object (text, numbers, lists, dicts): {exc}") from exc
             if not isinstance(lineage, dict):
                 raise InvalidRequest(f"lineage must be a JSON object (got {type(lineage).__name__})")
-        folder = Path(output).expanduser().absolute() if output is not None else None if on_result else self.home / RENDERS
+        job_id = uuid.uuid4().hex
+        if animation:
+            folder = Path(output).expanduser().absolute() if output is not None else self.home / ANIMATIONS / job_id
+        else:
+            folder = Path(output).expanduser().absolute() if output is not None else None if on_result else self.home / RENDERS
         # 2. Enqueue, unless the queue is full.
         with self._lock:
             self._check_open()
@@ -153,9 +171,9 @@ class RenderQueue(WorkerLoop):
                 wait = self._retry_after()
                 raise QueueFull(f"the render queue is full ({len(self._queued)} jobs waiting); try again in about {math.ceil(wait)} s", wait)
             job = Job(
-                id=uuid.uuid4().hex, request=request, owner=owner, priority=priority, lineage=lineage, output=folder,
+                id=job_id, request=request, owner=owner, priority=priority, lineage=lineage, output=folder,
                 seq=self._next_seq, created=time.time(), on_progress=on_progress, on_result=on_result,
-                request_data=request.to_dict(),
+                request_data={ANIMATION: request.to_dict()} if animation else request.to_dict(),
             )  # fmt: skip
             self._store.add(job)
             self._next_seq += 1

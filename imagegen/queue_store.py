@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .animation import AnimationRequest
 from .errors import KeyartError, environmental, storage_error
 from .request import RenderRequest
 
@@ -50,11 +51,14 @@ CREATE INDEX IF NOT EXISTS jobs_by_state ON jobs (state, priority DESC, seq);
 COLUMNS = ("state", "steps_done", "steps_total", "error", "results", "started", "finished")  # what changes after insert
 
 OnProgress = Callable[["Job"], None]
-OnResult = Callable[["Job", list], None]  # (job, its RenderedImages)
+OnResult = Callable[["Job", Any], None]  # (job, its RenderedImages; an animation job's Animation)
 
 
 class QueueInUse(KeyartError):
     """Another render queue (in this process or another) holds the home."""
+
+
+ANIMATION = "animation"  # a stored job's request data: {"animation": {...}} for an animation, the RenderRequest's fields otherwise
 
 
 @dataclass(eq=False)
@@ -63,11 +67,12 @@ class Job:
 
     `priority`: higher runs first; equal priorities run in arrival order (`seq`). `position` is the
     place among queued jobs (0 = next), None once the job left the queue. `progress` is (steps done,
-    steps in all) as the engine reports them; `results` the PNG paths written when the job is done.
+    steps in all) as the engine reports them (frames for an animation); `results` the PNG paths written
+when the job is done (an animation's MP4, GIF and sidecar).
     """
 
     id: str
-    request: RenderRequest | None  # None only for a restored row whose request no longer validates
+    request: RenderRequest | AnimationRequest | None  # None only for a restored row whose request no longer validates
     owner: str = ""
     priority: int = 0
     lineage: dict[str, Any] | None = None
@@ -237,7 +242,7 @@ def _job(row: sqlite3.Row) -> Job:
         request_data=data,
     )
     try:
-        job.request = RenderRequest.from_dict(data)
+        job.request = AnimationRequest.from_dict(data[ANIMATION]) if ANIMATION in data else RenderRequest.from_dict(data)
     except KeyartError as exc:
         log.warning("job %s: its stored request no longer validates (%s)", job.id, exc)
         if not job.is_final:

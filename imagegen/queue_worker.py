@@ -12,6 +12,7 @@ import threading
 import time
 from typing import Any
 
+from .animation import AnimationRequest
 from .errors import KeyartError, RenderFailed, storage_error
 from .metadata import write_png
 from .prompt_syntax import extract_loras
@@ -38,6 +39,8 @@ def batch_key(request: RenderRequest) -> tuple | None:
     schedule, CFG, refiner and hires fix are the call's; the prompts, negative prompts, styles and
     seeds are per image. `<lora:...>` tags must match too: a LoRA is loaded for the whole call.
     """
+    if not isinstance(request, RenderRequest):  # an animation: one job, frame after frame
+        return None
     if request.mode != "txt2img" or request.batch_count != 1 or request.subseed_strength > 0 or request.controls or request.reference:
         return None
     try:
@@ -118,11 +121,11 @@ class WorkerLoop:
                 return []
             group = [self._queued.pop(0)]
             key = batch_key(group[0].request) if hasattr(worker.engine, "render_batch") else None
-            images = group[0].request.batch_size
+            images = getattr(group[0].request, "batch_size", 1)
             for job in list(self._queued) if key is not None else []:
                 if images >= self.max_batch:
                     break
-                if images + job.request.batch_size <= self.max_batch and batch_key(job.request) == key:
+                if batch_key(job.request) == key and images + job.request.batch_size <= self.max_batch:
                     self._queued.remove(job)
                     group.append(job)
                     images += job.request.batch_size
@@ -137,6 +140,9 @@ class WorkerLoop:
 
     def _run(self, worker: Worker, group: list[Job]) -> None:
         """Render `group` in one engine call, then give each job its images or its error."""
+        if isinstance(group[0].request, AnimationRequest):
+            self._animate(worker, group[0])
+            return
 
         # 1. One step callback for the whole call: every job's progress, and a stop once all are cancelled.
         def progress(done: int, total: int) -> None:
@@ -184,6 +190,48 @@ class WorkerLoop:
         for job, images in zip(group, outputs or [None] * len(group)):
             self._deliver(job, images, error)
 
+    def _animate(self, worker: Worker, job: Job) -> None:
+        """Render an animation job frame after frame into its folder; a cancel stops it between frames."""
+        from .animate import Cancelled, animate
+
+        class Stop:  # animate's stop event, read between frames: the job's cancel
+            @staticmethod
+            def is_set() -> bool:
+                return job.cancel_requested
+
+        def progress(done: int, total: int) -> None:
+            with self._lock:
+                job.progress = (done, total)
+                self._store.save([job])
+                self._changed.notify_all()
+            self._tell(job)
+
+        self._tell(job)
+        made, error, began = None, None, time.monotonic()
+        try:
+            made = animate(worker.engine, job.request, job.output, progress=progress, stop=Stop())
+        except Cancelled:
+            pass
+        except Exception as exc:  # as in _run: the message to the job, a bug's traceback to the log
+            if not isinstance(exc, KeyartError):
+                log.exception("animation job %s failed", job.id)
+            error, job.exception = _message(exc), exc
+        finally:
+            with self._lock:
+                worker.busy_since = None
+                if made is not None:
+                    self._durations.append(time.monotonic() - began)
+        with self._lock:
+            if made is None:
+                self._settle(job, "cancelled" if error is None else "failed", error)
+            else:
+                job.results = [made.video, made.gif, made.sidecar]
+        if made is not None:
+            error = self._hand_over(job, made)
+            with self._lock:
+                self._settle(job, "done" if error is None else "failed", error)
+        self._tell(job)
+
     def _deliver(self, job: Job, images: list[RenderedImage] | None, error: str | None) -> None:
         """Save a job's images and hand them to its callback; or record why it has none.
 
@@ -219,7 +267,7 @@ class WorkerLoop:
         self._tell(job)
 
     @staticmethod
-    def _hand_over(job: Job, images: list[RenderedImage]) -> str | None:
+    def _hand_over(job: Job, images: Any) -> str | None:
         """Call the job's on_result; its failure is the job's, in words."""
         if job.on_result is None:
             return None

@@ -19,10 +19,13 @@ from imagegen.metadata import parse_infotext, read_png
 
 PROMPTS = "0: a calm harbour at dusk | 6: the same harbour in a storm"
 TINY = {"num_inference_steps": 4, "refiner": "off"}
+SHORT = "0: a calm harbour | 2: a storm"
 
 
 def tiny(**fields):
-    base = dict(prompts=PROMPTS, frames=12, fps=8, width=64, height=64, seed=3, motion={"zoom": "0:(1.0), 11:(1.1)"}, strength="0.5", render=TINY)
+    base = dict(prompts=PROMPTS, frames=12, fps=8, width=64, height=64, seed=3, motion={"zoom": "0:(1.0), 2:(1.1)"}, strength="0.5", render=TINY)
+    if fields.get("frames", 12) == 12:
+        base["motion"] = {"zoom": "0:(1.0), 11:(1.1)"}
     return AnimationRequest(**(base | fields))
 
 
@@ -142,3 +145,49 @@ def test_bad_input_is_refused_before_any_frame(tmp_path, capsys, args, says):
     except SystemExit as exc:  # argparse's own refusals
         code = exc.code
     assert code == 2 and says in capsys.readouterr().err and not out.exists()
+
+
+# -- on the render queue ---------------------------------------------------------------------------
+
+
+def test_an_animation_is_one_queue_job_with_per_frame_progress(engine, tmp_path):
+    from imagegen.animate import Animation
+    from imagegen.queue import RenderQueue
+
+    seen, handed = [], []
+    with RenderQueue(engine, tmp_path / "queue") as queue:
+        job = queue.submit(tiny(frames=4, seed=-1, prompts=SHORT), owner="me", on_progress=lambda j: seen.append(j.progress), on_result=lambda j, a: handed.append(a))
+        queue.wait(job.id, timeout=120)
+        assert job.state == "done" and job.progress == (4, 4) and job.request.seed >= 0  # the seed resolved at submit
+        assert [p for p in seen if p[0]] [:4] == [(1, 4), (2, 4), (3, 4), (4, 4)]
+        assert [p.name for p in job.results] == ["animation.mp4", "animation.gif", "animation.json"] and job.output == tmp_path / "queue" / "animations" / job.id
+        assert isinstance(handed[0], Animation) and len(handed[0].frames) == 4
+    with RenderQueue(engine, tmp_path / "queue") as again:  # the stored job reads back as an animation
+        [stored] = again.jobs("me")
+        assert stored.request == job.request and stored.state == "done"
+
+
+def test_a_cancel_stops_an_animation_between_frames_and_a_resubmit_resumes(tmp_path):
+    from imagegen.queue import RenderQueue
+
+    request = tiny(frames=6, width=128, height=128, render={}, prompts=SHORT)
+    folder = tmp_path / "anim"
+    with RenderQueue(PreviewEngine(), tmp_path / "queue") as queue:
+        job = queue.submit(request, output=folder, on_progress=lambda j: j.progress[0] == 2 and queue.cancel(j.id))
+        queue.wait(job.id, timeout=60)
+        assert job.state == "cancelled" and len(list((folder / "frames").glob("*.png"))) == 2 and not (folder / "animation.mp4").exists()
+        again = queue.submit(request, output=folder)
+        queue.wait(again.id, timeout=60)
+        assert again.state == "done" and len(list((folder / "frames").glob("*.png"))) == 6 and (folder / "animation.mp4").is_file()
+
+
+def test_the_render_service_animates_through_its_queue(tmp_path):
+    from assistant.workflows.service import RenderService
+
+    service = RenderService(PreviewEngine())
+    try:
+        frames = []
+        made = service.animate(tiny(frames=3, width=128, height=128, render={}, prompts=SHORT), tmp_path / "a", progress=lambda i, n: frames.append((i, n)))
+        assert made.video.is_file() and frames[-1] == (3, 3)
+    finally:
+        service.close()

@@ -410,3 +410,36 @@ def test_cli_bad_brief_exits_2_with_one_line(tmp_path, brief, args, message):
     assert done.returncode == 2, (done.stdout, done.stderr)
     lines = done.stderr.splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: ") and message in lines[0] and done.stdout == ""
+
+
+def test_a_motion_tiktok_post_packages_its_video(tmp_path):
+    import av
+
+    home = tmp_path / "home"
+    items = plan_prompts(load_catalog(), OfflineModel(), Selection(season=1, episodes=(3,), styles=("cinematic",)))
+    stages.run_stage(items, Store(home), OfflineModel(), RenderService(name="preview"), RenderSettings(overrides=TINY))
+    out = tmp_path / "out"
+    campaign = campaign_for(out, home=home, platforms=["tiktok", "x"], motion=["tiktok"])
+    image = campaign.output("image", "tiktok")
+    assert image.video == "motion/tiktok/animation.mp4" and image.gif == "motion/tiktok/animation.gif" and campaign.output("image", "x").video is None
+    with av.open(str(out / image.video)) as video:
+        stream = video.streams.video[0]
+        assert (stream.width, stream.height) == (768, 1344) and float(stream.average_rate) == 12 and len(list(video.decode(video=0))) == 24
+    sidecar = json.loads((out / "motion" / "tiktok" / "animation.json").read_text(encoding="utf-8"))
+    first = Store(home).art("Gullhaven", 1, 3, "cinematic").image["path"]
+    assert sidecar["request"]["init_image"] == str((home / first).absolute()) and sidecar["request"]["prompts"] == campaign.output("prompt", "tiktok").prompt
+    assert any("a motion post: 24 frames at 12 fps from the catalog art" in n for n in campaign.record("image", "tiktok").notes)
+    with zipfile.ZipFile(out / "campaign.zip") as z:
+        assert {"motion/tiktok/animation.mp4", "motion/tiktok/animation.gif", "images/tiktok.png"} <= set(z.namelist())
+    rows = {r["platform"]: r for r in csv.DictReader((out / "posts.csv").read_text(encoding="utf-8").splitlines())}
+    assert rows["TikTok"]["video"] == "motion/tiktok/animation.mp4" and rows["X"]["video"] == ""
+    assert "Motion post: [motion/tiktok/animation.mp4]" in (out / "posts.md").read_text(encoding="utf-8")
+
+
+@pytest.mark.parametrize(
+    ("brief", "message"),
+    [({"motion": ["x"]}, "motion posts are for tiktok and instagram"), ({"platforms": ["x"], "motion": ["tiktok"]}, "which the brief's platforms leave out")],
+)
+def test_a_motion_post_the_brief_cannot_have_is_refused(brief, message):
+    with pytest.raises(CampaignError, match=message):
+        brief_from(brief)

@@ -72,7 +72,7 @@ def create(at, **fields):
     at.selectbox(key="campaign_season").set_value(fields.pop("season", 1))
     at.selectbox(key="campaign_episode").set_value(fields.pop("episode", 3))
     for key, value in fields.items():
-        (at.multiselect if key == "platforms" else at.text_input)(key=f"campaign_{key}").set_value(value)
+        (at.multiselect if key in ("platforms", "motion") else at.text_input)(key=f"campaign_{key}").set_value(value)
     next(b for b in at.button if b.label == "Create campaign").click()
     return ran(at)
 
@@ -169,6 +169,16 @@ def test_a_whole_season_campaign_for_one_platform(home):
     assert state["brief"]["episode"] is None and list(state["posts"]) == ["x"] and state["package"]["ready"] == ["X"]
     assert campaign.status[0].label == "Creating the season 2 campaign: done"
     assert len([i for i in campaign.get("image") if i.captions == [PREVIEW]]) == 1
+
+
+def test_a_motion_post_shows_its_loop_on_the_card(home):
+    at = create(app(), platforms=["tiktok"], motion=["tiktok"])
+    folder, state = only_campaign(home)
+    assert state["brief"]["motion"] == ["tiktok"] and state["posts"]["tiktok"]["steps"]["image"]["output"]["video"] == "motion/tiktok/animation.mp4"
+    campaign = tab(at, "Campaign")
+    [video] = campaign.get("video")
+    assert video.proto.loop and video.proto.autoplay and (folder / "motion" / "tiktok" / "animation.mp4").is_file()
+    assert any("Motion post (MP4, 2 s loop): preview frames" in c.value for c in campaign.caption)
 
 
 def test_a_brief_that_does_not_fit_says_why(home):

@@ -7,6 +7,7 @@ through what it writes: the PNG's A1111 infotext and keyart lineage. No run may 
 from __future__ import annotations
 
 import io
+import json
 import threading
 import time
 from functools import partial
@@ -380,6 +381,26 @@ def test_an_enabled_unit_without_an_image_says_so_and_renders_nothing(app, home)
     app.toggle(key="studio_cn2_on").set_value(True)
     go(app)
     assert any("ControlNet unit 2 is enabled but has no control image" in e.value for e in app.error) and not pngs(home / "studio")
+
+
+def test_animate_renders_keyframed_prompts_into_a_loop_with_its_downloads(app, home):
+    app.segmented_control(key="studio_mode").set_value("Animate")
+    run(app)
+    set_controls(app, prompt="0: a calm harbour at dusk | 2: the same harbour in a storm", width=128, height=96)
+    app.slider(key="studio_anim_frames").set_value(4)
+    app.text_input(key="studio_anim_zoom").set_value("0:(1.0), 3:(1.05)")
+    go(app)
+    assert not app.error, [e.value for e in app.error]
+    [folder] = (home / "studio" / "animations").iterdir()
+    assert (folder / "animation.mp4").is_file() and len(list((folder / "frames").glob("*.png"))) == 4
+    [video] = app.get("video")
+    assert video.proto.loop and any("4 frames at 12 fps" in c.value and "preview frames" in c.value for c in app.caption)
+    assert [b.label for b in app.download_button] == ["Download MP4", "Download GIF", "Download the request (JSON)"]
+    sidecar = json.loads((folder / "animation.json").read_text(encoding="utf-8"))
+    assert sidecar["request"]["motion"]["zoom"] == "0:(1.0), 3:(1.05)" and sidecar["prompts"][2] == "the same harbour in a storm"
+    app.text_input(key="studio_anim_zoom").set_value("0:(1.0), 9:(1.05)")
+    go(app)
+    assert any("past the last frame" in e.value for e in app.error)
 
 
 def test_describe_writes_a_labelled_offline_prompt_and_puts_it_in_the_prompt_box(app, home):

@@ -83,6 +83,10 @@ def _brief_form(catalog: Any) -> Brief | None:
             left, right = st.columns(2)
             use = left.text_input("Words to use", key="campaign_use", help="comma-separated; every post uses them")
             avoid = right.text_input("Words to avoid", key="campaign_avoid", help="comma-separated; no post uses them")
+            motion = st.multiselect(
+                "Motion posts", ["tiktok", "instagram"], key="campaign_motion", format_func=lambda p: PLATFORMS[p].title,
+                help="These posts get a two-second animated loop beside the still, from the episode's catalog art",
+            )  # fmt: skip
             reference = st.text_input(
                 "Catalog image to keep", key="campaign_reference", placeholder="the same harbour as in S01E03",
                 help="an episode's still or a season's poster every post's image keeps: an IP-Adapter reference when one is configured, else the img2img start",
@@ -92,7 +96,7 @@ def _brief_form(catalog: Any) -> Brief | None:
         return None
     data = {
         "show": show, "season": season, "episode": episode or None, "goal": goal, "audience": audience, "tone": tone,
-        "platforms": platforms, "call_to_action": action, "use_words": use, "avoid_words": avoid, "style": style, "reference": reference,
+        "platforms": platforms, "call_to_action": action, "use_words": use, "avoid_words": avoid, "style": style, "reference": reference, "motion": motion,
     }  # fmt: skip
     try:
         return brief_from(data, where="the brief")

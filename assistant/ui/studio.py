@@ -21,6 +21,7 @@ from ..workflows import studio as workflow
 from ..workflows.studio import OUTPUT
 from . import common, jobs
 from .studio_controls import DEFAULTS, HIRES, K, build_request, control_fields, controls, prompt_row
+from . import studio_animate
 from .studio_describe import describe_panel
 from .studio_output import show
 
@@ -44,6 +45,8 @@ def render() -> None:
     # 2. Controls on the left, the output on the right.
     left, right = st.columns([5, 6], gap="large")
     with left:
+        if state[K + "mode"] == "Animate":
+            studio_animate.panel()
         controls(home, service)
         describe_panel(service)
     with right, st.container(key="studio_output"):
@@ -85,7 +88,7 @@ def _act(mode: str, service, home: Path) -> None:
         common.show_error(exc)
         return
     state[key] = result
-    state["studio:last_seed"] = (result["cells"] if mode == "Seed hunt" else result["images"])[0]["seed"]
+    state["studio:last_seed"] = result["seed"] if mode == "Animate" else (result["cells"] if mode == "Seed hunt" else result["images"])[0]["seed"]
 
 
 def _action(mode: str, service, home: Path) -> tuple[str, Any]:
@@ -95,6 +98,10 @@ def _action(mode: str, service, home: Path) -> tuple[str, Any]:
         _, request = build_request(lambda: control_fields(hires=False), home)
         count = state[K + "hunt_count"]
         return f"Hunting {count} seeds", partial(workflow.seed_hunt, service, home, request, count, source="dashboard")
+    if mode == "Animate":  # the controls' prompt, size, seed, sampling and init image; the animation panel's schedules
+        fields, _ = build_request(lambda: control_fields(hires=False) | {"batch_size": 1, "batch_count": 1}, home)
+        animation = studio_animate.request(fields)
+        return f"Animating {animation.frames} frames", partial(workflow.animate, service, home, animation, source="dashboard")
     _, request = build_request(control_fields, home)
     if mode == "A/B":
         return "Rendering A and B", partial(workflow.ab, service, home, request, state[K + "ab_prompt"], source="dashboard")

@@ -23,8 +23,8 @@ from . import studio_guides as guides
 
 
 K = "studio_"  # widget keys: K + a RenderRequest field name (or a control of the tab's own)
-MODES = ("Render", "Seed hunt", "A/B")
-MODE_ICONS = {"Render": ":material/brush:", "Seed hunt": ":material/grid_view:", "A/B": ":material/compare:"}
+MODES = ("Render", "Seed hunt", "A/B", "Animate")
+MODE_ICONS = {"Render": ":material/brush:", "Seed hunt": ":material/grid_view:", "A/B": ":material/compare:", "Animate": ":material/movie:"}
 UPLOADS = Path("tmp") / "studio-uploads"  # <home>/tmp/studio-uploads/: uploads, named by their content
 FIELDS = {f.name: f.default for f in dataclasses.fields(RenderRequest) if f.default is not dataclasses.MISSING}
 # The controls that always reach the request; the hires fix, img2img and inpaint fields join when their mode is on.
@@ -80,6 +80,7 @@ def prompt_row(enabled: bool) -> str | None:
             "Render": ("Render", ":material/brush:", None),
             "Seed hunt": ("Hunt seeds", ":material/grid_view:", f"Consecutive seeds at draft settings ({presets.describe_quality('draft')})"),
             "A/B": ("Render A and B", ":material/compare:", "Both prompts on one fixed seed, side by side"),
+            "Animate": ("Animate", ":material/movie:", "Keyframed prompts and motion, frame after frame: an MP4 and a GIF"),
         }[mode]
         st.html(BIG_BUTTON)
         clicked = st.button(label, key=K + "go", type="primary", icon=icon, width="stretch", help=help_, disabled=not enabled)

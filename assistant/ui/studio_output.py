@@ -29,13 +29,19 @@ def show(mode: str, service, home: Path, finalise: Callable[[Any, Path, int], No
                 "pick the composition you like, then **Finalise** it at final quality.",
                 "A/B": "#### :material/compare: A/B\nTwo prompts on one fixed seed and the same settings, side by side: "
                 "only the words differ.",
+                "Animate": "#### :material/movie: Animate\nKeyframed prompts (`0: ... | 12: ...`) and motion, frame after frame "
+                "from the previous one: the loop plays here, with its MP4, GIF and request to download.",
             }[mode]
         )
         return
     preview = result["engine"] == "preview"
     if preview:
         st.caption(":material/visibility: Preview cards from the offline engine, not SDXL renders.")
-    if mode == "Seed hunt":
+    if mode == "Animate":
+        from .studio_animate import show as show_animation
+
+        show_animation(result)
+    elif mode == "Seed hunt":
         _show_hunt(result, service, home, finalise)
     elif mode == "A/B":
         _gallery(result["images"], "ab", columns=2)

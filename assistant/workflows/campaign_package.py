@@ -20,7 +20,7 @@ if TYPE_CHECKING:
 
 MARKDOWN, TABLE, ZIP = "posts.md", "posts.csv", "campaign.zip"
 COLUMNS = [
-    "platform", "status", "text", "hashtags", "post", "characters", "limit", "image", "aspect", "width", "height", "seed",
+    "platform", "status", "text", "hashtags", "post", "characters", "limit", "image", "video", "gif", "aspect", "width", "height", "seed",
     "style", "prompt", "negative_prompt", "grounding", "llm", "engine", "blocked_at", "blocked", "error",
 ]  # fmt: skip
 
@@ -43,6 +43,7 @@ def rows(session: Session) -> list[dict[str, Any]]:
         out.append({
             "platform": where.title, "status": status, "text": copy.text if copy else "", "hashtags": " ".join(copy.hashtags) if copy else "",
             "post": text, "characters": where.length(text), "limit": where.limit, "image": image.path if image else "",
+            "video": (image.video or "") if image else "", "gif": (image.gif or "") if image else "",
             "aspect": where.aspect.ratio, "width": where.aspect.width, "height": where.aspect.height, "seed": image.seed if image else None,
             "style": c.brief.style, "prompt": prompt.prompt if prompt else "", "negative_prompt": prompt.negative_prompt if prompt else "",
             "grounding": grounding, "llm": trace.label if trace else c.llm, "engine": f"{image.engine}:{image.model}" if image else "",
@@ -80,6 +81,8 @@ def markdown(session: Session, table: list[dict[str, Any]]) -> str:
             lines += [r["post"], ""]
         if r["image"]:
             lines += [f"![{r['platform']} image]({r['image']})", ""]
+        if r["video"]:
+            lines += [f"Motion post: [{r['video']}]({r['video']}) ([GIF]({r['gif']}))", ""]
         if r["error"]:
             lines += [f"**Not finished:** {r['error']}", ""]
         if r["post"]:
@@ -105,7 +108,7 @@ def export(session: Session) -> dict[str, Any]:
     write_atomic(folder / TABLE, buffer.getvalue().encode("utf-8"))
     write_atomic(folder / MARKDOWN, markdown(session, table).encode("utf-8"))
     # 3. campaign.json, naming the package; then the zip of it all.
-    images = [r["image"] for r in table if r["image"]]
+    images = [f for r in table for f in (r["image"], r["video"], r["gif"]) if f]
     package = {"zip": ZIP, "files": [MARKDOWN, TABLE, STATE_FILE, *images], "ready": [r["platform"] for r in table if r["status"] == "ready"],
                "blocked": {r["platform"]: r["blocked"] for r in table if r["status"] == "blocked"},
                "incomplete": {r["platform"]: r["error"] or "not run" for r in table if r["status"] == "incomplete"}}  # fmt: skip

@@ -28,6 +28,8 @@ SHARED = ("grounding", "strategy")  # once per campaign
 POST_STEPS = ("copy", "image_brief", "prompt", "image")  # once per platform
 STATE_FILE = "campaign.json"
 EXAMPLE_BRIEF = "data/briefs/gullhaven-s01e03.yaml"
+MOTION_PLATFORMS = ("tiktok", "instagram")  # the platforms whose posts may be videos (TikTok, Instagram Reels)
+MOTION_ALL = "*"  # `motion: true`, before the platforms are known
 
 
 # -- the brief -----------------------------------------------------------------------------------
@@ -51,11 +53,25 @@ class Brief(BaseModel):
     style: str = "cinematic"
     # A catalog image every post's image keeps: "the same harbour as in S01E03", "keep Mara as in the season 1 poster", "S01E03".
     reference: str = ""
+    # Platforms whose post is a motion post too (an animation beside the still): a list, or true for every one that takes video.
+    motion: list[str] = Field(default_factory=list)
 
     @field_validator("platforms", "use_words", "avoid_words", mode="before")
     @classmethod
     def _listed(cls, value: Any) -> Any:
         """A list, or one comma-separated string."""
+        if isinstance(value, str):
+            value = value.split(",")
+        return [str(v).strip() for v in value if str(v).strip()] if isinstance(value, (list, tuple)) else value
+
+    @field_validator("motion", mode="before")
+    @classmethod
+    def _motion(cls, value: Any) -> Any:
+        """true: every platform that takes video (resolved against the platforms below); false or none: no motion post."""
+        if value is True:
+            return [MOTION_ALL]
+        if value is False or value is None:
+            return []
         if isinstance(value, str):
             value = value.split(",")
         return [str(v).strip() for v in value if str(v).strip()] if isinstance(value, (list, tuple)) else value
@@ -75,6 +91,14 @@ class Brief(BaseModel):
 
     @model_validator(mode="after")
     def _consistent(self) -> Brief:
+        if self.motion == [MOTION_ALL]:
+            self.motion = [p for p in self.platforms if p in MOTION_PLATFORMS]
+        motion = list(dict.fromkeys(platform(v).name for v in self.motion))
+        if odd := [p for p in motion if p not in MOTION_PLATFORMS]:
+            raise ValueError(f"motion posts are for {' and '.join(MOTION_PLATFORMS)} (their video formats); not {', '.join(odd)}")
+        if missing := [p for p in motion if p not in self.platforms]:
+            raise ValueError(f"motion names {', '.join(missing)}, which the brief's platforms leave out; add it to platforms or drop it from motion")
+        self.motion = motion
         both = sorted({w.lower() for w in self.use_words} & {w.lower() for w in self.avoid_words})
         if both:
             raise ValueError(f"{', '.join(both)} cannot be both in use_words and in avoid_words")
@@ -112,7 +136,7 @@ def _no_surrogates(value: Any) -> Any:
 
 
 def load_brief(path: str | Path) -> Brief:
-    """The brief in a YAML file: keys show, season, episode, goal, audience, tone, platforms, call_to_action, use_words, avoid_words, style, reference."""
+    """The brief in a YAML file: keys show, season, episode, goal, audience, tone, platforms, call_to_action, use_words, avoid_words, style, reference, motion."""
     import yaml
 
     path = Path(path)
@@ -159,6 +183,8 @@ class Grounding(BaseModel):
 
 class PostImage(BaseModel):
     path: str  # relative to the campaign folder
+    video: str | None = None  # a motion post's MP4 (and `gif`), relative to the campaign folder
+    gif: str | None = None
     width: int
     height: int
     seed: int

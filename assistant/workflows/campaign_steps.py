@@ -7,6 +7,7 @@ yet; otherwise its output, edited or not, is kept. Copy and prompts pass the bra
 from __future__ import annotations
 
 import logging
+import shutil
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -32,6 +33,10 @@ from .service import RenderService
 
 log = logging.getLogger(__name__)
 IMAGES = "images"
+MOTION = "motion"  # <campaign>/motion/<platform>/: a motion post's frames, MP4, GIF and sidecar
+MOTION_FRAMES, MOTION_FPS = 24, 12  # a two-second loop, as Reels and TikTok autoplay it
+MOTION_ZOOM = 1.04  # the push-in over the loop: felt, not dizzying
+MOTION_STRENGTH = 0.45  # each frame repaints this much of the moved one
 EXPORT = "export"  # where the last brand-safety check runs, after every step
 BRIEF_FIELDS = {"goal", "audience", "tone", "call_to_action", "use_words", "avoid_words"}
 
@@ -157,6 +162,7 @@ class Session:
             return {"image_brief": c.output("image_brief", platform).model_dump(), "style": style.model_dump(), "grounding": grounding, "platform": where}
         p = c.output("prompt", platform)
         guide = {"guide": self.guide.model_dump(mode="json")} if self.guide else {}
+        guide |= {"motion": True} if platform in b.motion else {}
         return {"prompt": p.prompt, "negative_prompt": p.negative_prompt, "style": b.style, "width": where["width"], "height": where["height"],
                 "seed": g.seed, "quality": self.tools.quality, "refiner": self.tools.refiner, "overrides": dict(self.tools.overrides), **guide}  # fmt: skip
 
@@ -301,7 +307,26 @@ def _render(session: Session, data: dict[str, Any], platform: str) -> tuple[Post
     notes = ["an offline preview card, not an SDXL render"] if slot.name == "preview" else []
     notes += [f"drawn {guide.said()}"] if guide else []
     out = PostImage(path=f"{IMAGES}/{path.name}", width=request.width, height=request.height, seed=image.seed, engine=slot.name, model=slot.model, preview=slot.name == "preview")
+    if data.get("motion"):  # a motion post: an animation from the catalog art (else this still) under the post's prompt
+        made = _motion(session, platform, image.request, image.seed, grounding.image or str(path))
+        out.video, out.gif = (made.video.relative_to(session.tools.folder).as_posix(), made.gif.relative_to(session.tools.folder).as_posix())
+        notes.append(f"a motion post: {made.request.frames} frames at {made.request.fps:g} fps from {'the catalog art' if grounding.image else 'this still'}")
     return out, None, notes
+
+
+def _motion(session: Session, platform: str, still, seed: int, first: str):
+    """The post's animation: the still's prompt, style, size and settings over MOTION_FRAMES frames, a slow push-in, from `first`."""
+    from imagegen.animation import AnimationRequest
+
+    folder = session.tools.folder / MOTION / platform
+    shutil.rmtree(folder, ignore_errors=True)  # the image step is being redone: its animation is too
+    render = {k: getattr(still, k) for k in ("num_inference_steps", "guidance_scale", "sampler", "schedule_type", "refiner", "refiner_switch_at")}
+    request = AnimationRequest(
+        prompts=still.prompt, frames=MOTION_FRAMES, fps=MOTION_FPS, width=still.width, height=still.height, negative_prompt=still.negative_prompt,
+        style=still.style, motion={"zoom": f"0:(1.0), {MOTION_FRAMES - 1}:({MOTION_ZOOM})"}, strength=str(MOTION_STRENGTH), seed=seed,
+        init_image=str(Path(first).absolute()), render=render,
+    )  # fmt: skip
+    return session.tools.slot.animate(request, folder)
 
 
 STEP_WORK: dict[str, Callable[[Session, dict[str, Any], str | None], tuple[Any, Trace | None, list[str]]]] = {

@@ -225,6 +225,31 @@ class RenderService:
         """Submit and wait: the images of `request`, rendered in turn with everyone else's."""
         return self.wait(self.submit(request, owner=owner, priority=priority, lineage=lineage, progress=progress), stop=stop)
 
+    def animate(
+        self, request, folder: str | Path, *, owner: str = "", priority: int = 0, lineage: dict[str, Any] | None = None,
+        progress: StepProgress | None = None, stop: threading.Event | None = None, on_job: Callable[[Any], None] | None = None,
+    ):  # fmt: skip
+        """An animation (imagegen.animation.AnimationRequest) rendered into `folder` as one job of the
+        queue: `progress(frames done, frames)`, `stop` cancels it between frames, `on_job(job)` is told
+        the job once queued. Returns the Animation."""
+        from imagegen.errors import InvalidRequest
+
+        if not self.takes("img2img"):
+            raise InvalidRequest(f"the {self.name} engine has no img2img, which every frame after the first needs; use sdxl or preview")
+        check_request(self.name, request.frame_request(0, init_image=None), settings=None if self.reason == "given" else self._settings)
+        made: list = []
+
+        def tell(job) -> None:
+            if progress is not None and job.state == "running" and job.progress[1]:
+                progress(*job.progress)
+
+        job = self.queue.submit(request, owner=owner, priority=priority, lineage=lineage, output=folder, on_result=lambda job, a: made.append(a), on_progress=tell)
+        job.images = []
+        if on_job is not None:
+            on_job(job)
+        self.wait(job, stop=stop)
+        return made[0]
+
     def cancel(self, job_id: str, owner: str | None = None):
         return self.queue.cancel(job_id, owner=owner)
 

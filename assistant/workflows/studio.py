@@ -1,5 +1,5 @@
 """The Studio's actions for every front end: render, seed hunt, finalise a hunt's pick, A/B of two
-prompts, and describe (an image to a prompt). Each submits its jobs to the render queue through a RenderService, writes the PNGs (with
+prompts, an animation, and describe (an image to a prompt). Each submits its jobs to the render queue through a RenderService, writes the PNGs (with
 their parameters and lineage) under `home / "studio"`, and returns plain dicts.
 
 Every action takes the same keywords, so a front end can wrap any of them alike: `owner` (whose jobs
@@ -23,12 +23,36 @@ from imagegen import InvalidRequest, RenderedImage, RenderRequest, presets
 
 OUTPUT = "studio"  # <home>/studio/: renders and finals
 HUNTS = "hunts"  # <home>/studio/hunts/: a seed hunt's draft cells and grid
+ANIMATIONS = "animations"  # <home>/studio/animations/<time>-<seed>/: an animation's frames, MP4, GIF and sidecar
 AB = "ab"  # <home>/studio/ab/: A/B pairs
 Progress = Callable[[int, int], None]
 OnJob = Callable[[Any], None]
 
 
 # -- the actions --------------------------------------------------------------------------------
+
+
+def animate(
+    service, home: str | Path, request: Any, *, owner: str = "", source: str = "studio", progress: Progress | None = None,
+    stop: threading.Event | None = None, on_job: OnJob | None = None,
+) -> dict[str, Any]:  # fmt: skip
+    """Render an animation (imagegen.animation.AnimationRequest) as one queue job into home/studio/animations.
+
+    Returns {"video", "gif", "sidecar", "frames", "fps", "seed", "engine"}; progress counts frames.
+    """
+    import random
+    import time
+
+    from imagegen.request import MAX_SEED
+
+    if request.seed < 0:
+        request = request.replace(seed=random.randint(0, MAX_SEED))
+    folder = Path(home) / OUTPUT / ANIMATIONS / f"{time.strftime('%Y%m%d-%H%M%S')}-{request.seed}"
+    made = service.animate(request, folder, owner=owner, lineage={"source": source, "action": "studio animate"}, progress=progress, stop=stop, on_job=on_job)
+    return {
+        "video": str(made.video), "gif": str(made.gif), "sidecar": str(made.sidecar), "frames": made.request.frames, "fps": made.request.fps,
+        "seed": made.request.seed, "engine": service.name,
+    }  # fmt: skip
 
 
 def describe(service, image: Any) -> dict[str, Any]:
