@@ -90,7 +90,8 @@ def animate(
         # 2. The frame, rendered and written at once.
         frame_request = request.frame_request(i, init_image=init, seed=seed)
         place = {"frame": i, "frames": request.frames, "fps": request.fps, "prompt": frame_request.prompt, "seed": frame_request.seed,
-                 "strength": strengths[i] if init else None, "motion": {k: round(v[i], 6) for k, v in motion.items()}}  # fmt: skip
+                 "strength": strengths[i] if init else None, "motion": {k: round(v[i], 6) for k, v in motion.items()},
+                 "blend": {"toward": frame_request.blend_prompt, "weight": frame_request.blend} if frame_request.styled_blend else None}  # fmt: skip
         [rendered] = engine.render(frame_request, lineage={"source": "animate", "animation": place})
         write_png(rendered, path)
         previous = rendered.image.convert("RGB")

@@ -1,7 +1,8 @@
 """An animation request: keyframed prompts and motion over a number of frames (Deforum's schedules).
 
 A prompt schedule is `0: a calm harbour at dusk | 48: the same harbour in a storm` (frame: prompt,
-frames from 0); between keyframes the last keyframe's prompt holds. A value schedule is a number, or
+frames from 0); between keyframes the last keyframe's prompt holds (`switch`), or, with `blend`,
+its encoding is mixed toward the next keyframe's in step with the frames (interpolated conditioning). A value schedule is a number, or
 Deforum's `0:(1.0), 24:(1.04)`: linear between keyframes, held before the first and after the last.
 Motion keys are Deforum's: zoom (1 is still, 1.02 zooms in 2% a frame), angle (degrees a frame,
 counter-clockwise), translation_x and translation_y (pixels a frame). `strength` is each frame's
@@ -21,6 +22,7 @@ from .request import MAX_SEED, RenderRequest
 
 MOTION_KEYS = ("zoom", "angle", "translation_x", "translation_y")
 MOTION_DEFAULTS = {"zoom": 1.0, "angle": 0.0, "translation_x": 0.0, "translation_y": 0.0}
+PROMPT_MODES = ("switch", "blend")  # between keyframes: the last keyframe's prompt, or its encoding mixed toward the next one's
 SEED_BEHAVIOURS = ("iter", "fixed")  # iter: seed + frame (Deforum's default); fixed: the same seed every frame
 COHERENCE = ("lab", "histogram", "none")  # colours matched to the first frame's before each frame is repainted
 MAX_FRAMES = 1000
@@ -101,6 +103,7 @@ class AnimationRequest:
     init_image: str | None = None
     colour_coherence: str = "lab"
     render: dict[str, Any] = field(default_factory=dict)  # RENDER_FIELDS for every frame
+    prompt_mode: str = "switch"
 
     def __post_init__(self) -> None:
         if isinstance(self.frames, bool) or not isinstance(self.frames, int) or not 2 <= self.frames <= MAX_FRAMES:
@@ -117,6 +120,8 @@ class AnimationRequest:
             raise InvalidRequest(f"unknown motion key(s) {', '.join(unknown)}; motion keys: {', '.join(MOTION_KEYS)} (e.g. --motion zoom=0:(1.0),24:(1.03))")
         if self.seed_behaviour not in SEED_BEHAVIOURS:
             raise InvalidRequest(f"seed behaviour is one of {', '.join(SEED_BEHAVIOURS)} (got {self.seed_behaviour!r})")
+        if self.prompt_mode not in PROMPT_MODES:
+            raise InvalidRequest(f"prompt mode is one of {', '.join(PROMPT_MODES)} (got {self.prompt_mode!r}): switch at each keyframe, or blend between them")
         if self.colour_coherence not in COHERENCE:
             raise InvalidRequest(f"colour coherence is one of {', '.join(COHERENCE)} (got {self.colour_coherence!r})")
         if isinstance(self.seed, bool) or not isinstance(self.seed, int) or not -1 <= self.seed <= MAX_SEED:
@@ -141,6 +146,16 @@ class AnimationRequest:
         keyed = prompt_schedule(self.prompts, self.frames)
         return next((p for start, p in reversed(keyed) if start <= frame), keyed[0][1])
 
+    def blend_at(self, frame: int) -> tuple[str, float] | None:
+        """(the next keyframe's prompt, how far toward it) for a frame between two keyframes in blend mode; else None."""
+        if self.prompt_mode != "blend":
+            return None
+        keyed = prompt_schedule(self.prompts, self.frames)
+        for (start, _), (end, following) in zip(keyed, keyed[1:]):
+            if start < frame < end:
+                return following, round((frame - start) / (end - start), 6)
+        return None
+
     def motion_values(self) -> dict[str, list[float]]:
         limits = {"zoom": (0.5, 2.0), "angle": (-45.0, 45.0), "translation_x": (-512.0, 512.0), "translation_y": (-512.0, 512.0)}
         return {k: value_schedule(k, self.motion.get(k, MOTION_DEFAULTS[k]), self.frames, low=limits[k][0], high=limits[k][1]) for k in MOTION_KEYS}
@@ -158,6 +173,8 @@ class AnimationRequest:
         fields["seed"] = self.seed_at(base, frame) if base >= 0 else -1
         if init_image is not None:
             fields |= {"init_image": init_image, "strength": self.strengths()[frame]}
+        if (toward := self.blend_at(frame)) is not None:
+            fields |= {"blend_prompt": toward[0], "blend": toward[1]}
         return RenderRequest(prompt=self.prompt_at(frame), **fields)
 
     # -- the sidecar -------------------------------------------------------------------------------

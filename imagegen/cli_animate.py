@@ -7,7 +7,7 @@ import argparse
 import re
 from pathlib import Path
 
-from .animation import COHERENCE, EXAMPLE, MOTION_KEYS, SEED_BEHAVIOURS, AnimationRequest
+from .animation import COHERENCE, EXAMPLE, MOTION_KEYS, PROMPT_MODES, SEED_BEHAVIOURS, AnimationRequest
 from .errors import InvalidRequest
 from .settings import ImageSettings
 
@@ -37,6 +37,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "--motion", action="append", metavar="KEY=SCHEDULE",
         help=f"per-frame motion, repeatable: {', '.join(MOTION_KEYS)}; e.g. zoom=0:(1.0),23:(1.04) or angle=0.5 (degrees) or translation_x=2 (pixels)",
     )  # fmt: skip
+    a.add_argument("--prompt-mode", choices=PROMPT_MODES, help="between keyframes: switch (the last keyframe's prompt; the default) or blend (its encoding mixed toward the next one's)")
     a.add_argument("--strength", help="each frame's img2img strength, a schedule (default 0.45: how much of the moved frame is repainted)")
     a.add_argument("--seed", type=int, help="-1 for random (default); recorded in the sidecar")
     a.add_argument("--seed-behaviour", choices=SEED_BEHAVIOURS, help="iter: seed + frame (default); fixed: one seed for every frame")
@@ -57,7 +58,7 @@ def request_from_args(args: argparse.Namespace) -> AnimationRequest:
     given = {
         "prompts": args.prompts, "frames": args.frames, "fps": args.fps, "width": args.width, "height": args.height,
         "negative_prompt": args.negative_prompt, "style": args.style, "strength": args.strength, "seed": args.seed,
-        "seed_behaviour": args.seed_behaviour, "colour_coherence": args.colour_coherence,
+        "seed_behaviour": args.seed_behaviour, "colour_coherence": args.colour_coherence, "prompt_mode": args.prompt_mode,
         "init_image": str(args.init_image.expanduser().absolute()) if args.init_image else None,
     }  # fmt: skip
     given = {k: v for k, v in given.items() if v is not None}

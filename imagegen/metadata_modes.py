@@ -51,6 +51,8 @@ def infotext_fields(request: RenderRequest) -> tuple[dict[str, object], dict[str
     tail |= control_fields(request)
     if request.reference is not None:  # keyart's own (A1111 writes an IP-Adapter as a ControlNet unit)
         tail["IP-Adapter scale"] = request.reference_scale
+    if request.styled_blend is not None:  # keyart's own: A1111 has no interpolated conditioning
+        tail |= {"Prompt blend": request.blend, "Blend prompt": request.blend_prompt}
     return head, tail
 
 
@@ -135,6 +137,8 @@ def request_fields(fields: dict[str, str], number) -> dict[str, Any]:
         options["outpaint"] = fields["Outpaint"]
     if "IP-Adapter scale" in fields:
         options["reference_scale"] = number(fields["IP-Adapter scale"])
+    if "Prompt blend" in fields and "Blend prompt" in fields:
+        options |= {"blend": number(fields["Prompt blend"]), "blend_prompt": fields["Blend prompt"]}
     if "Upscaler for img2img" in fields:
         options["init_upscaler"] = _upscaler(fields["Upscaler for img2img"], "Upscaler for img2img")
     return options

@@ -41,7 +41,7 @@ def batch_key(request: RenderRequest) -> tuple | None:
     """
     if not isinstance(request, RenderRequest):  # an animation: one job, frame after frame
         return None
-    if request.mode != "txt2img" or request.batch_count != 1 or request.subseed_strength > 0 or request.controls or request.reference:
+    if request.mode != "txt2img" or request.batch_count != 1 or request.subseed_strength > 0 or request.controls or request.reference or request.styled_blend:
         return None
     try:
         loras = tuple(sorted((t.name, t.te_weight, t.unet_weight) for t in extract_loras(request.styled[0])[1]))

@@ -30,7 +30,7 @@ HR_UPSCALERS = ("latent", "lanczos")  # A1111's "Latent" (bilinear on latents) a
 MODE_FIELDS = (
     "init_image", "init_upscaler", "strength", "mask", "mask_blur", "inpaint_area", "masked_padding", "outpaint",
     "outpaint_pixels", "hr_scale", "hr_upscaler", "hr_second_pass_steps", "denoising_strength", "subseed",
-    "subseed_strength", "controls", "reference", "reference_scale",
+    "subseed_strength", "controls", "reference", "reference_scale", "blend_prompt", "blend",
 )  # fmt: skip
 # The fields that name one input file each; control units name theirs in `controls` (unit.image).
 FILE_FIELDS = ("init_image", "mask", "reference")
@@ -79,6 +79,9 @@ class RenderRequest:
     # IP-Adapter: a reference image whose style or subject the render takes, at reference_scale.
     reference: str | None = None  # a PNG/JPEG path (made absolute)
     reference_scale: float = 0.6  # 0: ignored; 1: the reference dominates the prompt
+    # Interpolated conditioning: the prompt's encoding mixed (1 - blend) : blend with blend_prompt's (styled alike).
+    blend_prompt: str | None = None
+    blend: float = 0.0
 
     def __post_init__(self) -> None:
         set_ = lambda name, value: object.__setattr__(self, name, value)  # noqa: E731 (frozen)
@@ -132,6 +135,7 @@ class RenderRequest:
         set_("subseed_strength", strength)
         _check_modes(self, set_)
         _check_guides(self, set_)
+        _check_blend(self, set_)
         if strength > 0 and self.init_image is not None:
             raise InvalidRequest("a variation seed shapes text-to-image noise; img2img, inpaint and outpaint start from the init image instead")
 
@@ -163,6 +167,13 @@ class RenderRequest:
     def styled(self) -> tuple[str, str]:
         """The (prompt, negative prompt) after the style is applied: what the model sees."""
         return styles.apply(self.style, self.prompt, self.negative_prompt)
+
+    @property
+    def styled_blend(self) -> str | None:
+        """The blend prompt after the same style: what the prompt's encoding is mixed with (None without a blend)."""
+        if self.blend_prompt is None or self.blend <= 0:
+            return None
+        return styles.apply(self.style, self.blend_prompt, self.negative_prompt)[0]
 
     def with_seed(self) -> RenderRequest:
         """This request with concrete seeds: -1 becomes a random one, which is then recorded
@@ -281,6 +292,15 @@ def _check_modes(request: RenderRequest, set_) -> None:
             raise InvalidRequest("outpaint needs an init image to grow (init_image, --init-image)")
         return
     _check_inputs(request)
+
+
+def _check_blend(request: RenderRequest, set_) -> None:
+    """A blend is a fraction, and needs the prompt it blends toward."""
+    set_("blend", _fraction("blend", request.blend, "0 is the prompt, 1 the blend prompt, 0.5 halfway between their encodings"))
+    if request.blend_prompt is not None and not str(request.blend_prompt).strip():
+        set_("blend_prompt", None)
+    if request.blend > 0 and request.blend_prompt is None:
+        raise InvalidRequest("a blend needs the prompt it blends toward (blend_prompt)")
 
 
 def _check_guides(request: RenderRequest, set_) -> None:

@@ -55,6 +55,8 @@ def test_twelve_frames_two_keyframes_and_a_zoom_make_an_mp4_and_a_gif(made):
     prompt, _, fields = parse_infotext(read_png(made.frames[7]).infotext)
     assert prompt == "the same harbour in a storm" and fields["Denoising strength"] == "0.5" and fields["Seed"] == "10"
     assert all(np.abs(pixels(a) - pixels(b)).mean() > 1 for a, b in zip(made.frames, made.frames[1:]))
+    # LAB coherence (the default): the last frame's mean colour within 8 levels of the first's, per channel.
+    assert np.abs(pixels(made.frames[-1]).mean(axis=(0, 1)) - pixels(made.frames[0]).mean(axis=(0, 1))).max() < 8
 
 
 def test_the_sidecar_reproduces_the_same_frames(engine, made, tmp_path, monkeypatch, tiny_model_dirs, capsys):

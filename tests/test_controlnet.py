@@ -123,7 +123,7 @@ def test_batches_never_mix_guided_requests(guided, sketch):
 
     request = RenderRequest("a quay", controls=[f"canny:{sketch}"], **SMALL)
     assert batch_key(request) is None
-    with pytest.raises(InvalidRequest, match="without a variation seed, control units or a reference image"):
+    with pytest.raises(InvalidRequest, match="without a variation seed, control units, a reference image or a blend"):
         guided.render_batch([request, request.replace(seed=12)])
 
 

@@ -198,9 +198,9 @@ def test_sdxl_supports_every_feature_and_preview_accepts_every_request_as_a_labe
         check_request("auto", request)
     assert spec("sdxl").recorded_only == frozenset()
     # What preview.py draws: the init image (faded, on the outpainted canvas) and each mode's final
-    # size; the mask, variation seeds, the refiner, LoRAs, control units and references are only written into the PNG.
+    # size; the mask, variation seeds, the refiner, LoRAs, control units, references and blends are only written into the PNG.
     assert spec("preview").renders == {"img2img", "outpaint", "hires"}
-    assert spec("preview").recorded_only == {"inpaint", "variation", "refiner", "lora", "control", "reference"}
+    assert spec("preview").recorded_only == {"inpaint", "variation", "refiner", "lora", "control", "reference", "blend"}
 
 
 def test_an_unsupported_feature_fails_before_the_engine_draws_anything(moded, monkeypatch, no_model):

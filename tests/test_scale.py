@@ -306,8 +306,9 @@ def test_what_the_cluster_cannot_hold_or_start_is_said_in_one_line(cluster, tmp_
     from imagegen.settings import ImageSettings
     from ray import serve
 
-    # 1. More replicas than the cluster has room for: refused before anything is deployed.
-    with pytest.raises(KeyartError, match=r"the Ray cluster has 3 free CPUs of 3; 5 replica\(s\) need 1 each"):
+    # 1. More replicas than the cluster has room for: refused before anything is deployed. (A replica
+    # an earlier test removed may still be handing its CPU back, on a loaded machine: 2 or 3 are free.)
+    with pytest.raises(KeyartError, match=r"the Ray cluster has [23] free CPUs of 3; 5 replica\(s\) need 1 each"):
         replicas(ScaleOptions(replicas=5), "preview", ImageSettings(), app="keyart-test-room").start()
     assert "keyart-test-room" not in serve.status().applications
     # 2. A model the replicas cannot find (a path that exists on no node): the replica's own words.

@@ -59,7 +59,7 @@ def _card(campaign: Campaign, folder: Path, name: str, titles: dict[str, str]) -
             st.html(caption)
         if image and image.get("video") and (folder / image["video"]).is_file():  # a motion post: the loop, the still behind it
             st.video(str(folder / image["video"]), loop=True, autoplay=True, muted=True)
-            st.caption("Motion post (MP4, 2 s loop)" + (": preview frames, not an SDXL render" if image.get("preview") else ""))
+            st.caption("Motion post (MP4 loop)" + (": preview frames, not an SDXL render" if image.get("preview") else ""))
         elif image:
             st.image(str(folder / image["path"]), caption="preview card, not an SDXL render" if image.get("preview") else None)
         elif copy:

@@ -10,12 +10,12 @@ from typing import Any
 import streamlit as st
 
 from imagegen import KeyartError
-from imagegen.animation import COHERENCE, MOTION_KEYS, SEED_BEHAVIOURS, AnimationRequest
+from imagegen.animation import COHERENCE, MOTION_KEYS, PROMPT_MODES, SEED_BEHAVIOURS, AnimationRequest
 
 A = "studio_anim_"  # widget keys
 DEFAULTS: dict[str, Any] = {
     "frames": 24, "fps": 12, "zoom": "0:(1.0), 23:(1.04)", "angle": "0", "translation_x": "0", "translation_y": "0",
-    "strength": "0.45", "seed_behaviour": "iter", "colour_coherence": "lab",
+    "strength": "0.45", "seed_behaviour": "iter", "colour_coherence": "lab", "prompt_mode": "switch",
 }  # fmt: skip
 MOTION_LABELS = {"zoom": "Zoom (1 is still)", "angle": "Angle (degrees a frame)", "translation_x": "Translation x (pixels a frame)", "translation_y": "Translation y (pixels a frame)"}
 
@@ -34,7 +34,9 @@ def panel() -> None:
         left, right = st.columns(2)
         for i, key in enumerate(MOTION_KEYS):
             (left if i % 2 == 0 else right).text_input(MOTION_LABELS[key], key=A + key, help="A number, or keyframes such as 0:(1.0), 23:(1.04)")
-        st.text_input("Strength", key=A + "strength", help="How much of each moved frame is repainted: a number or keyframes")
+        a, b = st.columns(2)
+        a.text_input("Strength", key=A + "strength", help="How much of each moved frame is repainted: a number or keyframes")
+        b.radio("Between keyframes", PROMPT_MODES, key=A + "prompt_mode", horizontal=True, help="switch: the last keyframe's prompt; blend: its encoding mixed toward the next one's")
         a, b = st.columns(2)
         a.radio("Seed", SEED_BEHAVIOURS, key=A + "seed_behaviour", horizontal=True, format_func={"iter": "seed + frame", "fixed": "one seed"}.get)
         b.radio("Colour coherence", COHERENCE, key=A + "colour_coherence", horizontal=True)
@@ -49,7 +51,7 @@ def request(fields: dict[str, Any]) -> AnimationRequest:
         prompts=fields["prompt"], frames=state[A + "frames"], fps=state[A + "fps"], width=fields["width"], height=fields["height"],
         negative_prompt=fields.get("negative_prompt", ""), style=fields.get("style"), motion=motion, strength=state[A + "strength"].strip() or "0.45",
         seed=fields.get("seed", -1), seed_behaviour=state[A + "seed_behaviour"], init_image=fields.get("init_image"),
-        colour_coherence=state[A + "colour_coherence"], render=render,
+        colour_coherence=state[A + "colour_coherence"], render=render, prompt_mode=state[A + "prompt_mode"],
     )  # fmt: skip
 
 

@@ -49,6 +49,7 @@ FEATURES: tuple[Feature, ...] = (
     Feature("refiner", "the refiner", "refiner='on'", ("refiner", "refiner_switch_at"), lambda r: r.refiner == "on"),
     Feature("control", "ControlNet", "controls (--control)", ("controls",), lambda r: bool(r.controls)),
     Feature("reference", "reference images (IP-Adapter)", "reference (--reference)", ("reference", "reference_scale"), lambda r: r.reference is not None),
+    Feature("blend", "blended prompts (interpolated conditioning)", "blend_prompt", ("blend_prompt", "blend"), lambda r: r.styled_blend is not None),
     Feature("lora", "LoRAs", "<lora:...> in the prompt", ("prompt", "negative_prompt"), lambda r: any(prompt_syntax.extract_loras(t)[1] for t in r.styled)),
 )  # fmt: skip
 ALL_FEATURES = frozenset(f.name for f in FEATURES)

@@ -29,7 +29,7 @@ from . import sdxl_control as control
 from . import sdxl_modes as modes
 from . import sdxl_reference as reference
 from .sdxl_prompt import chunk_count
-from .sdxl_schedule import PassPrompts, RenderPrompts
+from .sdxl_schedule import BlendedPrompts, PassPrompts, RenderPrompts
 from .sdxl_load import keep_vae_safe, load_pipelines, pick_device, pick_dtype, place
 
 log = logging.getLogger(__name__)
@@ -189,9 +189,9 @@ class SDXLEngine:
             raise InvalidRequest(f"render_batch takes one or more requests and one lineage each (got {len(requests)} and {len(lineages)})")
         first = requests[0]
         for other in requests:
-            if other.mode != "txt2img" or other.batch_count != 1 or other.subseed_strength > 0 or other.controls or other.reference:
+            if other.mode != "txt2img" or other.batch_count != 1 or other.subseed_strength > 0 or other.controls or other.reference or other.styled_blend:
                 raise InvalidRequest(
-                    "render_batch takes text-to-image requests of one batch each, without a variation seed, control units or a reference image; render() takes the rest"
+                    "render_batch takes text-to-image requests of one batch each, without a variation seed, control units, a reference image or a blend; render() takes the rest"
                 )
             differ = [name for name in BATCHED_BY if getattr(other, name) != getattr(first, name)]
             if differ:
@@ -245,9 +245,15 @@ class SDXLEngine:
             #    A1111 applies LoRAs to the base only.
             calls_of = {tuple(row[0] for row in call): [row[3] for row in call] for call in calls}
 
+            blended = requests[0].styled_blend  # one blend for the call: blended requests are never batched
+
             def prompts_of(pipe, trees, refiner=False):
-                first = PassPrompts(pipe, trees, first_steps, refiner=refiner)
-                return first, PassPrompts(pipe, trees, hires_steps, refiner=refiner) if hires else None
+                if blended is not None:  # each image's blend prompt beside its prompt, encoded at one length
+                    both = [*trees, *((parse(blended), negative) for _, negative in trees)]
+                    make = lambda steps: BlendedPrompts(PassPrompts(pipe, both, steps, refiner=refiner), len(trees), request.blend)  # noqa: E731
+                else:
+                    make = lambda steps: PassPrompts(pipe, trees, steps, refiner=refiner)  # noqa: E731
+                return make(first_steps), make(hires_steps) if hires else None
 
             refiner_prompts = {key: prompts_of(self.refiner, trees, True) if use_refiner else (None, None) for key, trees in calls_of.items()}
             referenced = self.adapter.applied(self.base, request.reference, request.reference_scale, request.batch_size) if request.reference else nullcontext()

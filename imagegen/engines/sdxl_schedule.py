@@ -141,6 +141,33 @@ class PassPrompts:
 
 
 
+class BlendedPrompts:
+    """A pass's conditioning between two prompts: `both` holds the prompts' rows then the blend prompts',
+    encoded together (so at one length); each image runs (1 - weight) x its prompt's + weight x its blend
+    prompt's embeddings, pooled ones too. Neither may switch during the pass (no prompt editing)."""
+
+    def __init__(self, both: PassPrompts, images: int, weight: float):
+        from ..errors import InvalidRequest
+
+        if both.changes:
+            raise InvalidRequest("a blended prompt takes no prompt editing or alternation ([from:to:when], [a|b]) in either prompt")
+        self.both, self.images, self.weight, self.steps, self.changes, self.used = both, images, weight, both.steps, False, {}
+
+    def kwargs(self, offset: int = 0) -> dict[str, Any]:
+        tensors, n, w = self.both.kwargs(offset), self.images, self.weight
+        mixed = {name: (1 - w) * value[:n] + w * value[n:] for name, value in tensors.items() if name in ("prompt_embeds", "pooled_prompt_embeds")}
+        return {name: value[:n] for name, value in tensors.items()} | mixed
+
+    def callback(self, offset: int = 0, then: Callable | None = None) -> Callable | None:
+        return then
+
+    def steps_run(self, pipe) -> int:
+        return self.both.steps_run(pipe)
+
+    def record(self, image: int) -> list[dict[str, Any]]:
+        return []
+
+
 class RenderPrompts:
     """The conditioning of every pass of one batch: base and refiner, first pass and hires fix."""
 
