@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import ModelNotFound
+from .pretrained import load
 from .settings import transformers_model, variable
 
 ENV = variable("depth_model").env  # KEYART_DEPTH_MODEL
@@ -57,13 +58,5 @@ class DepthEstimator:
         if self._loaded is None:
             from transformers import AutoImageProcessor, AutoModelForDepthEstimation
 
-            try:
-                model = AutoModelForDepthEstimation.from_pretrained(self.model)
-                processor = AutoImageProcessor.from_pretrained(self.model)
-            except OSError as exc:
-                raise ModelNotFound(f"{ENV}={self.model}: the depth-estimation model cannot be loaded ({exc})") from None
-            import torch
-
-            device = self.device or ("cuda" if torch.cuda.is_available() else "cpu")
-            self._loaded = (model.to(device).eval(), processor)
+            self._loaded = load(AutoModelForDepthEstimation, AutoImageProcessor, self.model, env=ENV, what="depth-estimation model", device=self.device)
         return self._loaded

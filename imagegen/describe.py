@@ -24,6 +24,7 @@ from PIL import Image
 from .describe_offline import colour_vector, pixel_words
 from .describe_words import FLAVORS, KINDS
 from .errors import InvalidRequest, ModelNotFound
+from .pretrained import load
 from .settings import transformers_model
 
 log = logging.getLogger(__name__)
@@ -120,21 +121,15 @@ class Describer:
 
     def _caption_parts(self) -> tuple[Any, Any]:
         if self._caption is None:
-            from transformers import AutoConfig, AutoProcessor, BlipForConditionalGeneration
+            from transformers import AutoConfig, AutoModelForImageTextToText, AutoProcessor, BlipForConditionalGeneration
 
             try:
                 kind = AutoConfig.from_pretrained(self.caption_model).model_type
-                if kind == "blip":
-                    model = BlipForConditionalGeneration.from_pretrained(self.caption_model)
-                else:  # GIT, BLIP-2 and the other image-to-text models transformers knows
-                    from transformers import AutoModelForImageTextToText
-
-                    model = AutoModelForImageTextToText.from_pretrained(self.caption_model)
-                processor = AutoProcessor.from_pretrained(self.caption_model)
             except OSError as exc:
                 raise ModelNotFound(f"{CAPTION_ENV}={self.caption_model}: the captioning model cannot be loaded ({exc})") from None
-            self._caption = (model.to(self._device()).eval(), processor)
-            log.info("caption model loaded: %s", self.caption_model)
+            # BLIP by its own class; GIT, BLIP-2 and the other image-to-text models transformers knows by the auto class.
+            model_class = BlipForConditionalGeneration if kind == "blip" else AutoModelForImageTextToText
+            self._caption = load(model_class, AutoProcessor, self.caption_model, env=CAPTION_ENV, what="captioning model", device=self.device)
         return self._caption
 
     # -- the CLIP ranking ------------------------------------------------------------------------
@@ -174,13 +169,7 @@ class Describer:
         if self._clip is None:
             from transformers import CLIPModel, CLIPProcessor
 
-            try:
-                model = CLIPModel.from_pretrained(self.clip_model)
-                processor = CLIPProcessor.from_pretrained(self.clip_model)
-            except OSError as exc:
-                raise ModelNotFound(f"{CLIP_ENV}={self.clip_model}: the CLIP model cannot be loaded ({exc})") from None
-            self._clip = (model.to(self._device()).eval(), processor)
-            log.info("CLIP model loaded: %s", self.clip_model)
+            self._clip = load(CLIPModel, CLIPProcessor, self.clip_model, env=CLIP_ENV, what="CLIP model", device=self.device)
         return self._clip
 
     def _image_features(self, picture: Image.Image):
@@ -221,13 +210,6 @@ class Describer:
         if kind not in self._phrases:
             self._phrases[kind] = self._text_features(list(KINDS[kind]))
         return self._phrases[kind]
-
-    def _device(self) -> str:
-        if self.device:
-            return self.device
-        import torch
-
-        return "cuda" if torch.cuda.is_available() else "cpu"
 
 
 def _unit(features):

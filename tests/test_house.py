@@ -100,6 +100,7 @@ IMAGEGEN_PRIVATE = (  # neither: imagegen's own front ends, the HTTP service, an
     "imagegen.metadata_modes",
     "imagegen.variation",  # torch latents for the engine
     "imagegen.tiny*",  # tiny random-init models for tests and benchmarks
+    "imagegen.pretrained",  # loads the transformers models describe and depth run
 )
 
 KEYART = ("assistant", "assistant.*", "dataprep", "dataprep.*", "dashboard", "dashboard.*")
