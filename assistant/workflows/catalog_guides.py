@@ -53,6 +53,8 @@ class Guide(BaseModel):
         centre crop to the render's aspect, written once per size (atomically: a crash leaves no half file)."""
         from PIL import Image, ImageOps
 
+        if not Path(self.image).is_file():
+            raise InvalidRequest(f"the catalog image that guides this one ({self.image}) is no longer there; drop the reference, or draw it again")
         with Image.open(self.image) as img:
             if abs(img.width / img.height - width / height) < 0.01:
                 return self.image
