@@ -141,6 +141,7 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--device", help="cuda, cuda:1, mps or cpu (default: the best available)")
     r.add_argument("--dtype", help="auto, fp16, bf16 or fp32 (default: fp16 on GPUs, fp32 on the CPU)")
     r.add_argument("--memory", help="normal, medvram (model offload) or lowvram (sequential offload) for small GPUs")
+    r.add_argument("--speed", help="auto (fast on CUDA GPUs), standard (stock diffusers) or fast (exact optimisations: fused QKV, channels_last)")
     r.add_argument("--output", type=Path, default=DEFAULT_OUTPUT, help=f"folder for the PNGs (default {DEFAULT_OUTPUT})")
     r.add_argument("--from", dest="from_png", type=Path, metavar="PNG", help="reproduce this PNG from its own metadata; other options override")
     add_render_options(r)  # img2img, inpaint, outpaint and the hires fix (cli_modes)

@@ -47,6 +47,7 @@ VARIABLES: tuple[Variable, ...] = (
     Variable("KEYART_DEVICE", "device", "the best available", "cuda, cuda:1, mps or cpu; --device wins"),
     Variable("KEYART_DTYPE", "dtype", "auto: fp16 on GPUs, fp32 on the CPU", "auto, fp16, bf16 or fp32; --dtype wins"),
     Variable("KEYART_MEMORY", "memory", "normal", "normal, medvram (model offload) or lowvram (sequential offload); --memory wins"),
+    Variable("KEYART_SPEED", "speed", "auto: fast on CUDA GPUs, standard elsewhere", "standard (stock diffusers) or fast (exact optimisations: fused QKV projections, channels_last); --speed wins"),
     Variable("KEYART_CACHE", "cache", "$XDG_CACHE_HOME/keyart, else ~/.cache/keyart", "where checkpoint and LoRA hashes are cached"),
     Variable("KEYART_API_KEY", "api_key", "unset: no key, loopback only", "the key `python -m imagegen serve` asks clients for (Authorization: Bearer KEY); --api-key wins"),
     Variable("KEYART_A1111_URL", "a1111_url", "unset", "the a1111 engine's server: A1111, Forge, SD.Next or a keyart server (http://host:7860; user:pass@ for --api-auth)"),
@@ -57,10 +58,11 @@ VARIABLES: tuple[Variable, ...] = (
     Variable("KEYART_REMOTE_TIMEOUT", "remote_timeout", f"{REMOTE_TIMEOUT:g}", "seconds the remote engines (a1111, openai) wait for one render's answer"),
     Variable("RAY_ADDRESS", "ray_address", "unset: --ray starts a cluster on this machine", "the Ray cluster --ray renders on: host:6379 (the head), ray://host:10001, auto or local; --ray-address wins"),
 )  # fmt: skip
-ENGINE_OPTIONS = ("device", "dtype", "memory")
+ENGINE_OPTIONS = ("device", "dtype", "memory", "speed")
 DTYPES = ("auto", "fp16", "bf16", "fp32")
 MEMORY_MODES = ("normal", "medvram", "lowvram")  # A1111's names for the two offload levels
-CHOICES = {"dtype": DTYPES, "memory": MEMORY_MODES}  # settings that take one of a few words  # the settings a flag may override per run: the sdxl engine's options
+SPEEDS = ("auto", "standard", "fast")  # auto: fast where it is safe (a CUDA GPU)
+CHOICES = {"dtype": DTYPES, "memory": MEMORY_MODES, "speed": SPEEDS}  # settings that take one of a few words  # the settings a flag may override per run: the sdxl engine's options
 
 
 @dataclass(frozen=True)
@@ -81,6 +83,7 @@ class ImageSettings:
     device: str | None = None  # None: the best available
     dtype: str = "auto"
     memory: str = "normal"
+    speed: str = "auto"
     cache: str | None = None  # None: hashes fall back to the environment's folder (from_env always sets it)
     api_key: str | None = field(default=None, repr=False)  # the image service's key: never printed
     a1111_url: str | None = None  # the a1111 engine's server
@@ -147,7 +150,7 @@ class ImageSettings:
         return redact_url(str(value)) if variable.field.endswith("_url") else str(value)
 
     def engine_options(self) -> dict[str, str]:
-        """The sdxl engine's options that differ from their defaults (device, dtype, memory)."""
+        """The sdxl engine's options that differ from their defaults (device, dtype, memory, speed)."""
         defaults = ImageSettings()
         return {name: getattr(self, name) for name in ENGINE_OPTIONS if getattr(self, name) != getattr(defaults, name)}
 

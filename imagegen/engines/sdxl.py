@@ -28,6 +28,7 @@ from . import lora
 from . import sdxl_control as control
 from . import sdxl_modes as modes
 from . import sdxl_reference as reference
+from . import sdxl_speed as speedups
 from .sdxl_prompt import chunk_count
 from .sdxl_schedule import BlendedPrompts, PassPrompts, RenderPrompts
 from .sdxl_load import keep_vae_safe, load_pipelines, pick_device, pick_dtype, place
@@ -60,6 +61,7 @@ class SDXLEngine:
         controlnet_dir: str | Path | None = None,
         ip_adapter: str | Path | None = None,
         depth_model: str | None = None,
+        speed: str = "standard",
     ):
         self.base = base
         self.refiner = refiner
@@ -72,6 +74,9 @@ class SDXLEngine:
         self.controlnets = control.ControlNets(controlnet_dir)  # by type, from KEYART_CONTROLNET_DIR, loaded on first use
         self.adapter = reference.Adapter(ip_adapter)  # KEYART_IP_ADAPTER, read on the first reference render
         self.depth = DepthEstimator(depth_model, device=self.device) if depth_model else None  # KEYART_DEPTH_MODEL: depth units' maps
+        self.speed = speedups.resolve(speed, self.device)  # "standard" | "fast"
+        if self.speed == "fast":
+            speedups.apply_fast(self._pipes)
         # Pristine scheduler configs: every sampler is built from these, never from the last one used.
         self._scheduler_config = dict(base.scheduler.config)
         self._refiner_scheduler_config = dict(refiner.scheduler.config) if refiner is not None else None
@@ -107,6 +112,7 @@ class SDXLEngine:
         controlnet_dir: str | Path | None = None,
         ip_adapter: str | Path | None = None,
         depth_model: str | None = None,
+        speed: str | None = None,
     ) -> SDXLEngine:
         """Load SDXL (and a refiner) from folders, .safetensors files or hub ids onto a device.
 
@@ -137,6 +143,7 @@ class SDXLEngine:
             controlnet_dir=controlnet_dir,
             ip_adapter=ip_adapter,
             depth_model=depth_model,
+            speed=speedups.resolve(speed or "auto", device),
         )
 
     @classmethod
@@ -161,6 +168,7 @@ class SDXLEngine:
             controlnet_dir=settings.controlnet_dir,
             ip_adapter=settings.ip_adapter,
             depth_model=settings.depth_model,
+            speed=settings.speed,
         )
 
     # -- rendering ----------------------------------------------------------------------------
@@ -257,7 +265,9 @@ class SDXLEngine:
 
             refiner_prompts = {key: prompts_of(self.refiner, trees, True) if use_refiner else (None, None) for key, trees in calls_of.items()}
             referenced = self.adapter.applied(self.base, request.reference, request.reference_scale, request.batch_size) if request.reference else nullcontext()
-            with lora.applied(self.base, tags or [], folder=self.lora_dir) as lora_paths, referenced as embeds:
+            # LoRAs and the IP-Adapter hook the attention's own q/k/v: fused projections step aside while they are in.
+            unfused = speedups.unfused(self.base) if self.speed == "fast" and (tags or request.reference) else nullcontext()
+            with unfused, lora.applied(self.base, tags or [], folder=self.lora_dir) as lora_paths, referenced as embeds:
                 loras_used = lora.lora_infotext(tags or [], lora_paths)
                 # Inside: a LoRA's text-encoder part counts.
                 call_prompts = {}
@@ -344,10 +354,13 @@ class SDXLEngine:
             extra |= control_fields(request, guidance.model_names())
         if request.reference is not None:
             extra["IP-Adapter"] = self.adapter.name
+        if self.speed != "standard":  # keyart's own: how the engine ran, for a reproduction to know
+            extra["Speed"] = self.speed
         details = {
             "device": self.device,
             "dtype": self.dtype,
             "memory": self.memory,
+            "speed": self.speed,
             "model_hash": self.model_hash,
             "refiner": self.refiner_name if use_refiner else None,
         }
