@@ -412,9 +412,13 @@ def test_cli_bad_brief_exits_2_with_one_line(tmp_path, brief, args, message):
     assert len(lines) == 1 and lines[0].startswith("error: ") and message in lines[0] and done.stdout == ""
 
 
-def test_a_motion_tiktok_post_packages_its_video(tmp_path):
+def test_a_motion_tiktok_post_packages_its_video(tmp_path, monkeypatch):
     import av
 
+    from assistant.workflows import campaign_steps
+
+    assert (campaign_steps.MOTION_FRAMES, campaign_steps.MOTION_FPS) == (24, 12)  # a two-second loop; rendered here at 6 frames
+    monkeypatch.setattr(campaign_steps, "MOTION_FRAMES", 6)
     home = tmp_path / "home"
     items = plan_prompts(load_catalog(), OfflineModel(), Selection(season=1, episodes=(3,), styles=("cinematic",)))
     stages.run_stage(items, Store(home), OfflineModel(), RenderService(name="preview"), RenderSettings(overrides=TINY))
@@ -424,11 +428,11 @@ def test_a_motion_tiktok_post_packages_its_video(tmp_path):
     assert image.video == "motion/tiktok/animation.mp4" and image.gif == "motion/tiktok/animation.gif" and campaign.output("image", "x").video is None
     with av.open(str(out / image.video)) as video:
         stream = video.streams.video[0]
-        assert (stream.width, stream.height) == (768, 1344) and float(stream.average_rate) == 12 and len(list(video.decode(video=0))) == 24
+        assert (stream.width, stream.height) == (768, 1344) and float(stream.average_rate) == 12 and len(list(video.decode(video=0))) == 6
     sidecar = json.loads((out / "motion" / "tiktok" / "animation.json").read_text(encoding="utf-8"))
     first = Store(home).art("Gullhaven", 1, 3, "cinematic").image["path"]
     assert sidecar["request"]["init_image"] == str((home / first).absolute()) and sidecar["request"]["prompts"] == campaign.output("prompt", "tiktok").prompt
-    assert any("a motion post: 24 frames at 12 fps from the catalog art" in n for n in campaign.record("image", "tiktok").notes)
+    assert any("a motion post: 6 frames at 12 fps from the catalog art" in n for n in campaign.record("image", "tiktok").notes)
     with zipfile.ZipFile(out / "campaign.zip") as z:
         assert {"motion/tiktok/animation.mp4", "motion/tiktok/animation.gif", "images/tiktok.png"} <= set(z.namelist())
     rows = {r["platform"]: r for r in csv.DictReader((out / "posts.csv").read_text(encoding="utf-8").splitlines())}
