@@ -3,6 +3,8 @@
 Default: the tiny random-init model on the CPU (the engine's own overhead as a ratio).
 `--full`: the real SDXL architecture at random weights (the compute of trained weights) on a CUDA
 GPU, 1024x1024, 30 steps, CFG on, batch 1 and 4: seconds per image, images/s and TFLOP/s.
+Each row also runs keyart at `--speed fast` (a second copy of the model: fusing changes it in place)
+and prints its time, its ratio to the bare pipeline and how far its image is from standard's.
 """
 
 from __future__ import annotations
@@ -14,6 +16,8 @@ import tempfile
 import time
 from pathlib import Path
 
+# bench/ itself off the path: its queue.py would shadow the standard library's (torch.fx imports it).
+sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 # FLOPs of one SDXL image at 1024x1024: a UNet step at batch 2 (CFG) is 13.52 TFLOP, the VAE
@@ -114,18 +118,23 @@ def main(argv: list[str] | None = None) -> int:
         torch.set_num_threads(max(1, torch.get_num_threads()))
     dtype = {"fp16": torch.float16, "bf16": torch.bfloat16, "fp32": torch.float32}[args.dtype if device != "cpu" else "fp32"]
 
-    # 1. One model, shared by both sides: the bare pipeline and keyart's engine wrap the same object.
-    with tempfile.TemporaryDirectory() as tmp:
-        pipe = full_sdxl(Path(tmp), device, dtype) if args.full else tiny_sdxl(tmp, refiner=False)[0]
-    keep_vae_safe([pipe], dtype)
-    pipe.to(device)
-    pipe.set_progress_bar_config(disable=True)
-    engine = SDXLEngine(pipe, model_name="sdxl-random-init" if args.full else "tiny-sdxl")
+    # 1. One model, shared by the bare pipeline and keyart's standard engine; a second, identical one for fast.
+    def build():
+        with tempfile.TemporaryDirectory() as tmp:
+            made = full_sdxl(Path(tmp), device, dtype) if args.full else tiny_sdxl(tmp, refiner=False)[0]
+        keep_vae_safe([made], dtype)
+        made.to(device)
+        made.set_progress_bar_config(disable=True)
+        return made
+
+    pipe = build()
+    name = "sdxl-random-init" if args.full else "tiny-sdxl"
+    engine, fast = SDXLEngine(pipe, model_name=name), SDXLEngine(build(), model_name=name, speed="fast")
     config = dict(pipe.scheduler.config)
     prompt = "the lighthouse keeper of Gullhaven watches a storm roll over the harbour at dusk"
     label = f"{'SDXL architecture, random weights' if args.full else 'tiny SDXL'}, {device} {str(dtype).removeprefix('torch.')}, {size}x{size}, {steps} steps, CFG 7, {SAMPLER} Karras"
     print(f"# {label}; median of {args.runs} after {args.warmup} warm-ups")
-    print(f"{'batch':>5} {'bare s/img':>11} {'keyart s/img':>13} {'keyart/bare':>12} {'keyart img/s':>13} {'TFLOP/s':>9}")
+    print(f"{'batch':>5} {'bare s/img':>11} {'keyart s/img':>13} {'keyart/bare':>12} {'keyart img/s':>13} {'TFLOP/s':>9} {'fast s/img':>11} {'fast/bare':>10} {'fast vs std':>12}")
 
     for batch in (int(b) for b in args.batches.split(",")):
         request = RenderRequest(prompt, sampler=SAMPLER, num_inference_steps=steps, guidance_scale=7.0, width=size, height=size, seed=1, batch_size=batch, refiner="off")
@@ -138,17 +147,26 @@ def main(argv: list[str] | None = None) -> int:
         def keyart():
             engine.render(request)
 
-        # 2. Interleave the two sides so drift (clocks, heat, other load) hits both alike.
-        bare_times, keyart_times = [], []
+        def keyart_fast():
+            fast.render(request)
+
+        # 2. Interleave the sides so drift (clocks, heat, other load) hits them alike.
+        bare_times, keyart_times, fast_times = [], [], []
         for _ in range(args.runs):
             bare_times += timed(bare, device, args.warmup if not bare_times else 0, 1)
             keyart_times += timed(keyart, device, args.warmup if not keyart_times else 0, 1)
-        bare_s, keyart_s = statistics.median(bare_times) / batch, statistics.median(keyart_times) / batch
+            fast_times += timed(keyart_fast, device, args.warmup if not fast_times else 0, 1)
+        bare_s, keyart_s, fast_s = (statistics.median(t) / batch for t in (bare_times, keyart_times, fast_times))
+        # How exact fast is: the largest pixel difference (of 255) from standard's image, same seed.
+        import numpy as np
+
+        ours, quick = (np.asarray(e.render(request)[0].image, dtype=np.int16) for e in (engine, fast))
+        apart = int(np.abs(ours - quick).max())
         # 3. Achieved TFLOP/s from the published per-image count, scaled to this size and step count.
         scale = (size * size) / (1024 * 1024)
         tflop = (steps * UNET_STEP_TFLOP + VAE_DECODE_TFLOP) * scale
         achieved = f"{tflop / keyart_s:>9.1f}" if args.full else f"{'-':>9}"  # the count holds for SDXL only
-        print(f"{batch:>5} {bare_s:>11.4f} {keyart_s:>13.4f} {keyart_s / bare_s:>12.3f} {1 / keyart_s:>13.3f} {achieved}")
+        print(f"{batch:>5} {bare_s:>11.4f} {keyart_s:>13.4f} {keyart_s / bare_s:>12.3f} {1 / keyart_s:>13.3f} {achieved} {fast_s:>11.4f} {fast_s / bare_s:>10.3f} {apart:>9}/255")
     if device.startswith("cuda"):
         print(f"# peak GPU memory {torch.cuda.max_memory_allocated() / 2**30:.1f} GiB on {torch.cuda.get_device_name()}")
     return 0
