@@ -63,6 +63,14 @@ def test_the_infotext_and_lineage_say_how_it_ran(engines):
     assert "Speed" not in parse_infotext(plain.infotext)[2] and plain.lineage["speed"] == "standard"
 
 
+def test_fast_takes_bf16_on_gpus_that_have_it_when_the_dtype_is_auto():
+    from imagegen.engines.sdxl_speed import dtype_word
+
+    assert dtype_word("auto", "fast", "cuda:0", True) == "bf16" and dtype_word(None, "fast", "cuda", True) == "bf16"
+    assert dtype_word("auto", "fast", "cuda", False) == "auto" and dtype_word("auto", "standard", "cuda", True) == "auto"
+    assert dtype_word("fp16", "fast", "cuda", True) == "fp16" and dtype_word("auto", "fast", "cpu", True) == "auto"
+
+
 def test_auto_is_standard_on_the_cpu_and_bad_speeds_are_refused(tmp_path, capsys):
     assert resolve("auto", "cpu") == "standard" and resolve("auto", "cuda:0") == "fast" and resolve("FAST", "cpu") == "fast"
     with pytest.raises(InvalidRequest, match="speed is one of auto, standard, fast"):

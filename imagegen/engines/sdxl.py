@@ -120,9 +120,10 @@ class SDXLEngine:
         None: normal. `config` is the diffusers folder a single file reads its configs from offline;
         `lora_dir` is where the prompts' LoRA tags are found, `controlnet_dir` the control units' models, `ip_adapter` the reference images' adapter, `depth_model` the depth units' estimator.
         """
-        # 1. Where and in which precision.
+        # 1. Where and in which precision (fast takes bf16 on GPUs that have it, when the dtype is auto).
         device = pick_device(device)
-        torch_dtype = pick_dtype(device, dtype)
+        speed = speedups.resolve(speed or "auto", device)
+        torch_dtype = pick_dtype(device, speedups.dtype_word(dtype, speed, device, _bf16_supported(device)))
         memory = memory or "normal"
         if device == "cpu":
             log.warning("rendering SDXL on the CPU in fp32: expect minutes per image; a CUDA GPU takes seconds")
@@ -143,7 +144,7 @@ class SDXLEngine:
             controlnet_dir=controlnet_dir,
             ip_adapter=ip_adapter,
             depth_model=depth_model,
-            speed=speedups.resolve(speed or "auto", device),
+            speed=speed,
         )
 
     @classmethod
@@ -381,3 +382,8 @@ class SDXLEngine:
             lineage=lineage_for(request, seed=seed, index=index, engine=self.name, model=self.model_name, extra=details, lineage=lineage),
         )
 
+
+def _bf16_supported(device: str) -> bool:
+    import torch
+
+    return str(device).startswith("cuda") and torch.cuda.is_available() and torch.cuda.is_bf16_supported()

@@ -1,7 +1,8 @@
 """The SDXL engine's speed setting: `standard` is stock diffusers; `fast` applies exact optimisations,
 which change the arithmetic's order but not what is computed: the UNet's and VAE's attention
 projections fused into one matrix (diffusers' fuse_qkv_projections) and channels_last memory for
-their convolutions. `auto` is fast on a CUDA GPU, standard elsewhere (on the CPU the gain is small).
+their convolutions, and, with dtype auto on a GPU that has it, bf16 (so the VAE needs no fp32
+upcast). `auto` is fast on a CUDA GPU, standard elsewhere (on the CPU the gain is small).
 
 LoRAs and the IP-Adapter hook the attention's separate q, k and v projections, so a render with
 either runs unfused (`unfused`) and the projections are fused again after it.
@@ -24,6 +25,15 @@ def resolve(speed: str, device: str) -> str:
     if speed == "auto":
         return "fast" if str(device).startswith("cuda") else "standard"
     return speed
+
+
+def dtype_word(dtype: str | None, speed: str, device: str, bf16_supported: bool) -> str:
+    """The dtype setting a speed asks for: fast with `auto` on a GPU that has bf16 takes bf16 (the VAE then
+    needs no fp32 upcast, as bf16 has fp32's range); every other case keeps the setting as given."""
+    dtype = dtype or "auto"
+    if speed == "fast" and dtype == "auto" and str(device).startswith("cuda") and bf16_supported:
+        return "bf16"
+    return dtype
 
 
 def apply_fast(pipes: list[Any]) -> None:
