@@ -109,7 +109,11 @@ def animate(
 
 def load_sidecar(path: str | Path) -> AnimationRequest:
     """The request an animation's sidecar holds (`animate --from`)."""
-    path = Path(path)
+    return AnimationRequest.from_dict(_read_sidecar(Path(path))["request"])
+
+
+def _read_sidecar(path: Path) -> dict[str, Any]:
+    """An animation sidecar's whole JSON, checked to be one."""
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
@@ -118,7 +122,7 @@ def load_sidecar(path: str | Path) -> AnimationRequest:
         raise InvalidRequest(f"{path} is not an animation sidecar ({exc})") from None
     if not isinstance(data, dict) or data.get("format") != FORMAT:
         raise InvalidRequest(f"{path} is not a keyart animation sidecar (no \"format\": \"{FORMAT}\")")
-    return AnimationRequest.from_dict(data["request"])
+    return data
 
 
 # -- each frame's start ----------------------------------------------------------------------------
@@ -236,10 +240,10 @@ def _resumable(folder: Path, request: AnimationRequest, engine: Any) -> Animatio
         if folder.exists() and any(folder.iterdir()):
             raise InvalidRequest(f"{folder} is not empty and holds no animation; choose another --output")
         return request if request.seed >= 0 else request.replace(seed=random.randint(0, MAX_SEED))
-    held = load_sidecar(sidecar)
+    data = _read_sidecar(sidecar)
+    held = AnimationRequest.from_dict(data["request"])
     same = (request.seed < 0 and request.replace(seed=held.seed) == held) or request == held
-    engine_held = json.loads(sidecar.read_text(encoding="utf-8")).get("engine")
-    if not same or engine_held != _identity(engine):
+    if not same or data.get("engine") != _identity(engine):
         raise InvalidRequest(f"{folder} holds another animation ({sidecar.name} differs); choose another --output, or delete the folder")
     return held
 

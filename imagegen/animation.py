@@ -15,6 +15,7 @@ import dataclasses
 import math
 import re
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 
 from .errors import InvalidRequest
@@ -130,7 +131,7 @@ class AnimationRequest:
         if odd:
             raise InvalidRequest(f"an animation's frames take {', '.join(RENDER_FIELDS)} from the render settings, not {', '.join(odd)}")
         # The schedules, and frame 0's request, checked now: a bad one fails before any work.
-        prompt_schedule(self.prompts, self.frames)
+        self.keyframes
         self.motion_values()
         self.strengths()
         self.frame_request(0, init_image=None)
@@ -141,27 +142,36 @@ class AnimationRequest:
 
     # -- the schedules, read ---------------------------------------------------------------------
 
+    @cached_property
+    def keyframes(self) -> list[tuple[int, str]]:
+        """The prompt schedule, read once (a frozen request: it cannot change)."""
+        return prompt_schedule(self.prompts, self.frames)
+
     def prompt_at(self, frame: int) -> str:
         """Frame `frame`'s prompt: the last keyframe's at or before it (the first keyframe's before any)."""
-        keyed = prompt_schedule(self.prompts, self.frames)
+        keyed = self.keyframes
         return next((p for start, p in reversed(keyed) if start <= frame), keyed[0][1])
 
     def blend_at(self, frame: int) -> tuple[str, float] | None:
         """(the next keyframe's prompt, how far toward it) for a frame between two keyframes in blend mode; else None."""
         if self.prompt_mode != "blend":
             return None
-        keyed = prompt_schedule(self.prompts, self.frames)
+        keyed = self.keyframes
         for (start, _), (end, following) in zip(keyed, keyed[1:]):
             if start < frame < end:
                 return following, round((frame - start) / (end - start), 6)
         return None
+
+    @cached_property
+    def _strengths(self) -> list[float]:
+        return value_schedule("strength", self.strength, self.frames, low=0.0, high=1.0)
 
     def motion_values(self) -> dict[str, list[float]]:
         limits = {"zoom": (0.5, 2.0), "angle": (-45.0, 45.0), "translation_x": (-512.0, 512.0), "translation_y": (-512.0, 512.0)}
         return {k: value_schedule(k, self.motion.get(k, MOTION_DEFAULTS[k]), self.frames, low=limits[k][0], high=limits[k][1]) for k in MOTION_KEYS}
 
     def strengths(self) -> list[float]:
-        return value_schedule("strength", self.strength, self.frames, low=0.0, high=1.0)
+        return list(self._strengths)
 
     def seed_at(self, seed: int, frame: int) -> int:
         return (seed + frame) % (MAX_SEED + 1) if self.seed_behaviour == "iter" else seed

@@ -21,7 +21,7 @@ from imagegen.hashes import file_sha256
 
 from ..catalog import Catalog
 from ..references import CatalogIndex, Reference
-from ..store import SEASON_ART, stored_art
+from ..store import DB_NAME, SEASON_ART, Store
 from .prompts import style_specs
 from .service import RenderService
 
@@ -116,10 +116,15 @@ def named_image(index: CatalogIndex, words: str, *, season: int | None = None) -
 def catalog_image(home: Path, catalog: Catalog, ref: Reference, *, style: str | None = None) -> tuple[Path, str]:
     """(the file, its style) of `ref`'s rendered catalog art: in `style` when the catalog has it so, else in its first style that is rendered."""
     number = ref.episode if ref.kind == "episode" else SEASON_ART
-    for name in dict.fromkeys([*([style] if style else []), *(s.name for s in style_specs())]):
-        art = stored_art(home, catalog.show, ref.season, number, name)
-        if art is not None and art.image is not None and (home / art.image["path"]).is_file():
-            return (home / art.image["path"]).resolve(), name
+    if (home / DB_NAME).is_file():
+        store = Store(home, create=False)
+        try:
+            for name in dict.fromkeys([*([style] if style else []), *(s.name for s in style_specs())]):
+                art = store.art(catalog.show, ref.season, number, name)
+                if art is not None and art.image is not None and (home / art.image["path"]).is_file():
+                    return (home / art.image["path"]).resolve(), name
+        finally:
+            store.close()
     art_word = "poster" if ref.kind == "season" else "still"
     episodes = f" --episodes {ref.episode}" if ref.kind == "episode" else ""
     raise InvalidRequest(

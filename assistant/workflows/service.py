@@ -91,6 +91,11 @@ class RenderService:
         uses_refiner = self.refiner is not None and refiner != "off"
         return f"{self.name}:{self.model}" + (f"+{self.refiner}" if uses_refiner else "")
 
+    @property
+    def _check_settings(self) -> ImageSettings | None:
+        """The settings a request check reads for models: none for an engine given ready-made (it holds its models)."""
+        return None if self.reason == "given" else self._settings
+
     def takes(self, feature: str) -> bool:
         """Whether this engine honours `feature` (imagegen.engines.FEATURES: "img2img", "reference", ...)
         as configured: a reference image also needs the IP-Adapter weights (KEYART_IP_ADAPTER)."""
@@ -175,8 +180,7 @@ class RenderService:
         progress: StepProgress | None = None,
     ):  # fmt: skip
         """Queue `request`; the returned Job tells its place, progress and state. `wait` gives its images."""
-        # A field this engine cannot honour, or a model its settings lack, fails now (an engine given ready-made has its models).
-        check_request(self.name, request, settings=None if self.reason == "given" else self._settings)
+        check_request(self.name, request, settings=self._check_settings)  # a field this engine cannot honour, or a model it lacks, fails now
         images: list[RenderedImage] = []
 
         def keep(job, rendered) -> None:
@@ -236,7 +240,7 @@ class RenderService:
 
         if not self.takes("img2img"):
             raise InvalidRequest(f"the {self.name} engine has no img2img, which every frame after the first needs; use sdxl or preview")
-        check_request(self.name, request.frame_request(0, init_image=None), settings=None if self.reason == "given" else self._settings)
+        check_request(self.name, request.frame_request(0, init_image=None), settings=self._check_settings)
         made: list = []
 
         def tell(job) -> None:

@@ -117,28 +117,28 @@ def more_like(
     return Likeness(said, hits, method, offline)
 
 
-def _images(store: Store, show: str | None, style: str | None) -> list[Any]:
+def _rendered(store: Store, **where: Any) -> list[Any]:
+    """The catalog's rendered images whose entries match `where` (None matches all), in catalog order, on disk."""
     sql = (
         "SELECT e.show, e.season, e.episode, e.style, e.kind, e.title, i.key, i.path FROM entries e JOIN images i ON i.key = e.image_key "
         "WHERE e.state = 'done'"
     )
     params = []
-    for column, value in (("show", show), ("style", style)):
-        if value:
+    for column, value in where.items():
+        if value is not None:
             sql += f" AND e.{column} = ?"
             params.append(value)
-    return [r for r in store._db().execute(sql + " ORDER BY e.show, e.season, e.episode, e.style", params) if (store.home / r["path"]).is_file()]
+    rows = store._db().execute(sql + " ORDER BY e.show, e.season, e.episode, e.style", params)
+    return [r for r in rows if (store.home / r["path"]).is_file()]
+
+
+def _images(store: Store, show: str | None, style: str | None) -> list[Any]:
+    return _rendered(store, show=show or None, style=style or None)
 
 
 def _item(store: Store, like: tuple[int, int], show: str | None, style: str | None) -> Any:
     season, episode = like
-    sql = "SELECT e.show, e.season, e.episode, e.style, e.kind, e.title, i.key, i.path FROM entries e JOIN images i ON i.key = e.image_key WHERE e.state = 'done' AND e.season = ? AND e.episode = ?"
-    params: list[Any] = [season, episode]
-    for column, value in (("show", show), ("style", style)):
-        if value:
-            sql += f" AND e.{column} = ?"
-            params.append(value)
-    found = store._db().execute(sql + " ORDER BY e.show, e.style LIMIT 1", params).fetchone()
+    found = next(iter(_rendered(store, season=season, episode=episode, show=show or None, style=style or None)), None)
     if found is None:
         what = f"S{season:02d}" + (f"E{episode:02d}" if episode else " season") + (f" in {style}" if style else "")
         raise CatalogError(f"{what} has no rendered image in the catalog at {store.home}; render it first (python dataprep.py run), or name another")
