@@ -32,6 +32,11 @@ class RenderFailed(KeyartError):
     """A render that ran but produced an unusable result (NaNs, out of memory...)."""
 
 
+class OutOfMemory(RenderFailed):
+    """A render the device had too little memory for; the render queue renders a batch of several
+    jobs that meets it in smaller parts."""
+
+
 class RemoteUnavailable(KeyartError):
     """A remote engine's server (A1111, an OpenAI-compatible one, another keyart) that cannot be
     reached, refuses the key, or still fails after the retries."""

@@ -1,7 +1,8 @@
 """The render queue: jobs wait in a bounded queue, highest priority first, then in arrival order;
 one worker thread per device holds its engine, runs them, and batches compatible text-to-image jobs
-into one pipeline call (queue_worker). State lives in SQLite in the home (queue_store), so a
-restarted process lists it.
+into one pipeline call (queue_worker, which renders a batch that runs out of memory in parts); a
+delivery thread per worker saves the PNGs and calls back (queue_delivery), so the device goes on to
+the next job. State lives in SQLite in the home (queue_store), so a restarted process lists it.
 
 After a restart, queued jobs are queued again, in their old order; jobs that were running are marked
 failed ("interrupted: the process stopped..."): the job that was running when a process died may be
@@ -23,6 +24,7 @@ from typing import Any
 
 from .errors import InvalidRequest, KeyartError
 from .animation import AnimationRequest
+from .queue_delivery import Courier, Deliveries
 from .queue_store import ANIMATION, FINAL, STATES, Job, OnProgress, OnResult, QueueInUse, QueueStore
 from .queue_worker import Worker, WorkerLoop, batch_key
 from .request import RenderRequest
@@ -77,7 +79,7 @@ def _order(job: Job) -> tuple[int, int]:
 # -- the queue ----------------------------------------------------------------------------------
 
 
-class RenderQueue(WorkerLoop):
+class RenderQueue(WorkerLoop, Deliveries):
     """A bounded, prioritised render queue with its state in `home / "queue.sqlite"`.
 
     `engine` is an engine, a zero-argument factory (called once, in the worker thread, when the
@@ -106,9 +108,10 @@ class RenderQueue(WorkerLoop):
         self._store = QueueStore(self.home)
         self._recover(self._store.load())
         self._next_seq = self._store.next_seq()
-        # 3. One worker thread per engine; daemons, so a forgotten close() never hangs the exit.
+        # 3. One worker thread per engine, each with its delivery thread; daemons, so a forgotten close() never hangs the exit.
         self._workers = [Worker(s) for s in sources]
         for i, worker in enumerate(self._workers):
+            worker.courier = Courier(self._deliver_each, name=f"keyart-deliver-{i}")
             worker.thread = threading.Thread(target=self._work, args=(worker,), name=f"keyart-render-{i}", daemon=True)
             worker.thread.start()
 
@@ -130,8 +133,10 @@ class RenderQueue(WorkerLoop):
         Higher `priority` runs first (0 by default; negative runs after); equal priorities run in
         arrival order. The images are written as PNGs with their metadata to `output` (default
         `home/renders`) as `<job id>-<index>.png`; with `on_result` and no `output`, only
-        `on_result(job, images)` gets them. `lineage` goes to the engine's keyart chunk. Both
-        callbacks run in the worker thread: `on_progress(job)` after every step and when the job ends.
+        `on_result(job, images)` gets them. `lineage` goes to the engine's keyart chunk. The
+        callbacks run in the queue's threads: `on_progress(job)` in the worker thread after every
+        step; once the images are made, the worker's delivery thread writes them, then calls
+        `on_result` and `on_progress` as the job ends (the worker renders the next job meanwhile).
 
         An AnimationRequest is one job too (imagegen.animate): its progress counts frames, a cancel
         stops it between frames, `output` is its folder (default `home/animations/<job id>`), its
@@ -230,12 +235,21 @@ class RenderQueue(WorkerLoop):
                 self._changed.wait(left)
             return job
 
+    @property
+    def busy_seconds(self) -> float:
+        """Seconds the workers have spent inside engine calls since the queue started, summed over
+        the workers (the call in hand counted so far): over a run's wall time, the device's busy share."""
+        with self._lock:
+            now = time.monotonic()
+            return sum(w.busy_s + (now - w.calling if w.calling is not None else 0.0) for w in self._workers)
+
     def close(self, *, cancel: bool = False) -> None:
-        """Stop the workers after the jobs in hand (with cancel=True, stop those at their next step).
+        """Stop the workers after the jobs in hand (with cancel=True, stop those at their next step)
+        and deliver the images they made.
 
         Queued jobs stay queued in the home, for the next queue over it. Calling it again does nothing.
         """
-        if any(w.thread is threading.current_thread() for w in self._workers):
+        if any(threading.current_thread() in (w.thread, w.courier.thread) for w in self._workers):
             raise RuntimeError("close() from a job's callback would wait for itself; close the queue from another thread")
         with self._lock:
             if self._closing:
@@ -246,6 +260,7 @@ class RenderQueue(WorkerLoop):
             self._changed.notify_all()
         for worker in self._workers:
             worker.thread.join()
+            worker.courier.close()  # the images already made are saved and handed over before the store closes
         with self._lock:
             self._store.close()
             self._closed = True

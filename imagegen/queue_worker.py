@@ -1,8 +1,9 @@
 """The render queue's worker side: one thread per device holding its engine, the batching rule
-(`batch_key`), one engine call per group of jobs, and cancellation at the next denoising step.
+(`batch_key`), one engine call per group of jobs (in parts when a group runs out of memory),
+cancellation at the next denoising step, and the results handed to the delivery thread (queue_delivery).
 
-`WorkerLoop` is half of `imagegen.queue.RenderQueue`, which supplies the lock, the queued jobs,
-the store and the bookkeeping (`_settle`, `_renumber`, `_tell`) it uses.
+`WorkerLoop` is part of `imagegen.queue.RenderQueue`, which supplies the lock, the queued jobs,
+the store and the bookkeeping (`_settle`, `_renumber`, `_tell`) it uses; `Deliveries` is the rest.
 """
 
 from __future__ import annotations
@@ -10,12 +11,14 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from .animation import AnimationRequest
-from .errors import KeyartError, RenderFailed, storage_error
-from .metadata import write_png
+from .errors import KeyartError, OutOfMemory, RenderFailed
 from .prompt_syntax import extract_loras
+from .queue_delivery import Courier, message
 from .queue_store import Job
 from .request import RenderedImage, RenderRequest
 
@@ -58,14 +61,19 @@ def batch_key(request: RenderRequest) -> tuple | None:
 
 
 class Worker:
-    """One device: where its engine comes from, the engine once made, and when its run began."""
+    """One device: where its engine comes from, the engine once made, when its run began, its time
+    inside engine calls, the most images per call that fit at each size, and its delivery thread."""
 
     def __init__(self, source: Any):
         self.source = source
         self.engine = None if isinstance(source, type) or not hasattr(source, "render") else source  # a class is a factory
         self.busy_since: float | None = None  # time.monotonic() of the run in hand
         self.thread: threading.Thread | None = None
+        self.courier: Courier | None = None  # the delivery thread: PNGs and result callbacks
         self.failure: tuple[str, float] | None = None  # the last engine error and its time.monotonic()
+        self.calling: float | None = None  # time.monotonic() when the engine call in hand began
+        self.busy_s = 0.0  # seconds spent inside engine calls (failed ones too: the device was busy)
+        self.fits: dict[tuple[int, int], int] = {}  # output size -> most images per call, learnt when more ran out of memory
 
 
 class WorkerLoop:
@@ -96,7 +104,7 @@ class WorkerLoop:
                         log.error("could not create the engine: %s", exc)
                     else:
                         log.exception("could not create the engine")
-                    worker.failure = (f"could not create the engine: {_message(exc)}", time.monotonic())
+                    worker.failure = (f"could not create the engine: {message(exc)}", time.monotonic())
                     self._fail_queued(worker.failure[0])
                     continue
             # 3. The next job, with the queued jobs that can share its pipeline call.
@@ -115,17 +123,19 @@ class WorkerLoop:
             self._tell(job)
 
     def _take(self, worker: Worker) -> list[Job]:
-        """Move the first queued job, and up to max_batch images of jobs compatible with it, to running."""
+        """Move the first queued job, and up to max_batch images of jobs compatible with it (fewer
+        where a larger batch of that size ran out of memory on this worker), to running."""
         with self._lock:
             if self._closing or not self._queued:
                 return []
             group = [self._queued.pop(0)]
             key = batch_key(group[0].request) if hasattr(worker.engine, "render_batch") else None
+            limit = min(self.max_batch, worker.fits.get(group[0].request.output_size, self.max_batch)) if key is not None else 1
             images = getattr(group[0].request, "batch_size", 1)
             for job in list(self._queued) if key is not None else []:
-                if images >= self.max_batch:
+                if images >= limit:
                     break
-                if batch_key(job.request) == key and images + job.request.batch_size <= self.max_batch:
+                if batch_key(job.request) == key and images + job.request.batch_size <= limit:
                     self._queued.remove(job)
                     group.append(job)
                     images += job.request.batch_size
@@ -139,12 +149,66 @@ class WorkerLoop:
         return group
 
     def _run(self, worker: Worker, group: list[Job]) -> None:
-        """Render `group` in one engine call, then give each job its images or its error."""
+        """Render `group` (in parts, if it runs out of memory together) and hand each job's images,
+        or its error, to the worker's delivery thread."""
         if isinstance(group[0].request, AnimationRequest):
             self._animate(worker, group[0])
             return
+        for job in group:
+            self._tell(job)
+        began = time.monotonic()
+        rendered = self._render(worker, group)
+        with self._lock:
+            worker.busy_since = None
+            if rendered:
+                self._durations.append(time.monotonic() - began)
 
-        # 1. One step callback for the whole call: every job's progress, and a stop once all are cancelled.
+    def _render(self, worker: Worker, group: list[Job], ceiling: list[int] | None = None) -> bool:
+        """One engine call for `group`, its results handed to the delivery thread; whether it made images.
+
+        Several jobs that run out of memory together are rendered in halves, each the same way
+        (`ceiling` holds the fewest images that ran out of memory in this group, so a part as large
+        is split without trying); the most images a part then rendered is this worker's limit at that size.
+        """
+        # 1. The call, unless as many images already ran out of memory.
+        count = sum(j.request.batch_size for j in group)
+        if len(group) > 1 and ceiling is not None and count >= ceiling[0]:
+            return self._split(worker, group, ceiling)
+        outputs, error = None, None
+        try:
+            outputs = self._call(worker, group)
+        except _Cancelled:
+            pass
+        except OutOfMemory as exc:
+            if len(group) == 1:  # nothing left to split: the job fails with the engine's words
+                error = self._failure(group, exc)
+            else:
+                # 2. Out of memory together: in halves, the limit at this size starting again from one image.
+                size = group[0].request.output_size  # a batch is text to image: no file to read for it
+                log.warning("out of memory rendering %d images (%d jobs) at %dx%d in one call; rendering them in parts", count, len(group), *size)
+                worker.fits[size] = 1
+                if ceiling is None:
+                    ceiling = [count]
+                ceiling[0] = min(ceiling[0], count)  # in place: the rest of the split sees it
+                return self._split(worker, group, ceiling)
+        except Exception as exc:  # the worker outlives any one job: the message goes to the job, the traceback to the log
+            error = self._failure(group, exc)
+        if outputs is not None and ceiling is not None and count > worker.fits.get(size := group[0].request.output_size, 0):
+            worker.fits[size] = count
+            log.info("at most %d images per call at %dx%d on this device from now on: %d ran out of memory", count, *size, ceiling[0])
+        # 3. The delivery thread saves the images (or records the end) while this one takes the next job.
+        worker.courier.send(list(zip(group, outputs or [None] * len(group), [error] * len(group))))
+        return outputs is not None
+
+    def _split(self, worker: Worker, group: list[Job], ceiling: list[int]) -> bool:
+        half = len(group) // 2
+        first = self._render(worker, group[:half], ceiling)
+        return self._render(worker, group[half:], ceiling) or first
+
+    def _call(self, worker: Worker, group: list[Job]) -> list[list[RenderedImage]]:
+        """The engine call: render() for one job, render_batch() for several, with one step callback
+        for them all (every job's progress, and a stop once all are cancelled)."""
+
         def progress(done: int, total: int) -> None:
             with self._lock:
                 live = [j for j in group if j.state == "running" and not j.cancel_requested]
@@ -160,35 +224,37 @@ class WorkerLoop:
             if not live:
                 raise _Cancelled
 
-        # 2. The engine call: render() for one job, render_batch() for several.
-        for job in group:
-            self._tell(job)
-        began = time.monotonic()
-        outputs: list[list[RenderedImage]] | None = None
-        error = None
-        try:
+        if all(j.cancel_requested for j in group):  # a part whose jobs were all cancelled while another part rendered
+            raise _Cancelled
+        with self._engine_call(worker):
             if len(group) == 1:
                 outputs = [worker.engine.render(group[0].request, lineage=group[0].lineage, progress=progress)]
             else:
                 outputs = worker.engine.render_batch([j.request for j in group], lineages=[j.lineage for j in group], progress=progress)
-            if len(outputs) != len(group):
-                raise RenderFailed(f"the engine returned {len(outputs)} results for a batch of {len(group)} jobs")
-        except _Cancelled:
-            outputs = None
-        except Exception as exc:  # the worker outlives any one job: the message goes to the job, the traceback to the log
-            if not isinstance(exc, KeyartError):
-                log.exception("render of job(s) %s failed", ", ".join(j.id for j in group))
-            outputs, error = None, _message(exc)
-            for job in group:
-                job.exception = exc  # for a submitter in this process that wants the error's own type
+        if len(outputs) != len(group):
+            raise RenderFailed(f"the engine returned {len(outputs)} results for a batch of {len(group)} jobs")
+        return outputs
+
+    @contextmanager
+    def _engine_call(self, worker: Worker) -> Iterator[None]:
+        """Count the time inside the block as the worker's busy time (RenderQueue.busy_seconds)."""
+        with self._lock:
+            worker.calling = time.monotonic()
+        try:
+            yield
         finally:
             with self._lock:
-                worker.busy_since = None
-                if outputs is not None:
-                    self._durations.append(time.monotonic() - began)
-        # 3. Each job: its images saved, or its end (cancelled, failed).
-        for job, images in zip(group, outputs or [None] * len(group)):
-            self._deliver(job, images, error)
+                worker.busy_s += time.monotonic() - worker.calling
+                worker.calling = None
+
+    @staticmethod
+    def _failure(group: list[Job], exc: Exception) -> str:
+        """A failed call's message for its jobs (a bug's traceback to the log); each job keeps the exception."""
+        if not isinstance(exc, KeyartError):
+            log.exception("render of job(s) %s failed", ", ".join(j.id for j in group))
+        for job in group:
+            job.exception = exc  # for a submitter in this process that wants the error's own type
+        return message(exc)
 
     def _animate(self, worker: Worker, job: Job) -> None:
         """Render an animation job frame after frame into its folder; a cancel stops it between frames."""
@@ -209,13 +275,14 @@ class WorkerLoop:
         self._tell(job)
         made, error, began = None, None, time.monotonic()
         try:
-            made = animate(worker.engine, job.request, job.output, progress=progress, stop=Stop())
+            with self._engine_call(worker):
+                made = animate(worker.engine, job.request, job.output, progress=progress, stop=Stop())
         except Cancelled:
             pass
         except Exception as exc:  # as in _run: the message to the job, a bug's traceback to the log
             if not isinstance(exc, KeyartError):
                 log.exception("animation job %s failed", job.id)
-            error, job.exception = _message(exc), exc
+            error, job.exception = message(exc), exc
         finally:
             with self._lock:
                 worker.busy_since = None
@@ -231,54 +298,3 @@ class WorkerLoop:
             with self._lock:
                 self._settle(job, "done" if error is None else "failed", error)
         self._tell(job)
-
-    def _deliver(self, job: Job, images: list[RenderedImage] | None, error: str | None) -> None:
-        """Save a job's images and hand them to its callback; or record why it has none.
-
-        A cancel that comes once the images are made is too late: the job is done.
-        """
-        # 1. No images: the job was cancelled or failed.
-        with self._lock:
-            if job.state != "running":  # cancelled at a step while the others in its batch ran on
-                return
-            if job.cancel_requested or (images is None and error is None):
-                self._settle(job, "cancelled")
-            elif images is None:
-                self._settle(job, "failed", error)
-        if job.is_final:
-            self._tell(job)
-            return
-        # 2. The PNGs (atomic writes), then the callback.
-        try:
-            paths = [write_png(image, job.output / f"{job.id}-{image.index:03d}.png") for image in images] if job.output else []
-        except (KeyartError, OSError) as exc:
-            error = f"could not save the images: {storage_error(exc, job.output, what='the images folder') if isinstance(exc, OSError) else exc}"
-            job.exception = exc
-        else:
-            with self._lock:
-                job.results = paths
-            error = self._hand_over(job, images)
-        # 3. Done, or failed with the reason.
-        with self._lock:
-            if error is None:
-                total = job.progress[1]
-                job.progress = (total, total)  # done is all of it, whatever the last step reported
-            self._settle(job, "done" if error is None else "failed", error)
-        self._tell(job)
-
-    @staticmethod
-    def _hand_over(job: Job, images: Any) -> str | None:
-        """Call the job's on_result; its failure is the job's, in words."""
-        if job.on_result is None:
-            return None
-        try:
-            job.on_result(job, images)
-        except Exception as exc:  # the submitter's code: the job fails with its message
-            log.exception("job %s: on_result failed", job.id)
-            return f"the result callback failed: {_message(exc)}"
-        return None
-
-
-def _message(exc: BaseException) -> str:
-    """A KeyartError's own words; anything else with its type, which is most of what it says."""
-    return str(exc) if isinstance(exc, KeyartError) else f"{type(exc).__name__}: {exc}"
