@@ -208,6 +208,33 @@ def test_tiny_sdxl_renders_real_images_with_lineage_and_reproduces(tmp_path, eng
         assert again.image.tobytes() == saved.convert("RGB").tobytes()
 
 
+def test_without_batching_the_next_image_waits_in_the_queue_while_one_is_saved(tmp_path, engine):
+    """dataprep's catalog (max_batch=1): two jobs in flight, so the engine never waits for a PNG
+    write, and never batched: each image is the one a single render makes."""
+    from PIL import Image
+
+    from imagegen.metadata import request_from_png
+
+    store, model = Store(tmp_path / "home"), OfflineModel()
+    items = plan_prompts(load_catalog(), model, Selection(season=2, episodes=(4,), styles=("cinematic", "anime")))
+    slot = RenderService(engine, max_batch=1)
+    assert slot.ahead == 2 and RenderService(engine).ahead == 1  # a batching queue keeps one in flight
+    stages.prompts_stage(items, store, model)
+    submitted = []
+
+    class Watch(Recorder):
+        def step(self, name, outcome, label, detail=""):
+            if name == "render" and outcome == "done":
+                submitted.append(len(slot.jobs()))  # jobs submitted when this image's PNG is written
+
+    report = stages.render_stage(items, store, slot, RenderSettings(refiner="off", overrides=TINY), progress=Watch())
+    assert report.images.done == 2 and submitted == [2, 2]  # one in flight would write the first with one submitted
+    for path in pngs(store.home):
+        [again] = engine.render(request_from_png(path)[0])
+        with Image.open(path) as saved:
+            assert again.image.tobytes() == saved.convert("RGB").tobytes()
+
+
 def test_run_renders_while_prompts_are_still_being_written(tmp_path, monkeypatch):
     """A slow language model: the first image is rendered before the last prompt is written."""
     from fake_openai import FakeOpenAI, delay

@@ -42,8 +42,9 @@ class Render:
 
 
 class Renders:
-    """Catalog images in flight: up to `slot.ahead` jobs submitted at once (one, unless several
-    workers run side by side), each written and recorded by this thread as it finishes, oldest first.
+    """Catalog images in flight: up to `slot.ahead` jobs submitted at once (two per worker where the
+    queue never batches, so the engine renders the next while this thread writes one; else one),
+    each written and recorded by this thread as it finishes, oldest first.
 
     Only this thread writes the store, so its guarantees hold however many workers render: an image
     is written atomically under its content key, then recorded; a crash in between re-renders the

@@ -134,9 +134,10 @@ class RenderService:
     @property
     def ahead(self) -> int:
         """How many jobs a caller may keep submitted at once to keep every worker busy without
-        changing any image: several only where workers run side by side and never batch jobs
-        (batched images differ from single ones in the last bits), and never more than the queue holds."""
-        return min(2 * self.workers, self._limits["max_queued"]) if self.workers > 1 and self.max_batch == 1 else 1
+        changing any image: where the queue never batches jobs (batched images differ from single
+        ones in the last bits), two per worker, so each worker's next job waits in the queue while
+        the caller saves the last one's images; never more than the queue holds. One where it batches."""
+        return min(2 * self.workers, self._limits["max_queued"]) if self.max_batch == 1 else 1
 
     def start(self) -> str | None:
         """With `scale`, join the Ray cluster and start the replicas now (each loads its engine;
