@@ -6,6 +6,12 @@
   `episode_prompts`/`season_prompts` calls: overhead per item, and seconds per episode.
 - rerun: a second run that finds everything done, per item.
 Median of several rounds; nothing is downloaded.
+
+With --full, then one catalog run as `dataprep.py run` makes it (prompts written ahead on their
+thread, one job per engine call, the next queued while a PNG is written): its wall time, images/s,
+and the device's busy share (the fraction of the wall time the queue's worker spent inside engine
+calls). It renders with the SDXL model of KEYART_SDXL_MODEL on CUDA when both are there (draft
+quality, no refiner), else with the tiny SDXL on the CPU (then the share is the CPU's).
 """
 
 from __future__ import annotations
@@ -17,7 +23,7 @@ import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path[0] = str(Path(__file__).resolve().parents[1])  # the repo root, not bench/ (bench/queue.py would shadow the stdlib)
 
 TINY = {"width": 64, "height": 64, "num_inference_steps": 2}  # as the tests render: the pipeline, not the UNet, dominates
 
@@ -32,6 +38,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rounds", type=int, default=3, help="rounds per measurement (median reported)")
     parser.add_argument("--season", type=int, default=1, help="sample show season to use")
+    parser.add_argument("--full", action="store_true", help="also time one catalog run and print the device's busy share")
+    parser.add_argument("--limit", type=int, default=None, help="with --full: the run's first N items of the season (default all)")
     args = parser.parse_args()
 
     import torch
@@ -99,6 +107,46 @@ def main() -> None:
         print(f"{name:<8} {b:>12.4f} {s:>16.4f} {s - b:>16.4f} {s / b:>14.3f}")
     print(f"prompts stage per episode (offline model, meta-prompting): {med(per_episode):.4f} s")
     print(f"rerun with everything done: {med(rerun) / len(items):.4f} s per item ({med(rerun):.3f} s for {len(items)} items and {images} images)")
+    slot.close()
+    if args.full:
+        catalog_run(items[: args.limit], root, engine, settings, model)
+
+
+def catalog_run(items, root: Path, tiny, tiny_settings, model) -> None:
+    """One catalog run, timed, with the queue worker's seconds inside engine calls beside its wall time."""
+    import os
+
+    import torch
+
+    from assistant.store import Store
+    from assistant.workflows import stages
+    from assistant.workflows.plan import RenderSettings
+    from assistant.workflows.service import RenderService
+    from assistant.workflows.settings import Settings
+
+    # 1. The engine: the real model on CUDA when configured, else the tiny one; loaded and warmed by a first render.
+    real = bool(os.environ.get("KEYART_SDXL_MODEL")) and torch.cuda.is_available()
+    if real:
+        torch.set_num_threads(os.cpu_count() or 1)  # PNG encoding and the prompts share the CPU with the GPU's feeding
+        slot = Settings.from_env(engine="sdxl", device="cuda").apply().render_service(front="bench", home=root / "full-home", max_batch=1)
+        settings = RenderSettings(quality="draft", refiner="off")
+    else:
+        slot, settings = RenderService(tiny, max_batch=1), tiny_settings  # as dataprep: one job per engine call
+    store = Store(root / "full")
+    first = stages.write_prompts(items[0], model)["prompts"][0]
+    slot.render(settings.request(items[0].kind, prompt=first["prompt"], negative_prompt=first["negative_prompt"], style=first["style"], seed=1))
+    # 2. The run: prompts and images as dataprep.py run does them, the busy seconds read around it.
+    reports, busy = [], slot.queue.busy_seconds
+    wall = timed(lambda: reports.append(stages.run_stage(items, store, model, slot, settings)))
+    busy = slot.queue.busy_seconds - busy
+    slot.close()
+    # 3. The figures.
+    done = reports[0].images.done
+    where = f"{slot.model} on cuda ({torch.cuda.get_device_name()})" if real else f"tiny SDXL {tiny_settings.overrides['width']}x{tiny_settings.overrides['height']} on cpu"
+    print(f"# catalog run: {len(items)} items, {done} images, {where}, {slot.ahead} jobs in flight")
+    print(f"{'wall s':>8} {'images/s':>9} {'busy s':>8} {'busy share':>11}")
+    print(f"{wall:>8.2f} {done / wall:>9.3f} {busy:>8.2f} {busy / wall:>11.1%}")
+
 
 
 if __name__ == "__main__":
