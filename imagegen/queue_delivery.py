@@ -50,6 +50,7 @@ class Courier:
     def _loop(self, deliver: Callable[[list[Delivery]], None]) -> None:
         while (deliveries := self._waiting.get()) is not None:
             deliver(deliveries)
+            del deliveries  # while the thread waits for the next, the last call's images must not stay alive here
 
 
 class Deliveries:
