@@ -71,7 +71,8 @@ def build_parser() -> argparse.ArgumentParser:
     engine.add_argument("--device", help="cuda, cuda:1, mps or cpu (sdxl)")
     engine.add_argument("--dtype", help="auto, fp16, bf16 or fp32 (sdxl)")
     engine.add_argument("--memory", help="normal, medvram or lowvram (sdxl)")
-    engine.add_argument("--speed", help="auto, standard or fast (sdxl: exact optimisations; auto is fast on CUDA GPUs)")
+    engine.add_argument("--speed", help="auto, standard, fast or turbo (sdxl: fast is exact optimisations and auto's choice on CUDA GPUs; turbo changes pixels)")
+    engine.add_argument("--compile", help="auto, on or off (sdxl: torch.compile; auto compiles with fast or turbo on CUDA GPUs)")
     add_flags(engine)
 
     parser = one_line_parser(
@@ -132,7 +133,7 @@ def main(argv: list[str] | None = None) -> int:
 def _read_settings(args: argparse.Namespace):
     from assistant.workflows.settings import Settings
 
-    flags = {name: getattr(args, name, None) for name in ("home", "llm", "engine", "quality", "device", "dtype", "memory", "speed")}
+    flags = {name: getattr(args, name, None) for name in ("home", "llm", "engine", "quality", "device", "dtype", "memory", "speed", "compile")}
     return Settings.from_env(**flags).apply()
 
 

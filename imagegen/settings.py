@@ -47,8 +47,9 @@ VARIABLES: tuple[Variable, ...] = (
     Variable("KEYART_DEVICE", "device", "the best available", "cuda, cuda:1, mps or cpu; --device wins"),
     Variable("KEYART_DTYPE", "dtype", "auto: fp16 on GPUs, fp32 on the CPU", "auto, fp16, bf16 or fp32; --dtype wins"),
     Variable("KEYART_MEMORY", "memory", "normal", "normal, medvram (model offload) or lowvram (sequential offload); --memory wins"),
-    Variable("KEYART_SPEED", "speed", "auto: fast on CUDA GPUs, standard elsewhere", "standard (stock diffusers) or fast (exact optimisations: fused QKV projections, channels_last); --speed wins"),
-    Variable("KEYART_CACHE", "cache", "$XDG_CACHE_HOME/keyart, else ~/.cache/keyart", "where checkpoint and LoRA hashes are cached"),
+    Variable("KEYART_SPEED", "speed", "auto: fast on CUDA GPUs, standard elsewhere", "standard (stock diffusers), fast (exact optimisations: fused QKV projections, channels_last, torch.compile on GPUs) or turbo (fast plus step caching and fp8 linears: changes pixels, labelled); --speed wins"),
+    Variable("KEYART_COMPILE", "compile", "auto: on with fast or turbo on CUDA GPUs", "on or off: torch.compile of the UNet's repeated blocks and the VAE decoder, its cache under KEYART_CACHE; --compile wins"),
+    Variable("KEYART_CACHE", "cache", "$XDG_CACHE_HOME/keyart, else ~/.cache/keyart", "where checkpoint and LoRA hashes and torch.compile's kernels are cached"),
     Variable("KEYART_API_KEY", "api_key", "unset: no key, loopback only", "the key `python -m imagegen serve` asks clients for (Authorization: Bearer KEY); --api-key wins"),
     Variable("KEYART_A1111_URL", "a1111_url", "unset", "the a1111 engine's server: A1111, Forge, SD.Next or a keyart server (http://host:7860; user:pass@ for --api-auth)"),
     Variable("KEYART_A1111_API_KEY", "a1111_api_key", "unset: none sent", "the a1111 engine's key for a keyart server that has one (sent as Authorization: Bearer KEY)"),
@@ -58,11 +59,12 @@ VARIABLES: tuple[Variable, ...] = (
     Variable("KEYART_REMOTE_TIMEOUT", "remote_timeout", f"{REMOTE_TIMEOUT:g}", "seconds the remote engines (a1111, openai) wait for one render's answer"),
     Variable("RAY_ADDRESS", "ray_address", "unset: --ray starts a cluster on this machine", "the Ray cluster --ray renders on: host:6379 (the head), ray://host:10001, auto or local; --ray-address wins"),
 )  # fmt: skip
-ENGINE_OPTIONS = ("device", "dtype", "memory", "speed")
+ENGINE_OPTIONS = ("device", "dtype", "memory", "speed", "compile")  # the settings a flag may override per run: the sdxl engine's options
 DTYPES = ("auto", "fp16", "bf16", "fp32")
 MEMORY_MODES = ("normal", "medvram", "lowvram")  # A1111's names for the two offload levels
-SPEEDS = ("auto", "standard", "fast")  # auto: fast where it is safe (a CUDA GPU)
-CHOICES = {"dtype": DTYPES, "memory": MEMORY_MODES, "speed": SPEEDS}  # settings that take one of a few words  # the settings a flag may override per run: the sdxl engine's options
+SPEEDS = ("auto", "standard", "fast", "turbo")  # auto: fast where it is safe (a CUDA GPU); turbo only when asked
+COMPILES = ("auto", "on", "off")
+CHOICES = {"dtype": DTYPES, "memory": MEMORY_MODES, "speed": SPEEDS, "compile": COMPILES}  # settings that take one of a few words
 
 
 @dataclass(frozen=True)
@@ -84,6 +86,7 @@ class ImageSettings:
     dtype: str = "auto"
     memory: str = "normal"
     speed: str = "auto"
+    compile: str = "auto"  # torch.compile: auto (with fast or turbo on CUDA), on, off
     cache: str | None = None  # None: hashes fall back to the environment's folder (from_env always sets it)
     api_key: str | None = field(default=None, repr=False)  # the image service's key: never printed
     a1111_url: str | None = None  # the a1111 engine's server

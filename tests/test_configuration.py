@@ -86,8 +86,10 @@ def _environment_reads(path: Path) -> list[str]:
 
 def test_only_the_settings_modules_read_the_environment():
     # The hub's own HF_HUB_OFFLINE is read where the hub is used (sdxl_load), Ray's own RAY_AUTH_*
-    # where a cluster is joined (imagegen.scale), and nothing else.
-    allowed = {"assistant/workflows/settings.py", "imagegen/settings.py", "imagegen/engines/sdxl_load.py", "imagegen/scale/__init__.py"}
+    # where a cluster is joined (imagegen.scale), inductor's TORCHINDUCTOR_CACHE_DIR where the
+    # compile cache is chosen (sdxl_compile), and nothing else.
+    compile_ = "imagegen/engines/sdxl_compile.py"
+    allowed = {"assistant/workflows/settings.py", "imagegen/settings.py", "imagegen/engines/sdxl_load.py", "imagegen/scale/__init__.py", compile_}
     files = [*ROOT.glob("assistant/**/*.py"), *ROOT.glob("imagegen/**/*.py"), ROOT / "dataprep.py", ROOT / "dashboard.py"]
     reads = [hit for path in files if str(path.relative_to(ROOT)) not in allowed for hit in _environment_reads(path)]
     assert reads == [], f"read the environment outside the settings modules: {reads}"
@@ -96,3 +98,6 @@ def test_only_the_settings_modules_read_the_environment():
     scale = ROOT / "imagegen" / "scale" / "__init__.py"
     lines = scale.read_text().splitlines()
     assert all("RAY_AUTH_" in lines[int(hit.rsplit(":", 1)[1]) - 1] for hit in _environment_reads(scale)), "imagegen.scale reads only Ray's auth variables"
+    text = (ROOT / compile_).read_text()
+    assert 'CACHE_ENV = "TORCHINDUCTOR_CACHE_DIR"' in text
+    assert all("CACHE_ENV" in text.splitlines()[int(hit.rsplit(":", 1)[1]) - 1] for hit in _environment_reads(ROOT / compile_)), "sdxl_compile touches only inductor's cache variable"

@@ -98,7 +98,7 @@ def test_the_table_lists_auto_the_engines_and_preview_with_one_line_descriptions
     assert spec("a1111").needs == "KEYART_A1111_URL" and not spec("openai").auto  # auto never picks a paid API
     assert "KEYART_SDXL_MODEL" in rows["sdxl"] and "not drawn" in rows["preview"]
     assert all(line and "\n" not in line and len(line) < 120 for line in rows.values())
-    assert SDXL_OPTIONS == spec("sdxl").options == ("device", "dtype", "memory", "speed")
+    assert SDXL_OPTIONS == spec("sdxl").options == ("device", "dtype", "memory", "speed", "compile")
     assert spec(" Preview ").options == ()  # PreviewEngine(**options) refuses every option
     assert spec("sdxl").needs == "KEYART_SDXL_MODEL" and spec("preview").needs is None
 

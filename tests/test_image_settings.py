@@ -80,7 +80,7 @@ def test_overrides_win_and_none_is_ignored():
         ImageSettings.from_env({}, devcie="cpu")
     with pytest.raises(dataclasses.FrozenInstanceError):
         settings.device = "mps"
-    assert ENGINE_OPTIONS == ("device", "dtype", "memory", "speed")
+    assert ENGINE_OPTIONS == ("device", "dtype", "memory", "speed", "compile")
 
 
 def test_from_env_reads_os_environ_by_default(monkeypatch):

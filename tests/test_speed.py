@@ -1,10 +1,14 @@
 """The engine's speed setting on the CPU with the tiny SDXL: `fast` (fused QKV projections,
-channels_last) gives the standard image within 2 levels in every mode, with a LoRA and with an
-IP-Adapter reference (both run unfused and leave the projections fused again), and says so in the
-infotext; `auto` is standard on the CPU; a bad word, or a speed asked of the preview engine, is refused."""
+channels_last) gives the standard image within 2 levels in every mode, with a LoRA (merged into the
+weights for its render, restored bit for bit after) and with an IP-Adapter reference (run unfused,
+fused again after), and says so in the infotext; torch.compile (inductor, on the CPU) gives the same
+image, keeps its kernels in the folder given, and does not recompile for a LoRA change; `turbo`
+runs the deep blocks on one UNet call in three and labels its images; `auto` is standard on the
+CPU; a bad word, or a speed asked of the preview engine, is refused."""
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 
 from imagegen import RenderRequest
@@ -44,8 +48,9 @@ def test_fast_gives_the_standard_image_in_every_mode(engines, tmp_path):
     assert fast.base.unet.attn_processors and all(type(p).__name__.startswith("Fused") for p in fast.base.unet.attn_processors.values())
 
 
-def test_a_lora_and_a_reference_run_unfused_and_leave_it_fused(engines, tmp_path):
+def test_a_lora_is_merged_for_its_render_and_a_reference_runs_unfused(engines, tmp_path):
     standard, fast = engines
+    before = {name: p.detach().clone() for name, p in fast.base.unet.named_parameters()}
     poster = tmp_path / "poster.png"
     Image.new("RGB", (80, 80), (200, 40, 30)).save(poster)
     for prompt, fields in (("a lighthouse keeper <lora:ink:1>", {}), ("a lighthouse keeper", dict(reference=str(poster), reference_scale=0.8))):
@@ -53,6 +58,10 @@ def test_a_lora_and_a_reference_run_unfused_and_leave_it_fused(engines, tmp_path
     # The LoRA took effect on the fast engine too, and the projections are fused again after it.
     assert np.abs(pixels(fast, "a lighthouse keeper <lora:ink:1>", refiner="off") - pixels(fast, refiner="off")).mean() > 0.5
     assert all(type(p).__name__.startswith("Fused") for p in fast.base.unet.attn_processors.values())
+    # The merged weights were put back bit for bit, fused matrices included, and no adapter stayed behind.
+    after = dict(fast.base.unet.named_parameters())
+    assert after.keys() == before.keys() and all(torch.equal(after[name], value) for name, value in before.items())
+    assert not any(fast.base.get_list_adapters().values())
 
 
 def test_the_infotext_and_lineage_say_how_it_ran(engines):
@@ -73,7 +82,71 @@ def test_fast_takes_bf16_on_gpus_that_have_it_when_the_dtype_is_auto():
 
 def test_auto_is_standard_on_the_cpu_and_bad_speeds_are_refused(tmp_path, capsys):
     assert resolve("auto", "cpu") == "standard" and resolve("auto", "cuda:0") == "fast" and resolve("FAST", "cpu") == "fast"
-    with pytest.raises(InvalidRequest, match="speed is one of auto, standard, fast"):
+    with pytest.raises(InvalidRequest, match="speed is one of auto, standard, fast, turbo"):
         resolve("warp", "cpu")
     assert main(["render", "x", "--engine", "preview", "--speed", "fast", "--output", str(tmp_path / "o")]) == 2
     assert "sdxl" in capsys.readouterr().err and not (tmp_path / "o").exists()
+
+
+def test_turbo_reuses_the_deep_features_between_full_calls_and_labels_its_images(tmp_path):
+    from imagegen.tiny import tiny_sdxl
+
+    base, _ = tiny_sdxl(tmp_path / "t", refiner=False)
+    turbo = SDXLEngine(base, model_name="tiny", speed="turbo")
+    deep = turbo.base.unet.mid_block.resnets[0]  # inside the mid block: runs only when the block computes
+    calls = []
+    deep.register_forward_hook(lambda *_: calls.append(1))
+    first = turbo.render(RenderRequest("a quay", **SMALL))[0]
+    # 4 steps at interval 3: full calls at steps 0 and 3; steps 1 and 2 ran on the kept features.
+    assert len(calls) == 2 and next(iter(turbo.tuning.caches.values())).reused == 2
+    fields = parse_infotext(first.infotext)[2]
+    assert fields["Speed"] == "turbo" and fields["Step cache"] == "3" and "FP8" not in fields
+    assert first.lineage["turbo"]["step_cache"] == 3 and "compute capability" in first.lineage["turbo"]["fp8"]
+    # Nothing kept crosses renders: another prompt, then the first again, gives the first image bit for bit.
+    turbo.render(RenderRequest("a storm over the harbour", **SMALL))
+    again = turbo.render(RenderRequest("a quay", **SMALL))[0]
+    assert np.array_equal(np.asarray(first.image), np.asarray(again.image))
+    # A hires fix's second pass (another size) starts its cache afresh and renders.
+    hires = turbo.render(RenderRequest("a quay", **(SMALL | dict(hr_scale=1.5, denoising_strength=0.5))))[0]
+    assert hires.image.size == (96, 96)
+
+
+@pytest.mark.xdist_group("compile")
+def test_compiled_gives_the_same_image_caches_its_kernels_and_a_lora_change_does_not_recompile(tmp_path):
+    """One inductor compile on the CPU (about 20 s cold): the same image as uncompiled, kernels in the
+    cache folder, then LoRA renders under torch's fail_on_recompile stance."""
+    from imagegen.tiny import tiny_sdxl
+    from imagegen.tiny_lora import save_tiny_lora
+
+    (b1, _), (b2, _) = tiny_sdxl(tmp_path / "a", refiner=False), tiny_sdxl(tmp_path / "b", refiner=False)
+    for name, seed in (("ink", 1), ("pen", 2)):
+        save_tiny_lora(tmp_path / "loras" / f"{name}.safetensors", b1, seed=seed)
+    common = dict(model_name="tiny", lora_dir=tmp_path / "loras")
+    plain = SDXLEngine(b1, **common)
+    compiled = SDXLEngine(b2, speed="fast", compile="on", compile_cache=tmp_path / "kernels", **common)
+    assert compiled.tuning.compiled == "inductor"
+
+    def both(prompt):
+        request = RenderRequest(prompt, **(SMALL | dict(num_inference_steps=2)))
+        return np.asarray(plain.render(request)[0].image, dtype=np.int16), compiled.render(request)[0]
+
+    ours, image = both("a lighthouse keeper")
+    assert np.abs(ours - np.asarray(image.image, dtype=np.int16)).max() <= TOLERANCE and image.lineage["compiled"] == "inductor"
+    assert any((tmp_path / "kernels").rglob("*")), "inductor wrote no kernel to the cache folder given"
+    with torch.compiler.set_stance("fail_on_recompile"):
+        for prompt in ("a lighthouse keeper <lora:ink:1>", "a lighthouse keeper <lora:pen:0.7>", "a lighthouse keeper"):
+            ours, image = both(prompt)
+            assert np.abs(ours - np.asarray(image.image, dtype=np.int16)).max() <= TOLERANCE, prompt
+
+
+def test_when_the_engine_compiles_and_where_fp8_runs():
+    from imagegen.engines.sdxl_compile import wanted
+    from imagegen.engines.sdxl_fp8 import unavailable
+
+    assert wanted("auto", "fast", "cuda:0", "normal") and wanted("auto", "turbo", "cuda", "medvram")
+    assert not wanted("auto", "standard", "cuda", "normal") and not wanted("auto", "fast", "cpu", "normal")
+    assert wanted("on", "standard", "cpu", "normal") and not wanted("off", "fast", "cuda", "normal")
+    assert not wanted("on", "fast", "cuda", "lowvram")  # sequential offload moves layers under compiled code
+    with pytest.raises(InvalidRequest, match="compile is one of auto, on, off"):
+        wanted("always", "fast", "cuda", "normal")
+    assert "CUDA GPU of compute capability 8.9" in unavailable("cpu")

@@ -3,7 +3,8 @@
 The folder (KEYART_LORA_DIR, read by imagegen.settings) is a parameter here. Names resolve as A1111
 resolves them (a file's stem anywhere in the folder, or its path inside it), never outside the
 folder. `applied(pipe, tags, folder=...)` loads them into the base pipeline with diffusers' PEFT
-backend and unloads them afterwards, so the next render is bit-identical to one without them.
+backend and unloads them afterwards, so the next render is bit-identical to one without them;
+`patched` merges them into the weights for the render instead (the fast speeds: no recompile).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import warnings
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path, PurePosixPath, PureWindowsPath
+from typing import Any
 
 from .. import hashes
 from ..errors import InvalidRequest, ModelNotFound
@@ -141,42 +143,98 @@ def applied(pipe, tags: Sequence[LoraTag], *, folder: str | Path | None = None) 
     if not tags:
         yield []
         return
-    # 1. Resolve every name first: a bad one fails before the model is touched.
-    paths = [resolve(tag.name, folder) for tag in tags]
-    repeated = sorted({tag.name for tag, path in zip(tags, paths) if paths.count(path) > 1})
-    if repeated:
-        raise InvalidRequest(f"LoRA {', '.join(repeated)} appears more than once in the prompt; give each LoRA one tag with its weight")
-    _require_peft()
+    paths = _resolved(tags, folder)  # a bad name fails before the model is touched
     adapters = [f"keyart_lora_{i}" for i in range(len(tags))]  # peft names may not hold "." or "/"
     pristine = not any(pipe.get_list_adapters().values())
     try:
-        # 2. Load each adapter, then set every weight at once (text encoders at te, UNet at unet).
-        for tag, path, adapter in zip(tags, paths, adapters):
-            log.info("loading LoRA %s (%s) at te=%g unet=%g", tag.name, path, tag.te_weight, tag.unet_weight)
-            try:
-                with warnings.catch_warnings():
-                    # peft warns on every adapter after the first; several at once is the point here.
-                    warnings.filterwarnings("ignore", message="Already found a `peft_config`", category=UserWarning)
-                    pipe.load_lora_weights(str(path), adapter_name=adapter)
-            except (ValueError, RuntimeError, KeyError, IndexError, OSError) as exc:  # what diffusers raises for a misfit file
-                raise InvalidRequest(
-                    f"LoRA {tag.name!r} ({path}) cannot be loaded into this SDXL model; is it an SDXL LoRA? ({_first_line(exc)})"
-                ) from exc
-        present = pipe.get_list_adapters()
-        weights = [
-            {part: (tag.unet_weight if part == "unet" else tag.te_weight) for part, names in present.items() if adapter in names}
-            for tag, adapter in zip(tags, adapters)
-        ]
-        pipe.set_adapters(adapters, adapter_weights=weights)
+        _load(pipe, tags, paths, adapters)
         yield paths
     finally:
-        # 3. Remove them: unwrapping every PEFT layer restores the original modules exactly.
+        # Remove them: unwrapping every PEFT layer restores the original modules exactly.
         if pristine:
             pipe.unload_lora_weights()
         else:
             ours = [a for a in adapters if any(a in names for names in pipe.get_list_adapters().values())]
             if ours:
                 pipe.delete_adapters(ours)
+
+
+@contextmanager
+def patched(pipe, tags: Sequence[LoraTag], *, folder: str | Path | None = None, after=None) -> Iterator[list[Path]]:
+    """As `applied`, but the LoRAs are merged into the weights for the block, as A1111 applies them,
+    and the original weights are copied back exactly on exit.
+
+    The models keep their modules, so a compiled UNet does not recompile for a new LoRA (its
+    weights reach the compiled code as inputs) and a render with LoRAs costs what one without does.
+    `after()` runs once the weights changed, each way (the engine refreshes fused projections).
+    A pipeline that already holds adapters of its own gets `applied` instead.
+    """
+    if not tags or any(pipe.get_list_adapters().values()):
+        with applied(pipe, tags, folder=folder) as paths:
+            yield paths
+        return
+    import torch
+    from peft.tuners.tuners_utils import BaseTunerLayer
+
+    paths = _resolved(tags, folder)
+    adapters = [f"keyart_lora_{i}" for i in range(len(tags))]
+    saved: list[tuple[Any, Any]] = []
+    try:
+        # 1. Load as adapters (diffusers reads every LoRA format), then keep the weights they touch.
+        _load(pipe, tags, paths, adapters)
+        components = [name for name in ("unet", "text_encoder", "text_encoder_2") if getattr(pipe, name, None) is not None]
+        with torch.no_grad():
+            for name in components:
+                for module in getattr(pipe, name).modules():
+                    if isinstance(module, BaseTunerLayer):
+                        base = module.get_base_layer()
+                        saved += [(p, p.detach().to("cpu", copy=True)) for p in (base.weight, getattr(base, "bias", None)) if p is not None]
+        # 2. Merge them into those weights and drop the adapter layers: the modules are the originals again.
+        pipe.fuse_lora(components=components, lora_scale=1.0, adapter_names=adapters)
+        pipe.unload_lora_weights()
+        if after is not None:
+            after()
+        yield paths
+    finally:
+        # 3. The original weights back, bit for bit (a failed load leaves no adapter behind either).
+        if any(pipe.get_list_adapters().values()):
+            pipe.unload_lora_weights()
+        with torch.no_grad():
+            for param, original in saved:
+                param.copy_(original)
+        if saved and after is not None:
+            after()
+
+
+def _resolved(tags: Sequence[LoraTag], folder: str | Path | None) -> list[Path]:
+    """Each tag's file; a LoRA named twice is refused."""
+    paths = [resolve(tag.name, folder) for tag in tags]
+    repeated = sorted({tag.name for tag, path in zip(tags, paths) if paths.count(path) > 1})
+    if repeated:
+        raise InvalidRequest(f"LoRA {', '.join(repeated)} appears more than once in the prompt; give each LoRA one tag with its weight")
+    _require_peft()
+    return paths
+
+
+def _load(pipe, tags: Sequence[LoraTag], paths: Sequence[Path], adapters: Sequence[str]) -> None:
+    """Load each LoRA as a named adapter, then set every weight at once (text encoders at te, UNet at unet)."""
+    for tag, path, adapter in zip(tags, paths, adapters):
+        log.info("loading LoRA %s (%s) at te=%g unet=%g", tag.name, path, tag.te_weight, tag.unet_weight)
+        try:
+            with warnings.catch_warnings():
+                # peft warns on every adapter after the first; several at once is the point here.
+                warnings.filterwarnings("ignore", message="Already found a `peft_config`", category=UserWarning)
+                pipe.load_lora_weights(str(path), adapter_name=adapter)
+        except (ValueError, RuntimeError, KeyError, IndexError, OSError) as exc:  # what diffusers raises for a misfit file
+            raise InvalidRequest(
+                f"LoRA {tag.name!r} ({path}) cannot be loaded into this SDXL model; is it an SDXL LoRA? ({_first_line(exc)})"
+            ) from exc
+    present = pipe.get_list_adapters()
+    weights = [
+        {part: (tag.unet_weight if part == "unet" else tag.te_weight) for part, names in present.items() if adapter in names}
+        for tag, adapter in zip(tags, adapters)
+    ]
+    pipe.set_adapters(list(adapters), adapter_weights=weights)
 
 
 def _require_peft() -> None:

@@ -15,9 +15,7 @@ from typing import Any
 
 from .. import canvas, samplers
 from ..depth import DepthEstimator
-from ..errors import InvalidRequest, ModelNotFound, RenderFailed
-from ..metadata import infotext_for, lineage_for
-from ..metadata_modes import control_fields
+from ..errors import InvalidRequest, ModelNotFound, OutOfMemory, RenderFailed
 from ..prompt_schedule import loras, schedule
 from ..prompt_syntax import parse
 from ..request import RenderedImage, RenderRequest
@@ -28,6 +26,7 @@ from . import lora
 from . import sdxl_control as control
 from . import sdxl_modes as modes
 from . import sdxl_reference as reference
+from . import sdxl_record as record
 from . import sdxl_speed as speedups
 from .sdxl_prompt import chunk_count
 from .sdxl_schedule import BlendedPrompts, PassPrompts, RenderPrompts
@@ -62,6 +61,9 @@ class SDXLEngine:
         ip_adapter: str | Path | None = None,
         depth_model: str | None = None,
         speed: str = "standard",
+        compile: str | bool = "auto",
+        compile_backend: Any = "inductor",
+        compile_cache: str | Path | None = None,
     ):
         self.base = base
         self.refiner = refiner
@@ -74,9 +76,9 @@ class SDXLEngine:
         self.controlnets = control.ControlNets(controlnet_dir)  # by type, from KEYART_CONTROLNET_DIR, loaded on first use
         self.adapter = reference.Adapter(ip_adapter)  # KEYART_IP_ADAPTER, read on the first reference render
         self.depth = DepthEstimator(depth_model, device=self.device) if depth_model else None  # KEYART_DEPTH_MODEL: depth units' maps
-        self.speed = speedups.resolve(speed, self.device)  # "standard" | "fast"
-        if self.speed == "fast":
-            speedups.apply_fast(self._pipes)
+        self.speed = speedups.resolve(speed, self.device)  # "standard" | "fast" | "turbo"
+        # Fused projections, fp8 linears, step caches, torch.compile: as the speed and compile settings say.
+        self.tuning = speedups.Tuning(self._pipes, self.speed, self.device, memory=memory, compile=compile, backend=compile_backend, cache=compile_cache)
         # Pristine scheduler configs: every sampler is built from these, never from the last one used.
         self._scheduler_config = dict(base.scheduler.config)
         self._refiner_scheduler_config = dict(refiner.scheduler.config) if refiner is not None else None
@@ -113,12 +115,15 @@ class SDXLEngine:
         ip_adapter: str | Path | None = None,
         depth_model: str | None = None,
         speed: str | None = None,
+        compile: str | None = None,
+        compile_cache: str | Path | None = None,
     ) -> SDXLEngine:
         """Load SDXL (and a refiner) from folders, .safetensors files or hub ids onto a device.
 
         device None: the best available; dtype None: auto (fp16 on GPUs, fp32 on the CPU); memory
         None: normal. `config` is the diffusers folder a single file reads its configs from offline;
-        `lora_dir` is where the prompts' LoRA tags are found, `controlnet_dir` the control units' models, `ip_adapter` the reference images' adapter, `depth_model` the depth units' estimator.
+        `lora_dir` is where the prompts' LoRA tags are found, `controlnet_dir` the control units' models, `ip_adapter` the reference images' adapter, `depth_model` the depth units' estimator;
+        `speed` and `compile` as KEYART_SPEED and KEYART_COMPILE say, compiled kernels kept in `compile_cache`.
         """
         # 1. Where and in which precision (fast takes bf16 on GPUs that have it, when the dtype is auto).
         device = pick_device(device)
@@ -145,6 +150,8 @@ class SDXLEngine:
             ip_adapter=ip_adapter,
             depth_model=depth_model,
             speed=speed,
+            compile=compile or "auto",
+            compile_cache=compile_cache,
         )
 
     @classmethod
@@ -170,6 +177,8 @@ class SDXLEngine:
             ip_adapter=settings.ip_adapter,
             depth_model=settings.depth_model,
             speed=settings.speed,
+            compile=settings.compile,
+            compile_cache=Path(settings.cache).expanduser() / "torch-compile" if settings.cache else None,
         )
 
     # -- rendering ----------------------------------------------------------------------------
@@ -216,9 +225,10 @@ class SDXLEngine:
         requests = [r.with_seed() for r in requests]
         request = requests[0]  # the call's settings: the same for every request here
         use_refiner = self._use_refiner(request)
-        self.base.scheduler = samplers.make_scheduler(request.sampler, request.schedule_type, self._scheduler_config)
+        self.tuning.start()
+        self.base.scheduler = self._scheduler(self.base, request, self._scheduler_config)
         if use_refiner:
-            self.refiner.scheduler = samplers.make_scheduler(request.sampler, request.schedule_type, self._refiner_scheduler_config)
+            self.refiner.scheduler = self._scheduler(self.refiner, request, self._refiner_scheduler_config)
         prepared = canvas.prepare(request) if request.init_image is not None else None
         guidance = (
             control.Guidance.prepare(
@@ -266,9 +276,9 @@ class SDXLEngine:
 
             refiner_prompts = {key: prompts_of(self.refiner, trees, True) if use_refiner else (None, None) for key, trees in calls_of.items()}
             referenced = self.adapter.applied(self.base, request.reference, request.reference_scale, request.batch_size) if request.reference else nullcontext()
-            # LoRAs and the IP-Adapter hook the attention's own q/k/v: fused projections step aside while they are in.
-            unfused = speedups.unfused(self.base) if self.speed == "fast" and (tags or request.reference) else nullcontext()
-            with unfused, lora.applied(self.base, tags or [], folder=self.lora_dir) as lora_paths, referenced as embeds:
+            # The IP-Adapter uses the attention's own q/k/v: fused projections step aside while it is in.
+            lora_block = self.tuning.loras(self.base, tags or [], self.lora_dir)
+            with self.tuning.referenced(self.base, request.reference is not None), lora_block as lora_paths, referenced as embeds:
                 loras_used = lora.lora_infotext(tags or [], lora_paths)
                 # Inside: a LoRA's text-encoder part counts.
                 call_prompts = {}
@@ -310,7 +320,7 @@ class SDXLEngine:
         except torch.cuda.OutOfMemoryError as exc:
             torch.cuda.empty_cache()
             w, h = request.output_size
-            raise RenderFailed(
+            raise OutOfMemory(
                 f"out of GPU memory rendering {w}x{h} at batch size {len(calls[0])}; "
                 "use a smaller size or batch, or KEYART_MEMORY=medvram (model offload) or lowvram"
             ) from exc
@@ -336,8 +346,12 @@ class SDXLEngine:
         if key not in self._derived:
             self._derived[key] = modes.derived_pipe(self.base, kind) if guidance is None else control.control_pipe(self.base, kind, guidance)
         pipe = self._derived[key]
-        pipe.scheduler = samplers.make_scheduler(request.sampler, request.schedule_type, self._scheduler_config)
+        pipe.scheduler = self._scheduler(pipe, request, self._scheduler_config)
         return pipe
+
+    def _scheduler(self, pipe, request: RenderRequest, config: dict):
+        """The request's sampler, built from a pristine config; a step cache starts afresh under it."""
+        return self.tuning.watch(pipe, samplers.make_scheduler(request.sampler, request.schedule_type, config))
 
     def _use_refiner(self, request: RenderRequest) -> bool:
         if request.refiner == "on" and self.refiner is None:
@@ -345,43 +359,7 @@ class SDXLEngine:
         return self.refiner is not None and request.refiner != "off"
 
     def _rendered(self, request, image, seed, index, use_refiner, lineage, loras=None, schedule=None, guidance=None) -> RenderedImage:
-        extra: dict[str, Any] = {}
-        if use_refiner:
-            # A1111 writes the refiner as "name [hash]".
-            refiner = f"{self.refiner_name} [{self.refiner_hash}]" if self.refiner_hash else self.refiner_name
-            extra = {"Refiner": refiner, "Refiner switch at": request.refiner_switch_at}
-        extra |= loras or {}  # A1111's "Lora hashes", after the refiner's fields
-        if guidance is not None:  # A1111's ControlNet fields, with the models' own names
-            extra |= control_fields(request, guidance.model_names())
-        if request.reference is not None:
-            extra["IP-Adapter"] = self.adapter.name
-        if self.speed != "standard":  # keyart's own: how the engine ran, for a reproduction to know
-            extra["Speed"] = self.speed
-        details = {
-            "device": self.device,
-            "dtype": self.dtype,
-            "memory": self.memory,
-            "speed": self.speed,
-            "model_hash": self.model_hash,
-            "refiner": self.refiner_name if use_refiner else None,
-        }
-        if schedule is not None:  # the prompt changed during the render: which text each step ran with
-            details["prompt_schedule"] = schedule
-        if request.reference is not None:
-            details["reference"] = {"adapter": self.adapter.name, "scale": request.reference_scale}
-        if guidance is not None:  # each unit, its model and the steps it guided; the resizes said
-            details["controls"] = guidance.record()
-            if guidance.notes:
-                details["notes"] = list(guidance.notes)
-        return RenderedImage(
-            image=image,
-            request=request,
-            seed=seed,
-            index=index,
-            infotext=infotext_for(request, seed=seed, model=self.model_name, index=index, extra=extra, model_hash=self.model_hash),
-            lineage=lineage_for(request, seed=seed, index=index, engine=self.name, model=self.model_name, extra=details, lineage=lineage),
-        )
-
+        return record.rendered(self, request, image, seed, index, use_refiner, lineage, loras, schedule, guidance)
 
 def _bf16_supported(device: str) -> bool:
     import torch

@@ -2,10 +2,14 @@
 which change the arithmetic's order but not what is computed: the UNet's and VAE's attention
 projections fused into one matrix (diffusers' fuse_qkv_projections) and channels_last memory for
 their convolutions, and, with dtype auto on a GPU that has it, bf16 (so the VAE needs no fp32
-upcast). `auto` is fast on a CUDA GPU, standard elsewhere (on the CPU the gain is small).
+upcast); torch.compile comes with it on a GPU (sdxl_compile). `turbo` is fast plus techniques that
+change pixels, each labelled in the infotext: step caching (sdxl_stepcache) and fp8 linear layers
+(sdxl_fp8). `auto` is fast on a CUDA GPU, standard elsewhere (on the CPU the gain is small).
 
-LoRAs and the IP-Adapter hook the attention's separate q, k and v projections, so a render with
-either runs unfused (`unfused`) and the projections are fused again after it.
+A LoRA is merged into the separate q, k and v weights for its render (lora.patched) and the fused
+matrices are refreshed from them in place (`refresh_fused`), so no module changes. The IP-Adapter
+swaps the attention processors for its own, which use the separate projections: its renders run
+unfused (`unfused`) and the projections are fused again after.
 """
 
 from __future__ import annotations
@@ -18,7 +22,7 @@ from ..settings import SPEEDS
 
 
 def resolve(speed: str, device: str) -> str:
-    """"standard" or "fast" for a speed setting on `device`."""
+    """"standard", "fast" or "turbo" for a speed setting on `device`."""
     speed = str(speed or "auto").strip().lower()
     if speed not in SPEEDS:
         raise InvalidRequest(f"speed is one of {', '.join(SPEEDS)} (got {speed!r})")
@@ -31,7 +35,7 @@ def dtype_word(dtype: str | None, speed: str, device: str, bf16_supported: bool)
     """The dtype setting a speed asks for: fast with `auto` on a GPU that has bf16 takes bf16 (the VAE then
     needs no fp32 upcast, as bf16 has fp32's range); every other case keeps the setting as given."""
     dtype = dtype or "auto"
-    if speed == "fast" and dtype == "auto" and str(device).startswith("cuda") and bf16_supported:
+    if speed in ("fast", "turbo") and dtype == "auto" and str(device).startswith("cuda") and bf16_supported:
         return "bf16"
     return dtype
 
@@ -46,6 +50,21 @@ def apply_fast(pipes: list[Any]) -> None:
         pipe.vae.to(memory_format=torch.channels_last)
 
 
+def refresh_fused(pipe: Any) -> None:
+    """Copy the UNet's separate q, k and v weights into its fused matrices, in place (after a LoRA
+    changed them, or was taken out): the fused modules stay the same objects."""
+    import torch
+
+    with torch.no_grad():
+        for module in pipe.unet.modules():
+            if not getattr(module, "fused_projections", False):
+                continue
+            fused, parts = (module.to_kv, (module.to_k, module.to_v)) if hasattr(module, "to_kv") and module.is_cross_attention else (module.to_qkv, (module.to_q, module.to_k, module.to_v))
+            fused.weight.copy_(torch.cat([p.weight for p in parts]))
+            if fused.bias is not None:
+                fused.bias.copy_(torch.cat([p.bias for p in parts]))
+
+
 @contextmanager
 def unfused(pipe: Any) -> Iterator[None]:
     """`pipe`'s UNet with its separate q, k and v projections for the block, fused again after it."""
@@ -54,3 +73,79 @@ def unfused(pipe: Any) -> Iterator[None]:
         yield
     finally:
         pipe.fuse_qkv_projections(unet=True, vae=False)
+
+
+class Tuning:
+    """What the speed setting did to an engine's pipelines, and what each render needs from it:
+    the LoRA and reference blocks, the step caches' schedulers, and the words for infotext and lineage."""
+
+    def __init__(self, pipes: list[Any], speed: str, device: str, *, memory: str = "normal", compile: Any = "auto", backend: Any = "inductor", cache: Any = None):
+        from . import sdxl_compile, sdxl_fp8
+        from .sdxl_stepcache import StepCache
+
+        self.speed = speed
+        self.pipes = pipes
+        self.compiled: str | None = None
+        self.fp8: str | None = None  # None: not asked (below turbo); "linear": applied; else why not
+        self.caches: dict[int, StepCache] = {}
+        if speed == "standard" and not sdxl_compile.wanted(compile, speed, device, memory):
+            return
+        # 1. Exact: fused projections and channels_last (fast and turbo).
+        if speed != "standard":
+            apply_fast(pipes)
+        # 2. Turbo: fp8 linears where the GPU has them, then a step cache per UNet.
+        unets = list({id(p.unet): p.unet for p in pipes}.values())
+        if speed == "turbo":
+            reason = sdxl_fp8.apply(unets, device)
+            self.fp8 = "linear" if reason is None else reason
+            self.caches = {id(unet): StepCache(unet).install() for unet in unets}
+        # 3. Compile last: it sees the modules as they will run. Weights frozen first, as loading a
+        #    LoRA freezes them: a compiled block guards on requires_grad and would recompile.
+        if sdxl_compile.wanted(compile, speed, device, memory):
+            for pipe in pipes:
+                for name in ("unet", "vae", "text_encoder", "text_encoder_2"):
+                    if getattr(pipe, name, None) is not None:
+                        getattr(pipe, name).requires_grad_(False)
+            self.compiled = sdxl_compile.apply(pipes, backend=backend, cache=cache)
+
+    def watch(self, pipe: Any, scheduler: Any) -> Any:
+        """`scheduler` for `pipe`: a pass under it starts its UNet's step cache afresh."""
+        cache = self.caches.get(id(pipe.unet))
+        return cache.watch(scheduler) if cache is not None else scheduler
+
+    def start(self) -> None:
+        """A render begins: nothing kept from the last one is reused."""
+        for cache in self.caches.values():
+            cache.reset()
+
+    def loras(self, pipe: Any, tags: list, folder: Any):
+        """The block a render's LoRAs apply in: merged into the weights on the fast speeds and when
+        compiled (no module changes, so nothing recompiles), PEFT adapters on standard and over fp8 weights."""
+        from . import lora
+
+        if (self.speed == "standard" and not self.compiled) or self.fp8 == "linear":
+            return lora.applied(pipe, tags, folder=folder)
+        return lora.patched(pipe, tags, folder=folder, after=lambda: refresh_fused(pipe))
+
+    def referenced(self, pipe: Any, reference: bool):
+        """The IP-Adapter's processors use the separate projections: unfused for its render."""
+        from contextlib import nullcontext
+
+        return unfused(pipe) if reference and self.speed != "standard" else nullcontext()
+
+    def infotext(self) -> dict[str, Any]:
+        """keyart's own fields: how the engine ran, where it changes pixels or their arithmetic."""
+        fields: dict[str, Any] = {}
+        if self.speed != "standard":
+            fields["Speed"] = self.speed
+        if self.caches:
+            fields["Step cache"] = next(iter(self.caches.values())).interval
+        if self.fp8 == "linear":
+            fields["FP8"] = "linear"
+        return fields
+
+    def lineage(self) -> dict[str, Any]:
+        record: dict[str, Any] = {"speed": self.speed, "compiled": self.compiled}
+        if self.speed == "turbo":
+            record["turbo"] = {"step_cache": next(iter(self.caches.values())).interval if self.caches else None, "fp8": self.fp8}
+        return record
