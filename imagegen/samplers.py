@@ -57,6 +57,8 @@ SAMPLERS: dict[str, SamplerSpec] = {
         SamplerSpec("PLMS", "PNDMScheduler", {"skip_prk_steps": True}, sigmas=()),
         SamplerSpec("UniPC", "UniPCMultistepScheduler"),
         SamplerSpec("DEIS", "DEISMultistepScheduler"),
+        # Latent consistency models (LCM-LoRA): A1111's LCM sampler; no sigma schedules.
+        SamplerSpec("LCM", "LCMScheduler", sigmas=()),
     )
 }
 

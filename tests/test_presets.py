@@ -106,4 +106,21 @@ def test_help_mentions_quality(capsys):
         main(["render", "--help"])
     assert done.value.code == 0
     out = capsys.readouterr().out
-    assert "--quality {draft,final}" in out and "16 steps, DPM++ 2M Karras, CFG 6, refiner off" in out
+    assert "--quality {draft,final,lcm,lightning,hyper}" in out and "16 steps, DPM++ 2M Karras, CFG 6, refiner off" in out
+
+
+def test_the_distilled_words_set_the_scheduler_steps_and_cfg_their_loras_were_trained_for():
+    from imagegen.samplers import make_scheduler
+
+    sdxl = dict(beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear", steps_offset=1, timestep_spacing="leading", num_train_timesteps=1000)
+    expected = {"lcm": ("LCMScheduler", 4, "leading"), "lightning": ("EulerDiscreteScheduler", 4, "trailing"), "hyper": ("DDIMScheduler", 8, "trailing")}
+    for word, (scheduler, steps, spacing) in expected.items():
+        fields = quality_fields(word)
+        assert fields["num_inference_steps"] == steps and fields["guidance_scale"] == 1.0 and fields["refiner"] == "off", word
+        made = make_scheduler(fields["sampler"], fields["schedule_type"], sdxl)
+        assert type(made).__name__ == scheduler and made.config.timestep_spacing == spacing, word
+        assert "LoRA in the prompt" in describe_quality(word)
+    # Lightning's trailing spacing starts at the last training timestep, as its model card asks.
+    lightning = make_scheduler("Euler", "SGM Uniform", sdxl)
+    lightning.set_timesteps(4)
+    assert int(lightning.timesteps[0]) == 999
