@@ -1,15 +1,24 @@
-"""keyart's SDXL engine against a bare diffusers pipeline on the same model, measured side by side.
+"""keyart's SDXL engine in each speed setting against stock diffusers on the same model, side by side.
 
-Default: the tiny random-init model on the CPU (the engine's own overhead as a ratio).
-`--full`: the real SDXL architecture at random weights (the compute of trained weights) on a CUDA
-GPU, 1024x1024, 30 steps, CFG on, batch 1 and 4: seconds per image, images/s and TFLOP/s.
-Each row also runs keyart at `--speed fast` (a second copy of the model: fusing changes it in place)
-and prints its time, its ratio to the bare pipeline and how far its image is from standard's.
+Rows: `stock` (a bare diffusers pipeline in --dtype, default fp16), keyart `standard` (the same
+pipeline through the engine), `fast` (exact optimisations; bf16 and torch.compile on a GPU) and
+`turbo` (fast plus step caching and fp8 linears where the GPU has them), each at every batch size:
+seconds per image, images/s, TFLOP/s (of the exact model's work), peak GPU memory, the first
+call's time apart (torch.compile's warm-up is in it), the ratio to stock, and how far the image is
+from the exact one at the same seed (fast against standard, turbo against fast: largest and mean
+difference in levels of 255). Then, on a GPU, the peak memory of base + refiner in each memory
+mode (normal, medvram, lowvram).
+
+Default: the tiny random-init model on the CPU, batches 1 and 2 (the engine's own overhead as
+ratios; compile stays off on the CPU unless --compile on). `--full`: the SDXL architecture at
+random weights (the compute of trained weights) on a CUDA GPU, 1024x1024, 30 steps, CFG 7,
+batches 1 and 8; one command, sized to finish in under ten minutes on an H100/H200.
 """
 
 from __future__ import annotations
 
 import argparse
+import gc
 import statistics
 import sys
 import tempfile
@@ -25,6 +34,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 UNET_STEP_TFLOP = 13.52
 VAE_DECODE_TFLOP = 10.47
 SAMPLER = "DPM++ 2M"  # keyart's default (Karras schedule)
+WORDS: dict = {}  # torch dtype -> its word, filled once torch is imported
 
 
 def full_sdxl(directory: Path, device: str, dtype):
@@ -73,53 +83,141 @@ def full_sdxl(directory: Path, device: str, dtype):
     return pipe
 
 
-def timed(fn, device: str, warmup: int, runs: int) -> list[float]:
+def full_refiner(base, device: str, dtype):
+    """SDXL refiner 1.0's architecture (UNet 2.3B) at random init, sharing the base's text_encoder_2 and VAE."""
+    import torch
+    from diffusers import EulerDiscreteScheduler, StableDiffusionXLImg2ImgPipeline, UNet2DConditionModel
+
+    torch.manual_seed(1)
+    with torch.device(device):
+        unet = UNet2DConditionModel(
+            sample_size=128,
+            down_block_types=("DownBlock2D", "CrossAttnDownBlock2D", "CrossAttnDownBlock2D", "DownBlock2D"),
+            up_block_types=("UpBlock2D", "CrossAttnUpBlock2D", "CrossAttnUpBlock2D", "UpBlock2D"),
+            block_out_channels=(384, 768, 1536, 1536),
+            layers_per_block=2,
+            transformer_layers_per_block=4,
+            attention_head_dim=(6, 12, 24, 24),
+            cross_attention_dim=1280,
+            use_linear_projection=True,
+            addition_embed_type="text_time",
+            addition_time_embed_dim=256,
+            projection_class_embeddings_input_dim=2560,
+        )
+    refiner = StableDiffusionXLImg2ImgPipeline(
+        vae=base.vae, text_encoder=None, text_encoder_2=base.text_encoder_2, tokenizer=None, tokenizer_2=base.tokenizer_2, unet=unet,
+        scheduler=EulerDiscreteScheduler.from_config(base.scheduler.config), requires_aesthetics_score=True, force_zeros_for_empty_prompt=False,
+    )  # fmt: skip
+    refiner.unet.to(dtype=dtype)
+    return refiner
+
+
+def timed(fn, device: str) -> float:
+    """Seconds for one call, the GPU's queued work included."""
     import torch
 
     sync = torch.cuda.synchronize if device.startswith("cuda") else (lambda: None)
-    for _ in range(warmup):
-        fn()
-    times = []
-    for _ in range(runs):
-        sync()
-        start = time.perf_counter()
-        fn()
-        sync()
-        times.append(time.perf_counter() - start)
-    return times
+    sync()
+    start = time.perf_counter()
+    fn()
+    sync()
+    return time.perf_counter() - start
+
+
+def apart(a, b) -> str:
+    """The largest and mean difference of two images, in levels of 255."""
+    import numpy as np
+
+    d = np.abs(np.asarray(a, dtype=np.int16) - np.asarray(b, dtype=np.int16))
+    return f"{int(d.max())}/{d.mean():.2f}"
+
+
+class Tee:
+    """Print to the terminal and to a results file at once (the file fenced as a code block)."""
+
+    def __init__(self, terminal, path: Path):
+        self.terminal, self.file = terminal, path.open("w", encoding="utf-8")
+        self.file.write(f"# bench/engine.py {' '.join(sys.argv[1:])}\n\n```\n")
+
+    def write(self, text: str) -> int:
+        self.file.write(text)
+        return self.terminal.write(text)
+
+    def flush(self) -> None:
+        self.file.flush()
+        self.terminal.flush()
+
+    def close(self) -> None:
+        self.file.write("```\n")
+        self.file.close()
+
+
+def describe(tuning) -> str:
+    """What a speed did, in a few words: "compiled (inductor), step cache 3, fp8 linears"."""
+    parts = [f"compiled ({tuning.compiled})" if tuning.compiled else "not compiled"]
+    if tuning.caches:
+        parts.append(f"step cache {next(iter(tuning.caches.values())).interval}")
+    if tuning.fp8 is not None:
+        parts.append("fp8 linears" if tuning.fp8 == "linear" else "no fp8 (see the note)")
+    return ", ".join(parts)
+
+
+def release(gpu: bool) -> None:
+    """Free what the last models held, and start the peak count afresh."""
+    import torch
+
+    gc.collect()
+    if gpu:
+        torch.cuda.empty_cache()
+        torch.cuda.reset_peak_memory_stats()
+
+
+def peak_gib(device: str) -> str:
+    import torch
+
+    return f"{torch.cuda.max_memory_allocated() / 2**30:.1f}" if device.startswith("cuda") else "-"
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--full", action="store_true", help="real SDXL architecture, random weights (needs a CUDA GPU unless --device cpu)")
     parser.add_argument("--device", help="default: cuda with --full, else cpu")
-    parser.add_argument("--dtype", default="fp16", choices=["fp16", "bf16", "fp32"], help="with --full on a GPU (default fp16)")
+    parser.add_argument("--dtype", default="fp16", choices=["fp16", "bf16", "fp32"], help="stock's and standard's dtype on a GPU (default fp16)")
     parser.add_argument("--size", type=int, help="square image size (default 1024 with --full, 64 otherwise)")
     parser.add_argument("--steps", type=int, help="sampling steps (default 30 with --full, 4 otherwise)")
-    parser.add_argument("--batches", default="1,4", help="batch sizes to measure (default 1,4)")
-    parser.add_argument("--warmup", type=int, default=3)
-    parser.add_argument("--runs", type=int, default=5, help="timed runs per row; the median is reported (default 5)")
+    parser.add_argument("--batches", help="batch sizes to measure (default 1,8 with --full, 1,2 otherwise)")
+    parser.add_argument("--speeds", default="standard,fast,turbo", help="keyart speeds beside stock (default standard,fast,turbo)")
+    parser.add_argument("--compile", default="auto", choices=["auto", "on", "off"], help="for fast and turbo (default auto: on a GPU)")
+    parser.add_argument("--runs", type=int, help="timed runs per row after the first call; the median is reported (default 2 with --full, 3 otherwise)")
+    parser.add_argument("--save", action="store_true", help="also write what is printed to bench/results-<device>.md (the results file to commit)")
+    parser.add_argument("--memory-modes", default=None, help="memory modes to measure base + refiner in (default normal,medvram,lowvram on a GPU; none on the CPU)")
     args = parser.parse_args(argv)
 
     import torch
+    from diffusers.utils import logging as diffusers_logging
 
     from imagegen import RenderRequest
     from imagegen.engines.sdxl import SDXLEngine
-    from imagegen.engines.sdxl_load import keep_vae_safe
+    from imagegen.engines.sdxl_load import keep_vae_safe, place
     from imagegen.samplers import make_scheduler
     from imagegen.tiny import tiny_sdxl
 
+    diffusers_logging.set_verbosity_error()
     device = args.device or ("cuda" if args.full else "cpu")
-    size = args.size or (1024 if args.full else 64)
-    steps = args.steps or (30 if args.full else 4)
-    if device.startswith("cuda") and not torch.cuda.is_available():
+    gpu = device.startswith("cuda")
+    size, steps = args.size or (1024 if args.full else 64), args.steps or (30 if args.full else 4)
+    batches = [int(b) for b in (args.batches or ("1,8" if args.full else "1,2")).split(",")]
+    runs = args.runs or (2 if args.full else 3)
+    speeds = [s.strip() for s in args.speeds.split(",") if s.strip()]
+    if gpu and not torch.cuda.is_available():
         parser.error("no CUDA GPU is visible to torch; run --full on a GPU machine, or add --device cpu with a small --size")
-    if device == "cpu":
-        torch.set_num_threads(max(1, torch.get_num_threads()))
-    dtype = {"fp16": torch.float16, "bf16": torch.bfloat16, "fp32": torch.float32}[args.dtype if device != "cpu" else "fp32"]
+    words = {"fp16": torch.float16, "bf16": torch.bfloat16, "fp32": torch.float32}
+    WORDS.update({value: key for key, value in words.items()})
+    dtype = words[args.dtype] if gpu else torch.float32
+    # fast and turbo take bf16 where the GPU has it, as `--dtype auto` does in the engine.
+    quick_dtype = torch.bfloat16 if gpu and torch.cuda.is_bf16_supported() else dtype
 
-    # 1. One model, shared by the bare pipeline and keyart's standard engine; a second, identical one for fast.
-    def build():
+    def build(dtype):
         with tempfile.TemporaryDirectory() as tmp:
             made = full_sdxl(Path(tmp), device, dtype) if args.full else tiny_sdxl(tmp, refiner=False)[0]
         keep_vae_safe([made], dtype)
@@ -127,50 +225,91 @@ def main(argv: list[str] | None = None) -> int:
         made.set_progress_bar_config(disable=True)
         return made
 
-    pipe = build()
+    # 1. Stock diffusers and keyart standard share one model; fast and turbo get a copy each (they change it in place).
     name = "sdxl-random-init" if args.full else "tiny-sdxl"
-    engine, fast = SDXLEngine(pipe, model_name=name), SDXLEngine(build(), model_name=name, speed="fast")
+    pipe = build(dtype)
     config = dict(pipe.scheduler.config)
+    engines = {"standard": SDXLEngine(pipe, model_name=name, speed="standard")}
+    for speed in speeds:
+        if speed != "standard":
+            engines[speed] = SDXLEngine(build(quick_dtype), model_name=name, speed=speed, compile=args.compile)
     prompt = "the lighthouse keeper of Gullhaven watches a storm roll over the harbour at dusk"
-    label = f"{'SDXL architecture, random weights' if args.full else 'tiny SDXL'}, {device} {str(dtype).removeprefix('torch.')}, {size}x{size}, {steps} steps, CFG 7, {SAMPLER} Karras"
-    print(f"# {label}; median of {args.runs} after {args.warmup} warm-ups")
-    print(f"{'batch':>5} {'bare s/img':>11} {'keyart s/img':>13} {'keyart/bare':>12} {'keyart img/s':>13} {'TFLOP/s':>9} {'fast s/img':>11} {'fast/bare':>10} {'fast vs std':>12}")
+    where = f"{torch.cuda.get_device_name()} " if gpu else ""
+    if args.save:
+        slug = "".join(c if c.isalnum() else "-" for c in (torch.cuda.get_device_name() if gpu else "cpu").lower()).strip("-")
+        sys.stdout = Tee(sys.stdout, Path(__file__).resolve().parent / f"results-{slug}.md")
+    print(f"# {'SDXL architecture, random weights' if args.full else 'tiny SDXL'} on {where}{device}, {size}x{size}, {steps} steps, CFG 7, {SAMPLER} Karras")
+    print(f"# torch {torch.__version__}, diffusers {__import__('diffusers').__version__}; stock and standard in {args.dtype if gpu else 'fp32'}, {', '.join(s for s in speeds if s != 'standard') or 'no other speed'} in {WORDS[quick_dtype]}; median of {runs} after the first call")
+    print(f"{'row':<9} {'batch':>5} {'first s':>8} {'s/img':>8} {'img/s':>7} {'TFLOP/s':>8} {'peak GiB':>9} {'vs stock':>9} {'apart':>10}  how")
+    scale = (size * size) / (1024 * 1024)
+    tflop = (steps * UNET_STEP_TFLOP + VAE_DECODE_TFLOP) * scale  # the exact model's work per image
 
-    for batch in (int(b) for b in args.batches.split(",")):
+    for batch in batches:
         request = RenderRequest(prompt, sampler=SAMPLER, num_inference_steps=steps, guidance_scale=7.0, width=size, height=size, seed=1, batch_size=batch, refiner="off")
 
-        def bare():
+        def stock():
             pipe.scheduler = make_scheduler(SAMPLER, "Karras", config)
             generators = [torch.Generator("cpu").manual_seed(1 + i) for i in range(batch)]
             pipe(prompt, num_inference_steps=steps, guidance_scale=7.0, width=size, height=size, num_images_per_prompt=batch, generator=generators, output_type="np")
 
-        def keyart():
-            engine.render(request)
+        calls = {"stock": stock} | {speed: (lambda e=engine: e.render(request)) for speed, engine in engines.items()}
+        # 2. The first call apart (compile happens there), then the runs interleaved so drift hits every row alike.
+        first, times, peaks = {}, {row: [] for row in calls}, {}
+        for row, fn in calls.items():
+            first[row] = timed(fn, device)
+        for _ in range(runs):
+            for row, fn in calls.items():
+                if gpu:
+                    torch.cuda.reset_peak_memory_stats()
+                times[row].append(timed(fn, device))
+                peaks[row] = peak_gib(device)
+        # 3. How exact each row is: fast against standard, turbo against fast (same seed, first image).
+        images = {speed: engine.render(request)[0].image for speed, engine in engines.items()}
+        against = {"fast": "standard", "turbo": "fast" if "fast" in images else "standard"}
+        stock_s = statistics.median(times["stock"]) / batch
+        for row in calls:
+            per = statistics.median(times[row]) / batch
+            tuning = engines[row].tuning if row in engines else None
+            how = "diffusers as it comes" if tuning is None else describe(tuning)
+            diff = apart(images[against[row]], images[row]) if row in against and against[row] in images else "-"
+            achieved = f"{tflop / per:>8.1f}" if args.full else f"{'-':>8}"  # the count holds for SDXL only
+            print(f"{row:<9} {batch:>5} {first[row]:>8.2f} {per:>8.4f} {1 / per:>7.3f} {achieved} {peaks[row]:>9} {per / stock_s:>8.3f}x {diff:>10}  {how}")
 
-        def keyart_fast():
-            fast.render(request)
+    turbo = engines.get("turbo")
+    if turbo is not None and turbo.tuning.fp8 not in (None, "linear"):
+        print(f"# note: turbo ran without fp8 linears: {turbo.tuning.fp8}")
 
-        # 2. Interleave the sides so drift (clocks, heat, other load) hits them alike.
-        bare_times, keyart_times, fast_times = [], [], []
-        for _ in range(args.runs):
-            bare_times += timed(bare, device, args.warmup if not bare_times else 0, 1)
-            keyart_times += timed(keyart, device, args.warmup if not keyart_times else 0, 1)
-            fast_times += timed(keyart_fast, device, args.warmup if not fast_times else 0, 1)
-        bare_s, keyart_s, fast_s = (statistics.median(t) / batch for t in (bare_times, keyart_times, fast_times))
-        # How exact fast is: the largest pixel difference (of 255) from standard's image, same seed.
-        import numpy as np
-
-        ours, quick = (np.asarray(e.render(request)[0].image, dtype=np.int16) for e in (engine, fast))
-        apart = int(np.abs(ours - quick).max())
-        # 3. Achieved TFLOP/s from the published per-image count, scaled to this size and step count.
-        scale = (size * size) / (1024 * 1024)
-        tflop = (steps * UNET_STEP_TFLOP + VAE_DECODE_TFLOP) * scale
-        achieved = f"{tflop / keyart_s:>9.1f}" if args.full else f"{'-':>9}"  # the count holds for SDXL only
-        print(f"{batch:>5} {bare_s:>11.4f} {keyart_s:>13.4f} {keyart_s / bare_s:>12.3f} {1 / keyart_s:>13.3f} {achieved} {fast_s:>11.4f} {fast_s / bare_s:>10.3f} {apart:>9}/255")
-    if device.startswith("cuda"):
-        print(f"# peak GPU memory {torch.cuda.max_memory_allocated() / 2**30:.1f} GiB on {torch.cuda.get_device_name()}")
+    # 4. Memory modes: base + refiner at this size, one image, a few steps (the peak does not grow with steps).
+    modes = args.memory_modes if args.memory_modes is not None else ("normal,medvram,lowvram" if gpu else "")
+    modes = [m.strip() for m in modes.split(",") if m.strip()]
+    if modes:
+        engines.clear()
+        del pipe
+        release(gpu)
+        print(f"\n# base + refiner, {size}x{size}, 4 steps, one image: peak GPU memory per memory mode")
+        print(f"{'memory':<9} {'peak GiB':>9} {'s/img':>8}")
+        for mode in modes:
+            if args.full:
+                base = build(dtype)
+                refiner = full_refiner(base, device, dtype)
+            else:
+                with tempfile.TemporaryDirectory() as tmp:
+                    base, refiner = tiny_sdxl(tmp)
+                base.set_progress_bar_config(disable=True)
+            pipes = [p for p in (base, refiner) if p is not None]
+            place(pipes, device, mode)
+            engine = SDXLEngine(base, refiner, model_name=name, memory=mode, speed="standard")
+            release(gpu)
+            seconds = timed(lambda: engine.render(RenderRequest(prompt, num_inference_steps=4, width=size, height=size, seed=1, refiner="on" if refiner else "off")), device)
+            print(f"{mode:<9} {peak_gib(device):>9} {seconds:>8.2f}")
+            del engine, base, refiner, pipes
+            release(gpu)
     return 0
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    code = main()
+    if isinstance(sys.stdout, Tee):
+        tee, sys.stdout = sys.stdout, sys.stdout.terminal
+        tee.close()
+    sys.exit(code)
