@@ -56,7 +56,7 @@ async def render(
     def on_result(_job, rendered: list[RenderedImage]) -> None:
         images.extend(rendered)
 
-    def on_progress(job) -> None:  # in the worker thread
+    def on_progress(job) -> None:  # in the worker thread; a job's final report comes from the delivery thread
         if job.is_final:
             if cleanup is not None:
                 cleanup()
