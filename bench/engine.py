@@ -155,8 +155,8 @@ class Tee:
 def describe(tuning) -> str:
     """What a speed did, in a few words: "compiled (inductor), step cache 3, fp8 linears"."""
     parts = [f"compiled ({tuning.compiled})" if tuning.compiled else "not compiled"]
-    if tuning.caches:
-        parts.append(f"step cache {next(iter(tuning.caches.values())).interval}")
+    if tuning.step_cache:
+        parts.append(f"step cache {tuning.step_cache}")
     if tuning.fp8 is not None:
         parts.append("fp8 linears" if tuning.fp8 == "linear" else "no fp8 (see the note)")
     return ", ".join(parts)

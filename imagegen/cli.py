@@ -43,7 +43,7 @@ FIELDS = {
 
 
 def engine_options(args: argparse.Namespace) -> dict[str, str]:
-    """The sdxl engine's options given on the command line (--device, --dtype, --memory)."""
+    """The sdxl engine's options given on the command line (--device, --dtype, --memory, --speed, --compile)."""
     return {name: value for name in ENGINE_OPTIONS if (value := getattr(args, name, None))}
 
 

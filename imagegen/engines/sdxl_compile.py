@@ -63,6 +63,12 @@ def apply(pipes: list[Any], *, backend: Any = "inductor", cache: str | Path | No
     """Compile each pipeline's UNet blocks and VAE decoder in place (lazily: on their first call);
     the words for the lineage ("inductor", or the backend's name)."""
     where = use_cache(cache)
+    # Weights frozen first: loading a LoRA freezes them, and a compiled block that guards on
+    # requires_grad would compile again for it.
+    for pipe in pipes:
+        for name in ("unet", "vae", "text_encoder", "text_encoder_2"):
+            if getattr(pipe, name, None) is not None:
+                getattr(pipe, name).requires_grad_(False)
     # 1. The UNet: every BasicTransformerBlock shares one compiled code object (regional compile).
     # 2. The VAE decoder, shared between base and refiner: compiled once.
     seen: set[int] = set()

@@ -84,29 +84,27 @@ class Tuning:
         from .sdxl_stepcache import StepCache
 
         self.speed = speed
-        self.pipes = pipes
         self.compiled: str | None = None
         self.fp8: str | None = None  # None: not asked (below turbo); "linear": applied; else why not
         self.caches: dict[int, StepCache] = {}
-        if speed == "standard" and not sdxl_compile.wanted(compile, speed, device, memory):
-            return
+        compiling = sdxl_compile.wanted(compile, speed, device, memory)
         # 1. Exact: fused projections and channels_last (fast and turbo).
         if speed != "standard":
             apply_fast(pipes)
         # 2. Turbo: fp8 linears where the GPU has them, then a step cache per UNet.
-        unets = list({id(p.unet): p.unet for p in pipes}.values())
         if speed == "turbo":
+            unets = list({id(p.unet): p.unet for p in pipes}.values())
             reason = sdxl_fp8.apply(unets, device)
             self.fp8 = "linear" if reason is None else reason
             self.caches = {id(unet): StepCache(unet).install() for unet in unets}
-        # 3. Compile last: it sees the modules as they will run. Weights frozen first, as loading a
-        #    LoRA freezes them: a compiled block guards on requires_grad and would recompile.
-        if sdxl_compile.wanted(compile, speed, device, memory):
-            for pipe in pipes:
-                for name in ("unet", "vae", "text_encoder", "text_encoder_2"):
-                    if getattr(pipe, name, None) is not None:
-                        getattr(pipe, name).requires_grad_(False)
+        # 3. Compile last: it sees the modules as they will run.
+        if compiling:
             self.compiled = sdxl_compile.apply(pipes, backend=backend, cache=cache)
+
+    @property
+    def step_cache(self) -> int | None:
+        """The step cache's interval (turbo), else None."""
+        return next(iter(self.caches.values())).interval if self.caches else None
 
     def watch(self, pipe: Any, scheduler: Any) -> Any:
         """`scheduler` for `pipe`: a pass under it starts its UNet's step cache afresh."""
@@ -138,8 +136,8 @@ class Tuning:
         fields: dict[str, Any] = {}
         if self.speed != "standard":
             fields["Speed"] = self.speed
-        if self.caches:
-            fields["Step cache"] = next(iter(self.caches.values())).interval
+        if self.step_cache:
+            fields["Step cache"] = self.step_cache
         if self.fp8 == "linear":
             fields["FP8"] = "linear"
         return fields
@@ -147,5 +145,5 @@ class Tuning:
     def lineage(self) -> dict[str, Any]:
         record: dict[str, Any] = {"speed": self.speed, "compiled": self.compiled}
         if self.speed == "turbo":
-            record["turbo"] = {"step_cache": next(iter(self.caches.values())).interval if self.caches else None, "fp8": self.fp8}
+            record["turbo"] = {"step_cache": self.step_cache, "fp8": self.fp8}
         return record
