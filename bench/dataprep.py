@@ -10,8 +10,11 @@ Median of several rounds; nothing is downloaded.
 With --full, then one catalog run as `dataprep.py run` makes it (prompts written ahead on their
 thread, one job per engine call, the next queued while a PNG is written): its wall time, images/s,
 and the device's busy share (the fraction of the wall time the queue's worker spent inside engine
-calls). It renders with the SDXL model of KEYART_SDXL_MODEL on CUDA when both are there (draft
-quality, no refiner), else with the tiny SDXL on the CPU (then the share is the CPU's).
+calls). On a CUDA GPU it renders at draft quality, no refiner, in the engine's default speed
+(fast: bf16 and torch.compile), with the SDXL model of KEYART_SDXL_MODEL, or without one with SDXL's
+architecture at random weights (the same compute, no download); elsewhere with the tiny SDXL on
+the CPU (then the share is the CPU's). `--save` adds the catalog run's table to the GPU's results
+file, bench/results-<gpu>.md, after bench/engine.py's.
 """
 
 from __future__ import annotations
@@ -40,6 +43,7 @@ def main() -> None:
     parser.add_argument("--season", type=int, default=1, help="sample show season to use")
     parser.add_argument("--full", action="store_true", help="also time one catalog run and print the device's busy share")
     parser.add_argument("--limit", type=int, default=None, help="with --full: the run's first N items of the season (default all)")
+    parser.add_argument("--save", action="store_true", help="with --full: add the catalog run's table to bench/results-<device>.md")
     args = parser.parse_args()
 
     import torch
@@ -109,10 +113,10 @@ def main() -> None:
     print(f"rerun with everything done: {med(rerun) / len(items):.4f} s per item ({med(rerun):.3f} s for {len(items)} items and {images} images)")
     slot.close()
     if args.full:
-        catalog_run(items[: args.limit], root, engine, settings, model)
+        catalog_run(items[: args.limit], root, engine, settings, model, save=args.save)
 
 
-def catalog_run(items, root: Path, tiny, tiny_settings, model) -> None:
+def catalog_run(items, root: Path, tiny, tiny_settings, model, *, save: bool = False) -> None:
     """One catalog run, timed, with the queue worker's seconds inside engine calls beside its wall time."""
     import os
 
@@ -123,31 +127,59 @@ def catalog_run(items, root: Path, tiny, tiny_settings, model) -> None:
     from assistant.workflows.plan import RenderSettings
     from assistant.workflows.service import RenderService
     from assistant.workflows.settings import Settings
+    from bench.results import finish, results_path, start
 
-    # 1. The engine: the real model on CUDA when configured, else the tiny one; loaded and warmed by a first render.
-    real = bool(os.environ.get("KEYART_SDXL_MODEL")) and torch.cuda.is_available()
-    if real:
+    # 1. The engine, loaded and warmed (compiled, on a GPU) by a first render: on CUDA the configured
+    # model or SDXL's architecture at random weights, else the tiny one on the CPU.
+    gpu = torch.cuda.is_available()
+    if gpu:
         torch.set_num_threads(os.cpu_count() or 1)  # PNG encoding and the prompts share the CPU with the GPU's feeding
-        slot = Settings.from_env(engine="sdxl", device="cuda").apply().render_service(front="bench", home=root / "full-home", max_batch=1)
         settings = RenderSettings(quality="draft", refiner="off")
+        if os.environ.get("KEYART_SDXL_MODEL"):
+            slot = Settings.from_env(engine="sdxl", device="cuda").apply().render_service(front="bench", home=root / "full-home", max_batch=1)
+        else:
+            slot = RenderService(random_sdxl(root), max_batch=1)
     else:
         slot, settings = RenderService(tiny, max_batch=1), tiny_settings  # as dataprep: one job per engine call
     store = Store(root / "full")
     first = stages.write_prompts(items[0], model)["prompts"][0]
-    slot.render(settings.request(items[0].kind, prompt=first["prompt"], negative_prompt=first["negative_prompt"], style=first["style"], seed=1))
+    warm = timed(lambda: slot.render(settings.request(items[0].kind, prompt=first["prompt"], negative_prompt=first["negative_prompt"], style=first["style"], seed=1)))
     # 2. The run: prompts and images as dataprep.py run does them, the busy seconds read around it.
     reports, busy = [], slot.queue.busy_seconds
     wall = timed(lambda: reports.append(stages.run_stage(items, store, model, slot, settings)))
     busy = slot.queue.busy_seconds - busy
     slot.close()
     # 3. The figures.
+    if save and gpu:
+        start(results_path(torch.cuda.get_device_name()), append=True)
     done = reports[0].images.done
-    where = f"{slot.model} on cuda ({torch.cuda.get_device_name()})" if real else f"tiny SDXL {tiny_settings.overrides['width']}x{tiny_settings.overrides['height']} on cpu"
-    print(f"# catalog run: {len(items)} items, {done} images, {where}, {slot.ahead} jobs in flight")
+    where = f"{slot.model} on cuda ({torch.cuda.get_device_name()})" if gpu else f"tiny SDXL {tiny_settings.overrides['width']}x{tiny_settings.overrides['height']} on cpu"
+    print(f"# catalog run: {len(items)} items, {done} images, {where}, {slot.ahead} jobs in flight; the first render (warm-up{', compile' if gpu else ''}) took {warm:.1f} s before it")
     print(f"{'wall s':>8} {'images/s':>9} {'busy s':>8} {'busy share':>11}")
     print(f"{wall:>8.2f} {done / wall:>9.3f} {busy:>8.2f} {busy / wall:>11.1%}")
+    finish()
 
+
+def random_sdxl(root: Path):
+    """An engine on SDXL's architecture at random weights on CUDA, in the engine's default speed."""
+    import torch
+
+    from bench.sdxl_full import full_sdxl
+    from imagegen.engines.sdxl import SDXLEngine
+    from imagegen.engines.sdxl_load import keep_vae_safe
+
+    dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16  # as --dtype auto with the fast speed
+    pipe = full_sdxl(root / "sdxl-random-init", "cuda", dtype)
+    keep_vae_safe([pipe], dtype)
+    pipe.set_progress_bar_config(disable=True)
+    return SDXLEngine(pipe, model_name="sdxl-random-init", speed="auto", compile="auto")  # the kernels bench/engine.py compiled, from inductor's cache
 
 
 if __name__ == "__main__":
-    main()
+    from bench.results import finish
+
+    try:
+        main()
+    except KeyboardInterrupt:  # Ctrl-C, or bench/gpu.sh's time limit
+        finish("interrupted")
+        sys.exit(130)

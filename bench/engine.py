@@ -37,81 +37,6 @@ SAMPLER = "DPM++ 2M"  # keyart's default (Karras schedule)
 WORDS: dict = {}  # torch dtype -> its word, filled once torch is imported
 
 
-def full_sdxl(directory: Path, device: str, dtype):
-    """SDXL base 1.0's architecture (UNet 2.6B, CLIP-L + bigG, VAE) at random init, on `device`."""
-    import torch
-    from diffusers import AutoencoderKL, EulerDiscreteScheduler, StableDiffusionXLPipeline, UNet2DConditionModel
-    from transformers import CLIPTextConfig, CLIPTextModel, CLIPTextModelWithProjection, CLIPTokenizer
-
-    from imagegen.tiny import write_tokenizer
-
-    tokenizer = CLIPTokenizer.from_pretrained(write_tokenizer(directory / "tokenizer"))
-    eos = tokenizer.get_vocab()["<|endoftext|>"]
-    common = dict(vocab_size=49408, max_position_embeddings=77, bos_token_id=eos - 1, eos_token_id=eos, pad_token_id=eos)
-    torch.manual_seed(0)
-    with torch.device(device):  # random init straight on the GPU: seconds, not minutes
-        text_encoder = CLIPTextModel(CLIPTextConfig(hidden_size=768, intermediate_size=3072, num_hidden_layers=12, num_attention_heads=12, hidden_act="quick_gelu", projection_dim=768, **common))
-        text_encoder_2 = CLIPTextModelWithProjection(CLIPTextConfig(hidden_size=1280, intermediate_size=5120, num_hidden_layers=32, num_attention_heads=20, hidden_act="gelu", projection_dim=1280, **common))
-        unet = UNet2DConditionModel(
-            sample_size=128,
-            down_block_types=("DownBlock2D", "CrossAttnDownBlock2D", "CrossAttnDownBlock2D"),
-            up_block_types=("CrossAttnUpBlock2D", "CrossAttnUpBlock2D", "UpBlock2D"),
-            block_out_channels=(320, 640, 1280),
-            layers_per_block=2,
-            transformer_layers_per_block=(1, 2, 10),
-            attention_head_dim=(5, 10, 20),
-            cross_attention_dim=2048,
-            use_linear_projection=True,
-            addition_embed_type="text_time",
-            addition_time_embed_dim=256,
-            projection_class_embeddings_input_dim=2816,
-        )
-        vae = AutoencoderKL(
-            block_out_channels=[128, 256, 512, 512],
-            down_block_types=["DownEncoderBlock2D"] * 4,
-            up_block_types=["UpDecoderBlock2D"] * 4,
-            layers_per_block=2,
-            latent_channels=4,
-            sample_size=1024,
-            scaling_factor=0.13025,
-        )
-    scheduler = EulerDiscreteScheduler(beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear", steps_offset=1, timestep_spacing="leading")
-    pipe = StableDiffusionXLPipeline(vae=vae, text_encoder=text_encoder, text_encoder_2=text_encoder_2, tokenizer=tokenizer, tokenizer_2=tokenizer, unet=unet, scheduler=scheduler)
-    pipe.to(dtype=dtype)
-    params = sum(p.numel() for p in unet.parameters())
-    assert params > 2.5e9, f"the UNet should be SDXL-sized (2.57B parameters), got {params / 1e9:.2f}B"
-    return pipe
-
-
-def full_refiner(base, device: str, dtype):
-    """SDXL refiner 1.0's architecture (UNet 2.3B) at random init, sharing the base's text_encoder_2 and VAE."""
-    import torch
-    from diffusers import EulerDiscreteScheduler, StableDiffusionXLImg2ImgPipeline, UNet2DConditionModel
-
-    torch.manual_seed(1)
-    with torch.device(device):
-        unet = UNet2DConditionModel(
-            sample_size=128,
-            down_block_types=("DownBlock2D", "CrossAttnDownBlock2D", "CrossAttnDownBlock2D", "DownBlock2D"),
-            up_block_types=("UpBlock2D", "CrossAttnUpBlock2D", "CrossAttnUpBlock2D", "UpBlock2D"),
-            block_out_channels=(384, 768, 1536, 1536),
-            layers_per_block=2,
-            transformer_layers_per_block=4,
-            attention_head_dim=(6, 12, 24, 24),
-            cross_attention_dim=1280,
-            use_linear_projection=True,
-            addition_embed_type="text_time",
-            addition_time_embed_dim=256,
-            projection_class_embeddings_input_dim=2560,
-        )
-    refiner = StableDiffusionXLImg2ImgPipeline(
-        vae=base.vae, text_encoder=None, text_encoder_2=base.text_encoder_2, tokenizer=None, tokenizer_2=base.tokenizer_2, unet=unet,
-        scheduler=EulerDiscreteScheduler.from_config(base.scheduler.config), requires_aesthetics_score=True, force_zeros_for_empty_prompt=False,
-    )  # fmt: skip
-    refiner.unet.to(dtype=dtype)
-    return refiner
-
-
 def timed(fn, device: str) -> float:
     """Seconds for one call, the GPU's queued work included."""
     import torch
@@ -130,26 +55,6 @@ def apart(a, b) -> str:
 
     d = np.abs(np.asarray(a, dtype=np.int16) - np.asarray(b, dtype=np.int16))
     return f"{int(d.max())}/{d.mean():.2f}"
-
-
-class Tee:
-    """Print to the terminal and to a results file at once (the file fenced as a code block)."""
-
-    def __init__(self, terminal, path: Path):
-        self.terminal, self.file = terminal, path.open("w", encoding="utf-8")
-        self.file.write(f"# bench/engine.py {' '.join(sys.argv[1:])}\n\n```\n")
-
-    def write(self, text: str) -> int:
-        self.file.write(text)
-        return self.terminal.write(text)
-
-    def flush(self) -> None:
-        self.file.flush()
-        self.terminal.flush()
-
-    def close(self) -> None:
-        self.file.write("```\n")
-        self.file.close()
 
 
 def describe(tuning) -> str:
@@ -200,6 +105,8 @@ def main(argv: list[str] | None = None) -> int:
     from imagegen.engines.sdxl import SDXLEngine
     from imagegen.engines.sdxl_load import keep_vae_safe, place
     from imagegen.samplers import make_scheduler
+    from bench.results import results_path, start
+    from bench.sdxl_full import full_refiner, full_sdxl
     from imagegen.tiny import tiny_sdxl
 
     diffusers_logging.set_verbosity_error()
@@ -236,8 +143,7 @@ def main(argv: list[str] | None = None) -> int:
     prompt = "the lighthouse keeper of Gullhaven watches a storm roll over the harbour at dusk"
     where = f"{torch.cuda.get_device_name()} " if gpu else ""
     if args.save:
-        slug = "".join(c if c.isalnum() else "-" for c in (torch.cuda.get_device_name() if gpu else "cpu").lower()).strip("-")
-        sys.stdout = Tee(sys.stdout, Path(__file__).resolve().parent / f"results-{slug}.md")
+        start(results_path(torch.cuda.get_device_name() if gpu else "cpu"))
     print(f"# {'SDXL architecture, random weights' if args.full else 'tiny SDXL'} on {where}{device}, {size}x{size}, {steps} steps, CFG 7, {SAMPLER} Karras")
     print(f"# torch {torch.__version__}, diffusers {__import__('diffusers').__version__}; stock and standard in {args.dtype if gpu else 'fp32'}, {', '.join(s for s in speeds if s != 'standard') or 'no other speed'} in {WORDS[quick_dtype]}; median of {runs} after the first call")
     print(f"{'row':<9} {'batch':>5} {'first s':>8} {'s/img':>8} {'img/s':>7} {'TFLOP/s':>8} {'peak GiB':>9} {'vs stock':>9} {'apart':>10}  how")
@@ -308,8 +214,13 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    code = main()
-    if isinstance(sys.stdout, Tee):
-        tee, sys.stdout = sys.stdout, sys.stdout.terminal
-        tee.close()
+    from bench.results import finish
+
+    try:
+        code = main()
+    except KeyboardInterrupt:  # Ctrl-C, or bench/gpu.sh's time limit: keep what was measured
+        finish("interrupted")
+        sys.exit(130)
+    finally:
+        finish()
     sys.exit(code)
