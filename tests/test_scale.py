@@ -1,7 +1,7 @@
 """Scale-out on Ray: a local cluster started here (3 CPUs, token auth on, its token in a temp file),
 two replicas of the tiny SDXL. The served API answers through both replicas and batches per
-replica; `dataprep.py run --ray` fills the same catalog as a run without Ray, from this process and
-from a CLI that joins the cluster by address; a replica killed mid-job loses and duplicates nothing.
+replica; `dataprep.py run --ray`, joining the cluster by address, fills the same catalog as a run
+without Ray over both replicas at once; a replica killed mid-job loses and duplicates nothing.
 """
 
 import base64
@@ -9,6 +9,7 @@ import io
 import json
 import os
 import secrets
+import sqlite3
 import subprocess
 import sys
 import threading
@@ -183,29 +184,20 @@ def test_the_served_api_answers_through_both_replicas_and_batches_per_replica(cl
         pool.close()
 
 
-def test_dataprep_run_on_ray_fills_the_same_catalog(cluster, tmp_path, model, reference):
-    home = tmp_path / "ray"
-    with _env(KEYART_SDXL_MODEL=model):
-        assert dataprep.main(_args(home, "--ray", "--replicas", "2")) == 0
-    assert catalog_state(home) == reference
-    replicas_seen = {_lineage(p.read_bytes())["lineage"]["ray"]["replica"] for p in (home / "images").rglob("*.png")}
-    assert len(replicas_seen) == 2  # the work was spread...
-    import sqlite3
-
-    with sqlite3.connect(home / "queues" / "dataprep" / "queue.sqlite") as db:
-        runs = db.execute("SELECT started, finished FROM jobs WHERE state = 'done' ORDER BY started").fetchall()
-    assert len(runs) == IMAGES
-    assert any(later[0] < earlier[1] for earlier, later in zip(runs, runs[1:]))  # ...and two renders ran at once
-
-
-def test_the_cli_joins_a_cluster_by_address_with_its_token(cluster, tmp_path, model, reference):
+def test_dataprep_joins_a_cluster_by_address_and_fills_the_same_catalog_on_both_replicas(cluster, tmp_path, model, reference):
     home = tmp_path / "joined"
     env = {k: v for k, v in os.environ.items() if not k.startswith(("KEYART_", "OPENAI_")) and k != "RAY_AUTH_MODE"}  # the token path alone
     env |= {"KEYART_SDXL_MODEL": model, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1", "RAY_ADDRESS": cluster}
     done = subprocess.run([sys.executable, str(ROOT / "dataprep.py"), *_args(home, "--ray", "--replicas", "2")], env=env, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr
     assert "ray: 2 replica(s) on 1 CPU each" in done.stderr
-    assert catalog_state(home) == reference
+    assert catalog_state(home) == reference  # the catalog a run without Ray makes, bit for bit
+    replicas_seen = {_lineage(p.read_bytes())["lineage"]["ray"]["replica"] for p in (home / "images").rglob("*.png")}
+    assert len(replicas_seen) == 2  # the work was spread...
+    with sqlite3.connect(home / "queues" / "dataprep" / "queue.sqlite") as db:
+        runs = db.execute("SELECT started, finished FROM jobs WHERE state = 'done' ORDER BY started").fetchall()
+    assert len(runs) == IMAGES
+    assert any(later[0] < earlier[1] for earlier, later in zip(runs, runs[1:]))  # ...and two renders ran at once
     # A rerun finds everything done and renders nothing.
     again = subprocess.run([sys.executable, str(ROOT / "dataprep.py"), *_args(home, "--ray", "--replicas", "2")], env=env, capture_output=True, text=True, timeout=300)
     assert again.returncode == 0 and "already in the catalog" in again.stdout, again.stderr
