@@ -103,9 +103,13 @@ def serve(args: argparse.Namespace, settings: ImageSettings) -> int:
             return create_engine(choice.name, settings)
 
     app = create_app(lambda: RenderQueue(engines, home, max_queued=args.max_queue), api_key=key)
-    # What the A1111 routes list before the engine loads: the served model's name, and the LoRA folder.
+    # What the A1111 routes list before the engine loads: the served model's name, the LoRA folder and the VAE.
     app.state.model_name = Path(settings.sdxl_model).name if choice.name == "sdxl" and settings.sdxl_model else "keyart-preview"
     app.state.lora_dir = settings.lora_dir
+    if choice.name == "sdxl" and settings.sdxl_vae:  # /sdapi/v1/sd-vae and the sd_vae option: the VAE in place of the model's own
+        from .engines.sdxl_load import locate_vae
+
+        app.state.vae = locate_vae(settings.sdxl_vae)
     from .describe import Describer
 
     app.state.describer = Describer.from_settings(settings)  # /sdapi/v1/interrogate: models load on the first call

@@ -43,7 +43,7 @@ def model_hash(path: str | Path) -> str:
     """The short SHA-256 of a checkpoint file, from the cache when the file has not changed."""
 
     def whole_file(f) -> str:
-        log.warning("hashing %s for A1111's Model hash (once per file)", Path(path).name)
+        log.warning("hashing %s for its A1111 short hash (once per file)", Path(path).name)
         return digest(f)[:SHORT]
 
     return cached_hash(path, "model-hashes.json", whole_file)

@@ -36,6 +36,7 @@ SECRET_FIELDS = ("api_key", "a1111_api_key", "images_api_key")  # never printed,
 VARIABLES: tuple[Variable, ...] = (
     Variable("KEYART_SDXL_MODEL", "sdxl_model", "unset: offline preview cards", "SDXL base: a diffusers folder, a .safetensors file or a hub id"),
     Variable("KEYART_SDXL_REFINER", "sdxl_refiner", "no refiner", "optional SDXL refiner: a diffusers folder, a .safetensors file or a hub id"),
+    Variable("KEYART_SDXL_VAE", "sdxl_vae", "the model's own VAE", "a replacement SDXL VAE (A1111's SD VAE): a diffusers folder, a .safetensors file or a hub id; an fp16-safe one (madebyollin/sdxl-vae-fp16-fix) decodes fp16 renders without an fp32 upcast"),
     Variable("KEYART_SDXL_CONFIG", "sdxl_config", "configs from the hub", "a diffusers SDXL folder whose configs a single .safetensors file loads with offline"),
     Variable("KEYART_LORA_DIR", "lora_dir", "no LoRAs", "the folder of LoRA .safetensors files that <lora:name:weight> names (A1111's models/Lora works)"),
     Variable("KEYART_CONTROLNET_DIR", "controlnet_dir", "no ControlNet", "the folder of SDXL ControlNets, one per control type: canny/, softedge/, lineart/, depth/, pose/ (diffusers folders) or canny.safetensors..."),
@@ -74,6 +75,7 @@ class ImageSettings:
 
     sdxl_model: str | None = None
     sdxl_refiner: str | None = None
+    sdxl_vae: str | None = None  # a VAE in place of the model's own (KEYART_SDXL_VAE)
     sdxl_config: str | None = None
     lora_dir: str | None = None
     controlnet_dir: str | None = None  # ControlNet models by type (KEYART_CONTROLNET_DIR)

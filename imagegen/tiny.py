@@ -72,6 +72,21 @@ def _unet(cross_attention_dim: int, time_ids: int, pooled: int):
     )
 
 
+def _vae(**config):
+    from diffusers import AutoencoderKL
+
+    return AutoencoderKL(
+        block_out_channels=[32, 64],
+        in_channels=3,
+        out_channels=3,
+        down_block_types=["DownEncoderBlock2D"] * 2,
+        up_block_types=["UpDecoderBlock2D"] * 2,
+        latent_channels=4,
+        sample_size=128,
+        **config,
+    )
+
+
 def tiny_sdxl(
     directory: str | Path, *, seed: int = 0, refiner: bool = True, encoder_2: tuple[int, int, int] = (_HIDDEN, 2, _HIDDEN)
 ):
@@ -81,7 +96,7 @@ def tiny_sdxl(
     `encoder_2` is text_encoder_2's (width, layers, projection); by default it is shaped like text_encoder.
     """
     import torch
-    from diffusers import AutoencoderKL, EulerDiscreteScheduler, StableDiffusionXLImg2ImgPipeline, StableDiffusionXLPipeline
+    from diffusers import EulerDiscreteScheduler, StableDiffusionXLImg2ImgPipeline, StableDiffusionXLPipeline
     from transformers import CLIPTextConfig, CLIPTextModel, CLIPTextModelWithProjection, CLIPTokenizer
 
     tokenizer = CLIPTokenizer.from_pretrained(write_tokenizer(Path(directory) / "tokenizer"))
@@ -104,15 +119,7 @@ def tiny_sdxl(
     width_2, _, pooled = encoder_2
     torch.manual_seed(seed)
     text_encoder, text_encoder_2 = CLIPTextModel(text_config(_HIDDEN, 2, _HIDDEN)), CLIPTextModelWithProjection(text_config(*encoder_2))
-    vae = AutoencoderKL(
-        block_out_channels=[32, 64],
-        in_channels=3,
-        out_channels=3,
-        down_block_types=["DownEncoderBlock2D"] * 2,
-        up_block_types=["UpDecoderBlock2D"] * 2,
-        latent_channels=4,
-        sample_size=128,
-    )
+    vae = _vae()
     # SDXL's own scheduler config: Euler, scaled-linear betas, "leading" spacing.
     scheduler = EulerDiscreteScheduler(
         beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear", steps_offset=1, timestep_spacing="leading"
@@ -169,3 +176,21 @@ def save_tiny_single_file(directory: str | Path, *, seed: int = 0) -> tuple[Path
     base.save_pretrained(config_folder)
     save_file(to_original_sdxl(base), str(file), metadata={"format": "pt"})
     return file, config_folder
+
+
+def save_tiny_vae(directory: str | Path, *, seed: int = 1, force_upcast: bool = False) -> tuple[Path, Path]:
+    """Write a replacement VAE for the tiny SDXL (its own random weights): a diffusers folder whose
+    config says `force_upcast` (false: fp16-safe, as sdxl-vae-fp16-fix says of itself), and the same
+    weights as an A1111-style single file in the original layout. Returns `(folder, file)`."""
+    import torch
+    from safetensors.torch import save_file
+
+    from .tiny_single_file import to_original_vae
+
+    directory = Path(directory)
+    torch.manual_seed(seed)
+    vae = _vae(force_upcast=force_upcast)
+    folder, file = directory / "tiny-vae", directory / "tiny_vae.safetensors"
+    vae.save_pretrained(folder)
+    save_file(to_original_vae(vae), str(file), metadata={"format": "pt"})
+    return folder, file

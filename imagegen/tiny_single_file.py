@@ -36,6 +36,13 @@ def to_original_sdxl(pipe) -> dict:
     return {key: value.detach().cpu().contiguous() for key, value in checkpoint.items()}
 
 
+def to_original_vae(vae) -> dict:
+    """A VAE alone in the original layout with bare keys (encoder..., decoder...), as A1111's models/VAE
+    files hold it (sdxl_vae.safetensors)."""
+    state = _vae(vae.state_dict(), len(vae.config.up_block_types))
+    return {key: value.detach().cpu().contiguous() for key, value in state.items()}
+
+
 def _prefixed(prefix: str, state: dict) -> dict:
     return {prefix + key: value for key, value in state.items()}
 

@@ -375,7 +375,7 @@ def test_settings_show_the_active_pieces_and_explain_the_missing_ones(home, monk
     page = texts(at)
     assert "Language model: `offline`" in page and "Ready." in page
     assert "Resolves to **preview**" in page and "KEYART_SDXL_MODEL" in page
-    assert "SDXL model: not set" in page
+    assert "SDXL model: not set" in page and "VAE: not set: the model's own VAE" in page
     assert f"Home `{home}`" in page and "done" in page
     assert "Gullhaven" in page and "the sample show" in page
     assert any(b.label == "Check GPU" for b in at.button)
@@ -390,6 +390,15 @@ def test_settings_show_the_active_pieces_and_explain_the_missing_ones(home, monk
     assert "set `OPENAI_API_KEY`" in page and "`OPENAI_BASE_URL`" in page
     assert "the sdxl engine needs a model, and KEYART_SDXL_MODEL is not set" in page
     assert not at.exception
+
+
+def test_settings_say_what_is_wrong_with_a_vae_setting(home, monkeypatch, tmp_path):
+    monkeypatch.setenv("KEYART_SDXL_VAE", str(tmp_path / "sdxl_vae.safetensors"))
+    page = texts(open_app(home, monkeypatch))
+    assert "VAE: KEYART_SDXL_VAE=" in page and "no such file" in page
+    monkeypatch.setenv("KEYART_SDXL_VAE", "madebyollin/sdxl-vae-fp16-fix")
+    page = texts(open_app(home, monkeypatch))
+    assert "VAE: `sdxl-vae-fp16-fix`, a hub id" in page
 
 
 def test_check_gpu_reports_what_torch_sees(home, monkeypatch):

@@ -117,7 +117,7 @@ def language_model(name: str) -> None:
 
 
 def engine(name: str) -> None:
-    from ..workflows.service import MODEL_ENV, REFINER_ENV, choose, locate_model
+    from ..workflows.service import MODEL_ENV, REFINER_ENV, VAE_ENV, choose, locate_model, locate_vae
 
     st.markdown(f"#### Image engine: `{name}`")
     try:
@@ -127,20 +127,24 @@ def engine(name: str) -> None:
     else:
         icon = MISSING if choice.name == "preview" else OK
         st.markdown(f"{icon} Resolves to **{choice.name}**: {choice.reason}.")
-    for variable, what in ((MODEL_ENV, "SDXL model"), (REFINER_ENV, "Refiner")):
+    unset = {
+        MODEL_ENV: "not set: the engine makes offline preview cards",
+        REFINER_ENV: "not set (optional: adds fine detail to final renders)",
+        VAE_ENV: "not set: the model's own VAE (optional: an fp16-safe VAE decodes fp16 renders without an fp32 upcast)",
+    }
+    for variable, what in ((MODEL_ENV, "SDXL model"), (REFINER_ENV, "Refiner"), (VAE_ENV, "VAE")):
         value = _env(variable)
         if not value:
-            hint = "not set: the engine makes offline preview cards" if variable == MODEL_ENV else "not set (optional: adds fine detail to final renders)"
-            st.markdown(f"{MISSING if variable == MODEL_ENV else INFO} {what}: {hint}.")
+            st.markdown(f"{MISSING if variable == MODEL_ENV else INFO} {what}: {unset[variable]}.")
             continue
         try:
-            source = locate_model(value, variable)
+            source = locate_vae(value) if variable == VAE_ENV else locate_model(value, variable)
         except KeyartError as exc:
             st.markdown(f"{MISSING} {what}: {exc}")
         else:
             where = {"folder": "a diffusers folder", "file": "a single .safetensors file", "hub": "a hub id (downloaded on first use, or read from the hub cache)"}[source.kind]
             st.markdown(f"{OK} {what}: `{source.name}`, {where}. Loaded once, on the first render.")
-    _var_table(["KEYART_ENGINE", MODEL_ENV, REFINER_ENV, "KEYART_SDXL_CONFIG", "KEYART_LORA_DIR", "KEYART_CONTROLNET_DIR", "KEYART_IP_ADAPTER", "KEYART_DEPTH_MODEL", "KEYART_CAPTION_MODEL", "KEYART_CLIP_MODEL", "KEYART_DEVICE", "KEYART_DTYPE", "KEYART_MEMORY", "KEYART_SPEED", "KEYART_COMPILE", "KEYART_CACHE", "KEYART_API_KEY", *REMOTE, "RAY_ADDRESS"])
+    _var_table(["KEYART_ENGINE", MODEL_ENV, REFINER_ENV, VAE_ENV, "KEYART_SDXL_CONFIG", "KEYART_LORA_DIR", "KEYART_CONTROLNET_DIR", "KEYART_IP_ADAPTER", "KEYART_DEPTH_MODEL", "KEYART_CAPTION_MODEL", "KEYART_CLIP_MODEL", "KEYART_DEVICE", "KEYART_DTYPE", "KEYART_MEMORY", "KEYART_SPEED", "KEYART_COMPILE", "KEYART_CACHE", "KEYART_API_KEY", *REMOTE, "RAY_ADDRESS"])
 
 
 def _probe_gpu() -> dict[str, Any]:

@@ -16,13 +16,13 @@ from pathlib import Path
 from typing import Any, Callable
 
 from imagegen import KeyartError, RenderedImage, RenderFailed, RenderRequest
-from imagegen.engines import ENGINES, MODEL_ENV, REFINER_ENV, Choice, check_request, choose, create_engine, describe, spec
+from imagegen.engines import ENGINES, MODEL_ENV, REFINER_ENV, VAE_ENV, Choice, check_request, choose, create_engine, describe, spec
 from imagegen.scale import ScaleOptions
 from imagegen.settings import ImageSettings
 
 AUTO_RULE = describe()[0][1]  # what auto picks, in words: for --help
 
-__all__ = ["AUTO_RULE", "ENGINES", "MODEL_ENV", "REFINER_ENV", "Cancelled", "Choice", "RenderService", "choose", "locate_model"]
+__all__ = ["AUTO_RULE", "ENGINES", "MODEL_ENV", "REFINER_ENV", "VAE_ENV", "Cancelled", "Choice", "RenderService", "choose", "locate_model", "locate_vae"]
 
 log = logging.getLogger(__name__)
 
@@ -36,6 +36,13 @@ def locate_model(value: str, variable: str = MODEL_ENV):
     from imagegen.engines.sdxl_load import locate
 
     return locate(value, variable=variable)
+
+
+def locate_vae(value: str):
+    """Where the VAE setting points (a folder, a file or a hub id), checked, loading nothing."""
+    from imagegen.engines.sdxl_load import locate_vae
+
+    return locate_vae(value, variable=VAE_ENV)
 
 
 class Cancelled(KeyartError):
@@ -71,6 +78,7 @@ class RenderService:
         self._ip_adapter = self._settings.ip_adapter
         if engine is not None:
             self.name, self.model, self.refiner = engine.name, engine.model_name, getattr(engine, "refiner_name", None)
+            self.vae = getattr(engine, "vae_name", None)
             self._ip_adapter = getattr(getattr(engine, "adapter", None), "path", None)  # the sdxl engine's IP-Adapter, when it has one
             self.reason = "given"
             return
@@ -80,16 +88,18 @@ class RenderService:
             from imagegen.scale import check_engine
 
             check_engine(self.name)
-        self.model, self.refiner = "keyart-preview", None
+        self.model, self.refiner, self.vae = "keyart-preview", None, None
         if choice.name == "sdxl":
             self.model = locate_model(self._settings.sdxl_model).name
-            refiner = self._settings.sdxl_refiner
+            refiner, vae = self._settings.sdxl_refiner, self._settings.sdxl_vae
             self.refiner = locate_model(refiner, REFINER_ENV).name if refiner else None
+            self.vae = locate_vae(vae).name if vae else None
 
     def identity(self, refiner: str) -> str:
-        """The engine as image keys see it: which model, and the refiner when it will run."""
+        """The engine as image keys see it: which model, the refiner when it will run, and a VAE in
+        place of the model's own (it changes every pixel, so a new one renders the catalog again)."""
         uses_refiner = self.refiner is not None and refiner != "off"
-        return f"{self.name}:{self.model}" + (f"+{self.refiner}" if uses_refiner else "")
+        return f"{self.name}:{self.model}" + (f"+{self.refiner}" if uses_refiner else "") + (f"/vae:{self.vae}" if self.vae else "")
 
     @property
     def _check_settings(self) -> ImageSettings | None:

@@ -19,6 +19,7 @@ from .registry import ALL_FEATURES, AUTO, FEATURES, Choice, EngineSpec, Feature
 
 MODEL_ENV = variable("sdxl_model").env  # KEYART_SDXL_MODEL, named in messages
 REFINER_ENV = variable("sdxl_refiner").env  # KEYART_SDXL_REFINER
+VAE_ENV = variable("sdxl_vae").env  # KEYART_SDXL_VAE
 A1111_ENV = variable("a1111_url").env  # KEYART_A1111_URL
 IMAGES_URL_ENV = variable("images_base_url").env  # KEYART_IMAGES_BASE_URL
 
@@ -98,7 +99,7 @@ ENGINES = registry.names(ENGINE_SPECS)  # ("auto", "sdxl", "a1111", "openai", "p
 SDXL_OPTIONS = registry.lookup(ENGINE_SPECS, "sdxl").options
 
 __all__ = [
-    "A1111_ENV", "ALL_FEATURES", "AUTO", "ENGINES", "IMAGES_URL_ENV", "ENGINE_SPECS", "FEATURES", "MODEL_ENV", "REFINER_ENV", "SDXL_OPTIONS", "Choice", "Engine",
+    "A1111_ENV", "ALL_FEATURES", "AUTO", "ENGINES", "IMAGES_URL_ENV", "ENGINE_SPECS", "FEATURES", "MODEL_ENV", "REFINER_ENV", "SDXL_OPTIONS", "VAE_ENV", "Choice", "Engine",
     "EngineSpec", "Feature", "Progress", "check_request", "choose", "create_engine", "describe", "spec",
 ]  # fmt: skip
 

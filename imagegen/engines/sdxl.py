@@ -55,6 +55,8 @@ class SDXLEngine:
         refiner_name: str | None = None,
         model_hash: str | None = None,
         refiner_hash: str | None = None,
+        vae_name: str | None = None,
+        vae_hash: str | None = None,
         memory: str = "normal",
         lora_dir: str | Path | None = None,
         controlnet_dir: str | Path | None = None,
@@ -71,6 +73,8 @@ class SDXLEngine:
         self.refiner_name = refiner_name or ("refiner" if refiner is not None else None)
         self.model_hash = model_hash  # A1111's short SHA-256 of a checkpoint file, when there is one
         self.refiner_hash = refiner_hash
+        self.vae_name = vae_name  # a VAE in place of the model's own (A1111's "VAE:"), else None
+        self.vae_hash = vae_hash  # its short SHA-256, when it is a file
         self.memory = memory
         self.lora_dir = lora_dir  # where <lora:...> tags are looked up (KEYART_LORA_DIR); None: LoRA tags are an error
         self.controlnets = control.ControlNets(controlnet_dir)  # by type, from KEYART_CONTROLNET_DIR, loaded on first use
@@ -110,6 +114,7 @@ class SDXLEngine:
         dtype: str | None = None,
         memory: str | None = None,
         config: str | None = None,
+        vae: str | None = None,
         lora_dir: str | Path | None = None,
         controlnet_dir: str | Path | None = None,
         ip_adapter: str | Path | None = None,
@@ -121,7 +126,8 @@ class SDXLEngine:
         """Load SDXL (and a refiner) from folders, .safetensors files or hub ids onto a device.
 
         device None: the best available; dtype None: auto (fp16 on GPUs, fp32 on the CPU); memory
-        None: normal. `config` is the diffusers folder a single file reads its configs from offline;
+        None: normal. `config` is the diffusers folder a single file reads its configs from offline; `vae`
+        a VAE (folder, file or hub id) in place of the model's own;
         `lora_dir` is where the prompts' LoRA tags are found, `controlnet_dir` the control units' models, `ip_adapter` the reference images' adapter, `depth_model` the depth units' estimator;
         `speed` and `compile` as KEYART_SPEED and KEYART_COMPILE say, compiled kernels kept in `compile_cache`.
         """
@@ -133,7 +139,7 @@ class SDXLEngine:
         if device == "cpu":
             log.warning("rendering SDXL on the CPU in fp32: expect minutes per image; a CUDA GPU takes seconds")
         # 2. Load, keep the VAE safe in fp16, then place the models.
-        base, refiner_pipe, source, refiner_source = load_pipelines(model, refiner, torch_dtype, config=config)
+        base, refiner_pipe, source, refiner_source, vae_source = load_pipelines(model, refiner, torch_dtype, config=config, vae=vae)
         pipes = [p for p in (base, refiner_pipe) if p is not None]
         keep_vae_safe(pipes, torch_dtype)
         place(pipes, device, memory)
@@ -144,6 +150,8 @@ class SDXLEngine:
             model_hash=source.hash,
             refiner_name=refiner_source.name if refiner_source else None,
             refiner_hash=refiner_source.hash if refiner_source else None,
+            vae_name=vae_source.name if vae_source else None,
+            vae_hash=vae_source.hash if vae_source else None,
             memory=memory,
             lora_dir=lora_dir,
             controlnet_dir=controlnet_dir,
@@ -156,7 +164,7 @@ class SDXLEngine:
 
     @classmethod
     def from_settings(cls, settings: ImageSettings, **options: Any) -> SDXLEngine:
-        """Load the model `settings` name (sdxl_model, and sdxl_refiner when set) with its device,
+        """Load the model `settings` name (sdxl_model, and sdxl_refiner and sdxl_vae when set) with its device,
         dtype, memory mode, single-file config and LoRA folder; `options` (device, dtype, memory)
         win over the settings' own."""
         unknown = set(options) - set(ENGINE_OPTIONS)
@@ -172,6 +180,7 @@ class SDXLEngine:
             dtype=settings.dtype,
             memory=settings.memory,
             config=settings.sdxl_config,
+            vae=settings.sdxl_vae,
             lora_dir=settings.lora_dir,
             controlnet_dir=settings.controlnet_dir,
             ip_adapter=settings.ip_adapter,

@@ -66,6 +66,48 @@ def locate(model: str, *, variable: str = "KEYART_SDXL_MODEL") -> ModelSource:
     )
 
 
+def locate_vae(vae: str, *, variable: str = "KEYART_SDXL_VAE") -> ModelSource:
+    """Classify a VAE reference: a diffusers AutoencoderKL folder (or an SDXL folder, whose vae/ is
+    taken), a single file in the original layout (A1111's models/VAE), or a hub id."""
+    vae = vae.strip()
+    path = Path(vae).expanduser()
+    if path.is_dir():
+        folder = path if (path / "config.json").is_file() else path / "vae"
+        config = folder / "config.json"
+        if not config.is_file():
+            raise ModelNotFound(f"{variable}={vae}: not a diffusers VAE folder (no config.json there, nor in vae/); point it at one, or at a .safetensors file")
+        try:
+            kind = str(json.loads(config.read_text(encoding="utf-8")).get("_class_name", ""))
+        except (OSError, ValueError, AttributeError) as exc:
+            raise ModelNotFound(f"{config} cannot be read as a diffusers config ({type(exc).__name__}); point {variable} at a VAE folder") from None
+        if kind != "AutoencoderKL":
+            raise ModelNotFound(f"{folder} holds a {kind or 'unknown'} model, not a VAE (AutoencoderKL); point {variable} at a VAE folder")
+        return ModelSource("folder", str(folder), path.name)
+    if path.suffix.lower() in SINGLE_FILE_SUFFIXES:
+        if not path.is_file():
+            raise ModelNotFound(f"{variable}={vae}: no such file; put an SDXL VAE there (such as sdxl_vae.safetensors) or fix the path")
+        return ModelSource("file", str(path), path.name)  # A1111's "VAE:" shows the file's whole name
+    parts = vae.split("/")
+    if len(parts) == 2 and all(parts) and not vae.startswith((".", "~")):
+        return ModelSource("hub", vae, parts[1])
+    raise ModelNotFound(f"{variable}={vae!r} is neither a folder, a .safetensors file nor a hub id (owner/name); set it to e.g. madebyollin/sdxl-vae-fp16-fix")
+
+
+def load_vae(source: ModelSource, dtype, *, configs: str | None = None):
+    """The AutoencoderKL `source` names, in `dtype`. A single file holds weights only: its config is
+    read from `configs` (a diffusers SDXL folder's vae/), else fetched from the hub."""
+    from diffusers import AutoencoderKL
+
+    try:
+        if source.kind != "file":
+            return AutoencoderKL.from_pretrained(source.location, dtype=dtype)
+        where = {"config": configs, "subfolder": "vae"} if configs else {}
+        return AutoencoderKL.from_single_file(source.location, dtype=dtype, **where)
+    except (OSError, ValueError) as exc:  # missing files and hub misses; a file whose weights do not fit the config
+        hint = "" if configs or source.kind != "file" else " A single VAE file needs SDXL's configs: offline, set KEYART_SDXL_CONFIG to a diffusers SDXL folder."
+        raise ModelNotFound(f"cannot load the VAE {source.location!r}: {exc}.{hint}") from exc
+
+
 def pick_device(device: str | None = None) -> str:
     """`device` when given, else CUDA when available, else Apple's MPS, else the CPU."""
     import torch
@@ -123,20 +165,27 @@ def _fp32():
     return torch.float32
 
 
-def load_pipelines(model: str, refiner: str | None, dtype, *, config: str | None = None):
+def load_pipelines(model: str, refiner: str | None, dtype, *, config: str | None = None, vae: str | None = None):
     """Load the base pipeline and, when asked, a refiner sharing its text_encoder_2 and VAE; `config`
-    (KEYART_SDXL_CONFIG) is the folder single checkpoint files read their pipeline configs from."""
+    (KEYART_SDXL_CONFIG) is the folder single checkpoint files read their pipeline configs from;
+    `vae` (KEYART_SDXL_VAE) replaces the model's own VAE. Returns (base, refiner, and the three sources)."""
     from diffusers import StableDiffusionXLImg2ImgPipeline, StableDiffusionXLPipeline
 
     base_source = locate(model)
     refiner_source = locate(refiner, variable="KEYART_SDXL_REFINER") if refiner else None
-    base = _from_source(StableDiffusionXLPipeline, base_source, dtype, config)
+    vae_source = locate_vae(vae) if vae else None
+    components: dict[str, Any] = {}
+    if vae_source is not None:
+        # A single VAE file reads its config from the config folder, else from the model's own folder.
+        configs = config or (base_source.location if base_source.kind == "folder" else None)
+        components["vae"] = load_vae(vae_source, dtype, configs=configs)
+    base = _from_source(StableDiffusionXLPipeline, base_source, dtype, config, **components)
     refiner_pipe = None
     if refiner_source:
         refiner_pipe = _from_source(
             StableDiffusionXLImg2ImgPipeline, refiner_source, dtype, config, text_encoder_2=base.text_encoder_2, vae=base.vae
         )
-    return base, refiner_pipe, base_source, refiner_source
+    return base, refiner_pipe, base_source, refiner_source, vae_source
 
 
 def place(pipes: list, device: str, memory: str = "normal") -> None:
@@ -194,3 +243,5 @@ def check_settings(settings: Any) -> None:
     locate(settings.sdxl_model, variable=variable("sdxl_model").env)
     if settings.sdxl_refiner:
         locate(settings.sdxl_refiner, variable=variable("sdxl_refiner").env)
+    if settings.sdxl_vae:
+        locate_vae(settings.sdxl_vae, variable=variable("sdxl_vae").env)

@@ -14,10 +14,12 @@ from ..request import RenderedImage
 def rendered(engine, request, image, seed, index, use_refiner, lineage, loras=None, schedule=None, guidance=None) -> RenderedImage:
     """`image` as a RenderedImage of `engine`, with the infotext and lineage for `request`'s image `index`."""
     extra: dict[str, Any] = {}
+    if engine.vae_name:  # A1111 writes a chosen VAE's hash, then its name
+        extra = {"VAE hash": engine.vae_hash, "VAE": engine.vae_name} if engine.vae_hash else {"VAE": engine.vae_name}
     if use_refiner:
         # A1111 writes the refiner as "name [hash]".
         refiner = f"{engine.refiner_name} [{engine.refiner_hash}]" if engine.refiner_hash else engine.refiner_name
-        extra = {"Refiner": refiner, "Refiner switch at": request.refiner_switch_at}
+        extra |= {"Refiner": refiner, "Refiner switch at": request.refiner_switch_at}
     extra |= loras or {}  # A1111's "Lora hashes", after the refiner's fields
     if guidance is not None:  # A1111's ControlNet fields, with the models' own names
         extra |= control_fields(request, guidance.model_names())
@@ -32,6 +34,8 @@ def rendered(engine, request, image, seed, index, use_refiner, lineage, loras=No
         "model_hash": engine.model_hash,
         "refiner": engine.refiner_name if use_refiner else None,
     }
+    if engine.vae_name:
+        details["vae"] = {"name": engine.vae_name, "hash": engine.vae_hash}
     if schedule is not None:  # the prompt changed during the render: which text each step ran with
         details["prompt_schedule"] = schedule
     if request.reference is not None:

@@ -242,7 +242,7 @@ async def interrogate(http: Request) -> dict[str, Any]:
 async def get_options(http: Request) -> dict[str, Any]:
     name = getattr(http.app.state, "a1111_checkpoint", None) or model_name(http)
     return {
-        "sd_model_checkpoint": name, "sd_checkpoint_hash": None, "sd_vae": "Automatic", "CLIP_stop_at_last_layers": 1,
+        "sd_model_checkpoint": name, "sd_checkpoint_hash": None, "sd_vae": _vae_name(http), "CLIP_stop_at_last_layers": 1,
         "samples_format": "png", "samples_save": False, "sd_model_refiner": None, "eta_noise_seed_delta": 0,
     }  # fmt: skip
 
@@ -293,8 +293,15 @@ async def loras(http: Request) -> list[dict[str, Any]]:
 
 
 @router.get("/sd-vae")
-async def sd_vae() -> list[dict[str, Any]]:
-    return []
+async def sd_vae(http: Request) -> list[dict[str, Any]]:
+    vae = getattr(http.app.state, "vae", None)  # KEYART_SDXL_VAE's source, when the served engine has one
+    return [] if vae is None else [{"model_name": vae.name, "filename": vae.location}]
+
+
+def _vae_name(http: Request) -> str:
+    """A1111's sd_vae option: the configured VAE's name, else "Automatic" (the model's own)."""
+    vae = getattr(http.app.state, "vae", None)
+    return vae.name if vae is not None else "Automatic"
 
 
 @router.get("/progress")
