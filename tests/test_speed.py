@@ -3,13 +3,15 @@ channels_last) gives the standard image within 2 levels in every mode, with a Lo
 weights for its render, restored bit for bit after) and with an IP-Adapter reference (run unfused,
 fused again after), and says so in the infotext; torch.compile (inductor, on the CPU) gives the same
 image, keeps its kernels in the folder given, and does not recompile for a LoRA change; `turbo`
-runs the deep blocks on one UNet call in three and labels its images; `auto` is standard on the
-CPU; a bad word, or a speed asked of the preview engine, is refused."""
+runs the deep blocks on one UNet call in three and labels its images; no speed reads a tensor's
+value on the host inside the denoising loop; `auto` is standard on the CPU; a bad word, or a speed
+asked of the preview engine, is refused."""
 
 import numpy as np
 import pytest
 import torch
 from PIL import Image
+from torch.utils._python_dispatch import TorchDispatchMode
 
 from imagegen import RenderRequest
 from imagegen.cli import main
@@ -150,3 +152,42 @@ def test_when_the_engine_compiles_and_where_fp8_runs():
     with pytest.raises(InvalidRequest, match="compile is one of auto, on, off"):
         wanted("always", "fast", "cuda", "normal")
     assert "CUDA GPU of compute capability 8.9" in unavailable("cpu")
+
+
+class HostReads(TorchDispatchMode):
+    """Counts the operations that hand a tensor's value to Python (`.item()`, `bool()`, data-dependent
+    shapes): on a GPU each one makes the host wait for the device."""
+
+    READS = ("aten._local_scalar_dense", "aten.nonzero", "aten.masked_select", "aten.equal", "aten.is_nonzero", "aten.item")
+
+    def __init__(self):
+        super().__init__()
+        self.count = 0
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        self.count += str(func.overloadpacket) in self.READS
+        return func(*args, **(kwargs or {}))
+
+
+def test_no_step_of_the_denoising_loop_reads_a_tensor_on_the_host(engines, tmp_path):
+    # A render at 6 steps reads no more tensor values than one at 3: the loop, with keyart's step
+    # callback (progress, a prompt edit), a merged LoRA and turbo's step cache, never waits on the GPU.
+    from imagegen.tiny import tiny_sdxl
+
+    standard, fast = engines
+    turbo = SDXLEngine(*tiny_sdxl(tmp_path / "turbo", refiner=False), speed="turbo", lora_dir=fast.lora_dir)
+    init = tmp_path / "init.png"
+    Image.new("RGB", (64, 64), (90, 120, 60)).save(init)
+    cases = (
+        ("[a harbour:a storm:0.5], (keeper:1.3) <lora:ink:0.8>", dict(refiner="off")),
+        ("a harbour at dusk", dict(init_image=str(init), strength=0.6, refiner="off")),
+    )
+    for engine in (standard, fast, turbo):
+        for prompt, fields in cases:
+            reads = []
+            for steps in (3, 6):
+                mode = HostReads()
+                with mode:
+                    engine.render(RenderRequest(prompt, **(SMALL | fields | {"num_inference_steps": steps})), progress=lambda done, total: None)
+                reads.append(mode.count)
+            assert reads[0] == reads[1], (engine.speed, prompt, reads)

@@ -167,15 +167,19 @@ def _hidden(tokenizer, encoder, chunk: Chunk, seen: dict):
     weights = [1.0, *(weight for _, weight in chunk), 1.0, *[1.0] * fill]
     on = get_module_execution_device(encoder)
     out = encoder(torch.tensor([ids], device=on), output_hidden_states=True)
-    hidden = weigh(out.hidden_states[-2], torch.tensor([weights], device=on))  # SDXL reads the penultimate layer
+    hidden = weigh(out.hidden_states[-2], weights)  # SDXL reads the penultimate layer
     pooled = out[0] if out[0].ndim == 2 else None  # CLIPTextModelWithProjection's text_embeds
     seen[key] = (hidden, pooled)
     return seen[key]
 
 
-def weigh(hidden, weights):
-    """Scale each token's embedding by its weight, then rescale the chunk so its mean is as before."""
-    if bool((weights == 1.0).all()):
+def weigh(hidden, weights: list[float]):
+    """Scale each token's embedding by its weight, then rescale the chunk so its mean is as before.
+    The weights stay a list until they are needed: asking a GPU tensor whether they are all 1 would
+    make the host wait for the text encoder."""
+    import torch
+
+    if all(weight == 1.0 for weight in weights):
         return hidden
-    scaled = hidden * weights.to(hidden.dtype).unsqueeze(-1)
+    scaled = hidden * torch.tensor([weights], device=hidden.device).to(hidden.dtype).unsqueeze(-1)
     return scaled * (hidden.mean() / scaled.mean())
