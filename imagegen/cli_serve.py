@@ -11,6 +11,7 @@ import ipaddress
 from pathlib import Path
 
 from .errors import KeyartError
+from .request import MAX_BATCH_SIZE as BATCH_LIMIT
 from .settings import ImageSettings
 
 DEFAULT_HOST = "127.0.0.1"
@@ -23,7 +24,7 @@ SERVER_EXTRA = "fastapi==0.163.2 uvicorn==0.54.0 python-multipart"
 def add_parser(sub: argparse._SubParsersAction) -> None:
     """Add `serve` to the subcommands `sub`."""
     from .engines import ENGINES, describe
-    from .queue import MAX_QUEUED
+    from .queue import MAX_BATCH, MAX_QUEUED
     from .scale import add_flags
 
     s = sub.add_parser(
@@ -38,6 +39,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     s.add_argument("--port", type=int, default=DEFAULT_PORT, help=f"port (default {DEFAULT_PORT}, A1111's)")
     s.add_argument("--api-key", help="the key clients must send as 'Authorization: Bearer KEY' (default: KEYART_API_KEY; required off loopback)")
     s.add_argument("--max-queue", type=int, default=MAX_QUEUED, metavar="N", help=f"jobs that may wait; past it requests get 429 with Retry-After (default {MAX_QUEUED})")
+    s.add_argument(
+        "--max-batch", type=int, default=MAX_BATCH, metavar="N",
+        help=f"images per pipeline call, 1 to {BATCH_LIMIT}: a request's n and compatible queued jobs are batched up to N; a batch that runs out of "
+        f"GPU memory renders in halves, and later ones at that size stay at what fit (default {MAX_BATCH}). Larger batches raise images/s "
+        "on GPUs with the memory for them: bench/engine.py --full measures batch 8",
+    )  # fmt: skip
     s.add_argument("--engine", default="auto", help=f"{', '.join(ENGINES)} (default auto: {describe()[0][1]})")
     s.add_argument("--device", help="cuda, cuda:1, mps or cpu (default: the best available)")
     s.add_argument("--home", type=Path, default=DEFAULT_HOME, help=f"folder for the queue's state (default {DEFAULT_HOME}); no images are kept there")
@@ -68,6 +75,8 @@ def check(args: argparse.Namespace, settings: ImageSettings | None = None) -> st
         raise KeyartError(f"--port must be between 1 and 65535 (got {args.port})")
     if args.max_queue < 1:
         raise KeyartError(f"--max-queue must be at least 1 (got {args.max_queue})")
+    if not 1 <= args.max_batch <= BATCH_LIMIT:
+        raise KeyartError(f"--max-batch must be between 1 and {BATCH_LIMIT} (got {args.max_batch}), A1111's largest batch size")
     return key
 
 
@@ -102,7 +111,7 @@ def serve(args: argparse.Namespace, settings: ImageSettings) -> int:
         def engines():  # loaded in the worker with the first job
             return create_engine(choice.name, settings)
 
-    app = create_app(lambda: RenderQueue(engines, home, max_queued=args.max_queue), api_key=key)
+    app = create_app(lambda: RenderQueue(engines, home, max_queued=args.max_queue, max_batch=args.max_batch), api_key=key)
     # What the A1111 routes list before the engine loads: the served model's name, the LoRA folder and the VAE.
     app.state.model_name = Path(settings.sdxl_model).name if choice.name == "sdxl" and settings.sdxl_model else "keyart-preview"
     app.state.lora_dir = settings.lora_dir

@@ -38,8 +38,8 @@ __all__ = [
 MAX_QUEUED = 64
 # Images per pipeline call: a batch's memory grows with each image; 4 SDXL images at 1024x1024 fit a
 # 24 GB GPU in fp16, and where fewer fit a worker learns it (a batch out of memory renders in halves).
-# Not more on larger GPUs: at 1024x1024 SDXL keeps one busy from 1 or 2 images, and the image server
-# sizes a single job's batch by this, which no split can make smaller.
+# Not more by default: the image server sizes a single job's batch by this, which no split can make
+# smaller; on a larger GPU `serve --max-batch` raises it (bench/engine.py --full measures batch 8).
 MAX_BATCH = 4
 RECENT_RUNS = 16  # runs averaged for retry_after: enough to smooth one odd job, few enough to follow a change of sizes
 FIRST_GUESS_S = 30.0  # retry_after before any run finished: the engine's load plus a first SDXL render

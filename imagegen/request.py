@@ -22,6 +22,7 @@ from .errors import InvalidRequest
 SDXL_SIZES = ((1024, 1024), (1152, 896), (896, 1152), (1216, 832), (832, 1216), (1344, 768), (768, 1344), (1536, 640), (640, 1536))
 SIZE_HINT = "SDXL works best at " + ", ".join(f"{w}x{h}" for w, h in SDXL_SIZES)
 MAX_SEED = 2**32 - 1  # A1111's and ComfyUI's range: seeds are 32-bit unsigned
+MAX_BATCH_SIZE = 8  # A1111's largest batch size (its slider's end)
 REFINER_MODES = ("auto", "on", "off")
 INPAINT_AREAS = ("whole", "masked")  # A1111's "Whole picture" and "Only masked"
 HR_UPSCALERS = ("latent", "lanczos")  # A1111's "Latent" (bilinear on latents) and "Lanczos" (on pixels)
@@ -116,7 +117,7 @@ class RenderRequest:
         if not -1 <= seed <= MAX_SEED:
             raise InvalidRequest(f"seed must be -1 (random) or between 0 and {MAX_SEED} (got {seed})")
         set_("seed", seed)
-        for name, top in (("batch_size", 8), ("batch_count", 100)):
+        for name, top in (("batch_size", MAX_BATCH_SIZE), ("batch_count", 100)):
             value = _integer(name.replace("_", " "), getattr(self, name))
             if not 1 <= value <= top:
                 raise InvalidRequest(f"{name.replace('_', ' ')} must be between 1 and {top} (got {value})")

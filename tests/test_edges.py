@@ -575,6 +575,8 @@ CASES: list[Case] = [
     Case("upscale-scale-huge", I, ("upscale", "{tmp}/in.png", "--scale", "100", *O), 2, "scale", setup=files({"in.png": png})),
     Case("serve-port-out-of-range", I, ("serve", "--port", "70000", "--home", "{home}"), 2, "--port"),
     Case("serve-max-queue-zero", I, ("serve", "--max-queue", "0", "--home", "{home}"), 2, "--max-queue"),
+    Case("serve-max-batch-zero", I, ("serve", "--max-batch", "0", "--home", "{home}"), 2, "--max-batch"),
+    Case("serve-max-batch-past-a1111s", I, ("serve", "--max-batch", "9", "--home", "{home}"), 2, ("--max-batch", "between 1 and 8")),
     Case("serve-public-without-key", I, ("serve", "--host", "0.0.0.0", "--home", "{home}"), 2, "--api-key"),
     # ---- python -m assistant ---------------------------------------------------------------------
     Case("assistant-episode-absent", A, ("episode", "--season", "1", "--episode", "999"), 2, "episode 999"),

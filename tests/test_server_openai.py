@@ -208,3 +208,42 @@ def test_serve_refuses_a_public_address_without_a_key(capsys):
     assert "without an API key" in capsys.readouterr().err
     assert main(["serve", "--api-key", " ", "--engine", "preview"]) == 2
     assert [is_loopback(h) for h in ("127.0.0.1", "::1", "localhost", "127.0.0.2", "0.0.0.0", "example.org")] == [True, True, True, True, False, False]
+
+
+def test_serve_batches_up_to_max_batch_for_the_openai_sdk(tmp_path):
+    # The real command on a free port: n=8 is one pipeline call of 8 with --max-batch 8 (the default
+    # 4 makes it two of 4). The preview engine: SDXL's own sizes would take the tiny model minutes here.
+    import os
+    import signal
+    import socket
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from imagegen.metadata import parse_infotext
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("KEYART_", "OPENAI_"))} | {"HF_HUB_OFFLINE": "1"}
+    cmd = [sys.executable, "-m", "imagegen", "serve", "--engine", "preview", "--port", str(port), "--home", str(tmp_path), "--max-batch", "8"]
+    server = subprocess.Popen(cmd, cwd=Path(__file__).parents[1], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and server.poll() is None:
+            try:
+                if httpx.get(f"{url}/health", timeout=1).status_code == 200:
+                    break
+            except httpx.TransportError:
+                time.sleep(0.1)
+        assert server.poll() is None, server.communicate()[1]
+        answer = openai.OpenAI(base_url=f"{url}/v1", api_key="unused", max_retries=0).images.generate(
+            model="keyart-sdxl", prompt="a quay at dawn", n=8, size="1024x1024", response_format="b64_json", timeout=120
+        )
+    finally:
+        server.send_signal(signal.SIGINT)
+        _, err = server.communicate(timeout=60)
+    assert server.returncode == 0, err
+    fields = [parse_infotext(decode(item.b64_json).text["parameters"])[2] for item in answer.data]
+    assert [(f["Batch size"], f["Batch pos"]) for f in fields] == [("8", str(i)) for i in range(8)]
