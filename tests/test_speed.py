@@ -1,7 +1,7 @@
 """The engine's speed setting on the CPU with the tiny SDXL: `fast` (fused QKV projections,
 channels_last) gives the standard image within 2 levels in every mode, with a LoRA (merged into the
 weights for its render, restored bit for bit after) and with an IP-Adapter reference (run unfused,
-fused again after), and says so in the infotext; torch.compile (inductor, on the CPU) gives the same
+fused again after), holds no more parameter memory than standard, and says so in the infotext; torch.compile (inductor, on the CPU) gives the same
 image, keeps its kernels in the folder given, and does not recompile for a LoRA change; `turbo`
 runs the deep blocks on one UNet call in three and labels its images; no speed reads a tensor's
 value on the host inside the denoising loop; `auto` is standard on the CPU; a bad word, or a speed
@@ -64,6 +64,37 @@ def test_a_lora_is_merged_for_its_render_and_a_reference_runs_unfused(engines, t
     after = dict(fast.base.unet.named_parameters())
     assert after.keys() == before.keys() and all(torch.equal(after[name], value) for name, value in before.items())
     assert not any(fast.base.get_list_adapters().values())
+
+
+def parameter_bytes(model) -> int:
+    """The memory a model's parameters hold: each storage once, however many parameters view it."""
+    storages = {p.untyped_storage().data_ptr(): p.untyped_storage().nbytes() for p in model.parameters()}
+    return sum(storages.values())
+
+
+def fused_modules(unet) -> dict:
+    return {name: m for name, m in unet.named_modules() if getattr(m, "fused_projections", False)}
+
+
+def test_fused_projections_cost_no_memory_and_stay_the_same_through_a_lora_and_a_reference(engines, tmp_path):
+    from imagegen.engines.sdxl_speed import _fused
+
+    standard, fast = engines
+    fused = fused_modules(fast.base.unet)
+    assert fused and parameter_bytes(fast.base.unet) == parameter_bytes(standard.base.unet)
+    assert parameter_bytes(fast.base.vae) == parameter_bytes(standard.base.vae)
+    poster = tmp_path / "poster.png"
+    Image.new("RGB", (80, 80), (200, 40, 30)).save(poster)
+    before = {name: _fused(m)[0] for name, m in fused.items()}
+    pixels(fast, "a lighthouse keeper <lora:ink:1>", refiner="off")
+    pixels(fast, "a lighthouse keeper", reference=str(poster), reference_scale=0.8, refiner="off")
+    # The same fused modules, and every separate weight still a view of its rows.
+    assert {name: _fused(m)[0] for name, m in fused_modules(fast.base.unet).items()} == before
+    for module in fused.values():
+        whole, parts = _fused(module)
+        offsets = np.cumsum([0] + [p.weight.shape[0] for p in parts[:-1]])
+        assert [p.weight.data_ptr() for p in parts] == [whole.weight[o:].data_ptr() for o in offsets]
+    assert parameter_bytes(fast.base.unet) == parameter_bytes(standard.base.unet)
 
 
 def test_the_infotext_and_lineage_say_how_it_ran(engines):
