@@ -64,9 +64,9 @@ def share_fused(pipe: Any) -> None:
     """Make the separate q, k and v weights (and biases) of the UNet's and VAE's fused attention
     modules views of the fused matrices' rows.
 
-    diffusers keeps both as copies: 648M more parameters in SDXL's UNet, 1.2 GiB in bf16; as views, fusing costs
-    no memory, and a LoRA merged into the separate weights in place (lora.patched) reaches the fused
-    ones too. A separate weight that is no view any more (merged into a new tensor, or moved between
+    diffusers keeps both as copies: 648M more parameters in SDXL's UNet, 1.2 GiB in bf16. As views,
+    fusing costs no memory, and a LoRA merged into the separate weights in place (lora.patched)
+    reaches the fused ones too. A separate weight that is no view any more (merged into a new tensor, or moved between
     devices by offload) is copied into its rows first: the separate weights are the truth. Only each
     Parameter's data changes, never the object, so whoever holds it writes through; the fused modules
     stay the same objects, so compiled code does not recompile.
