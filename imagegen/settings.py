@@ -48,7 +48,7 @@ VARIABLES: tuple[Variable, ...] = (
     Variable("KEYART_DEVICE", "device", "the best available", "cuda, cuda:1, mps or cpu; --device wins"),
     Variable("KEYART_DTYPE", "dtype", "auto: fp16 on GPUs, fp32 on the CPU", "auto, fp16, bf16 or fp32; --dtype wins"),
     Variable("KEYART_MEMORY", "memory", "normal", "normal, medvram (model offload) or lowvram (sequential offload); --memory wins"),
-    Variable("KEYART_SPEED", "speed", "auto: fast on CUDA GPUs, standard elsewhere", "standard (stock diffusers), fast (exact optimisations: fused QKV projections, channels_last, torch.compile on GPUs) or turbo (fast plus step caching and fp8 linears: changes pixels, labelled); --speed wins"),
+    Variable("KEYART_SPEED", "speed", "auto: fast on CUDA GPUs, standard elsewhere and under lowvram", "standard (stock diffusers), fast (exact optimisations: fused QKV projections, channels_last, torch.compile on GPUs) or turbo (fast plus step caching and fp8 linears: changes pixels, labelled); --speed wins"),
     Variable("KEYART_COMPILE", "compile", "auto: on with fast or turbo on CUDA GPUs", "on or off: torch.compile of the UNet's repeated blocks and the VAE decoder, its cache under KEYART_CACHE; --compile wins"),
     Variable("KEYART_CACHE", "cache", "$XDG_CACHE_HOME/keyart, else ~/.cache/keyart", "where checkpoint and LoRA hashes and torch.compile's kernels are cached"),
     Variable("KEYART_API_KEY", "api_key", "unset: no key, loopback only", "the key `python -m imagegen serve` asks clients for (Authorization: Bearer KEY); --api-key wins"),

@@ -121,6 +121,19 @@ def test_auto_is_standard_on_the_cpu_and_bad_speeds_are_refused(tmp_path, capsys
     assert "sdxl" in capsys.readouterr().err and not (tmp_path / "o").exists()
 
 
+def test_lowvram_runs_standard_and_refuses_fast_before_anything_loads(tiny_model_dirs, tmp_path, monkeypatch, capsys):
+    # Sequential offload keeps the weights on the meta device between calls: a fused projection made
+    # there has no weights to bring (diffusers renders it as "Tensor on device meta").
+    assert resolve("auto", "cuda", "lowvram") == "standard" and resolve("standard", "cuda", "lowvram") == "standard"
+    for speed in ("fast", "turbo"):
+        with pytest.raises(InvalidRequest, match=f"speed {speed} cannot run with memory lowvram"):
+            resolve(speed, "cuda", "lowvram")
+    monkeypatch.setenv("KEYART_SDXL_MODEL", str(tiny_model_dirs[0]))
+    assert main(["render", "x", "--memory", "lowvram", "--speed", "turbo", "--output", str(tmp_path / "o")]) == 2
+    assert "use memory medvram with turbo, or speed standard with lowvram" in capsys.readouterr().err
+    assert not (tmp_path / "o").exists()
+
+
 def test_turbo_reuses_the_deep_features_between_full_calls_and_labels_its_images(tmp_path):
     from imagegen.tiny import tiny_sdxl
 

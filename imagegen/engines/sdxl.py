@@ -80,7 +80,7 @@ class SDXLEngine:
         self.controlnets = control.ControlNets(controlnet_dir)  # by type, from KEYART_CONTROLNET_DIR, loaded on first use
         self.adapter = reference.Adapter(ip_adapter)  # KEYART_IP_ADAPTER, read on the first reference render
         self.depth = DepthEstimator(depth_model, device=self.device) if depth_model else None  # KEYART_DEPTH_MODEL: depth units' maps
-        self.speed = speedups.resolve(speed, self.device)  # "standard" | "fast" | "turbo"
+        self.speed = speedups.resolve(speed, self.device, memory)  # "standard" | "fast" | "turbo"
         # Fused projections, fp8 linears, step caches, torch.compile: as the speed and compile settings say.
         self.tuning = speedups.Tuning(self._pipes, self.speed, self.device, memory=memory, compile=compile, backend=compile_backend, cache=compile_cache)
         # Pristine scheduler configs: every sampler is built from these, never from the last one used.
@@ -133,9 +133,9 @@ class SDXLEngine:
         """
         # 1. Where and in which precision (fast takes bf16 on GPUs that have it, when the dtype is auto).
         device = pick_device(device)
-        speed = speedups.resolve(speed or "auto", device)
-        torch_dtype = pick_dtype(device, speedups.dtype_word(dtype, speed, device, _bf16_supported(device)))
         memory = memory or "normal"
+        speed = speedups.resolve(speed or "auto", device, memory)
+        torch_dtype = pick_dtype(device, speedups.dtype_word(dtype, speed, device, _bf16_supported(device)))
         if device == "cpu":
             log.warning("rendering SDXL on the CPU in fp32: expect minutes per image; a CUDA GPU takes seconds")
         # 2. Load, keep the VAE safe in fp16, then place the models.

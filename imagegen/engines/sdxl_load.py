@@ -236,10 +236,13 @@ def check_request(settings: Any, request: Any) -> None:
 
 
 def check_settings(settings: Any) -> None:
-    """The sdxl engine's model and refiner settings point somewhere real (the engine table's
-    `check`): a missing folder or file fails when the engine is chosen, before torch is imported."""
+    """The sdxl engine's model, refiner and VAE settings point somewhere real and its speed fits its
+    memory mode (the engine table's `check`): a missing folder or file, or fast with lowvram, fails
+    when the engine is chosen, before torch is imported."""
     from ..settings import variable
+    from .sdxl_speed import check_memory
 
+    check_memory(settings.speed, settings.memory)
     locate(settings.sdxl_model, variable=variable("sdxl_model").env)
     if settings.sdxl_refiner:
         locate(settings.sdxl_refiner, variable=variable("sdxl_refiner").env)

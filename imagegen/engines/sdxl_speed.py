@@ -4,7 +4,8 @@ projections fused into one matrix (diffusers' fuse_qkv_projections) and channels
 their convolutions, and, with dtype auto on a GPU that has it, bf16 (so the VAE needs no fp32
 upcast); torch.compile comes with it on a GPU (sdxl_compile). `turbo` is fast plus techniques that
 change pixels, each labelled in the infotext: step caching (sdxl_stepcache) and fp8 linear layers
-(sdxl_fp8). `auto` is fast on a CUDA GPU, standard elsewhere (on the CPU the gain is small).
+(sdxl_fp8). `auto` is fast on a CUDA GPU, standard elsewhere (on the CPU the gain is small) and
+under lowvram, where fast and turbo are refused (`check_memory`).
 
 The separate q, k and v weights are views of the fused matrices' rows (`share_fused`), so fusing
 costs no memory. A LoRA is merged into them in place for its render (lora.patched), which the fused
@@ -22,14 +23,26 @@ from ..errors import InvalidRequest
 from ..settings import SPEEDS
 
 
-def resolve(speed: str, device: str) -> str:
-    """"standard", "fast" or "turbo" for a speed setting on `device`."""
+def resolve(speed: str, device: str, memory: str = "normal") -> str:
+    """"standard", "fast" or "turbo" for a speed setting on `device` in memory mode `memory`."""
     speed = str(speed or "auto").strip().lower()
     if speed not in SPEEDS:
         raise InvalidRequest(f"speed is one of {', '.join(SPEEDS)} (got {speed!r})")
+    check_memory(speed, memory)
     if speed == "auto":
-        return "fast" if str(device).startswith("cuda") else "standard"
+        return "fast" if str(device).startswith("cuda") and memory != "lowvram" else "standard"
     return speed
+
+
+def check_memory(speed: str | None, memory: str | None) -> None:
+    """fast and turbo change the models' weights and modules (fused projections, channels_last, fp8),
+    which lowvram's sequential offload keeps off the GPU, layer by layer, between calls: the new
+    modules would have no weights to bring. `auto` is standard there; asking for more is refused."""
+    if memory == "lowvram" and str(speed or "auto").strip().lower() in ("fast", "turbo"):
+        raise InvalidRequest(
+            f"speed {speed} cannot run with memory lowvram: its sequential offload keeps each layer's weights off the GPU "
+            f"between calls, and {speed} rebuilds layers it cannot follow; use memory medvram with {speed}, or speed standard with lowvram"
+        )
 
 
 def dtype_word(dtype: str | None, speed: str, device: str, bf16_supported: bool) -> str:
