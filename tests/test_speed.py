@@ -66,6 +66,18 @@ def test_a_lora_is_merged_for_its_render_and_a_reference_runs_unfused(engines, t
     assert not any(fast.base.get_list_adapters().values())
 
 
+def test_lora_adapters_on_a_fused_engine_run_on_its_separate_projections(engines, monkeypatch):
+    # An fp8 engine keeps LoRAs as PEFT adapters, which wrap the separate q, k and v projections:
+    # its renders must use them, not the fused ones that bypass the adapters. fp8 itself needs an
+    # sm89+ GPU; its flag alone routes a fast engine's LoRAs to adapters here.
+    standard, fast = engines
+    monkeypatch.setattr(fast.tuning, "fp8", "linear")
+    prompt = "a lighthouse keeper <lora:ink:1>"
+    assert np.abs(pixels(standard, prompt, refiner="off") - pixels(fast, prompt, refiner="off")).max() <= TOLERANCE
+    assert all(type(p).__name__.startswith("Fused") for p in fast.base.unet.attn_processors.values())
+    assert not any(fast.base.get_list_adapters().values())
+
+
 def parameter_bytes(model) -> int:
     """The memory a model's parameters hold: each storage once, however many parameters view it."""
     storages = {p.untyped_storage().data_ptr(): p.untyped_storage().nbytes() for p in model.parameters()}

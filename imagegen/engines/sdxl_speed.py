@@ -119,6 +119,16 @@ def unfused(pipe: Any) -> Iterator[None]:
         unet.set_attn_processor(fused)
 
 
+@contextmanager
+def _adapters_unfused(pipe: Any, tags: list, folder: Any) -> Iterator[list]:
+    """LoRAs as PEFT adapters on a fused engine: the adapters wrap the separate q, k and v projections,
+    which the fused processors never call, so the render runs unfused."""
+    from . import lora
+
+    with unfused(pipe), lora.applied(pipe, tags, folder=folder) as paths:
+        yield paths
+
+
 class Tuning:
     """What the speed setting did to an engine's pipelines, and what each render needs from it:
     the LoRA and reference blocks, the step caches' schedulers, and the words for infotext and lineage."""
@@ -162,10 +172,13 @@ class Tuning:
 
     def loras(self, pipe: Any, tags: list, folder: Any):
         """The block a render's LoRAs apply in: merged into the weights on the fast speeds and when
-        compiled (no module changes, so nothing recompiles), PEFT adapters on standard and over fp8 weights."""
+        compiled (no module changes, so nothing recompiles), PEFT adapters on standard and over fp8
+        weights; adapters wrap the separate projections, so a fused engine runs them unfused."""
         from . import lora
 
         if (self.speed == "standard" and not self.compiled) or self.fp8 == "linear":
+            if tags and self.speed != "standard":
+                return _adapters_unfused(pipe, tags, folder)
             return lora.applied(pipe, tags, folder=folder)
         return lora.patched(pipe, tags, folder=folder, after=lambda: share_fused(pipe))
 
