@@ -6,8 +6,9 @@ pipeline through the engine), `fast` (exact optimisations; bf16 and torch.compil
 seconds per image, images/s, TFLOP/s (of the exact model's work), peak GPU memory, the first
 call's time apart (torch.compile's warm-up is in it), the ratio to stock, and how far the image is
 from the exact one at the same seed (fast against standard, turbo against fast: largest and mean
-difference in levels of 255). Then, on a GPU, the peak memory of base + refiner in each memory
-mode (normal, medvram, lowvram).
+difference in levels of 255). Then, on a GPU, one UNet step's attention under each of PyTorch's
+attention kernels (SDXL's UNet runs diffusers' SDPA processors, whose kernel PyTorch picks), and
+the peak memory of base + refiner in each memory mode (normal, medvram, lowvram).
 
 Default: the tiny random-init model on the CPU, batches 1 and 2 (the engine's own overhead as
 ratios; compile stays off on the CPU unless --compile on). `--full`: the SDXL architecture at
@@ -23,6 +24,7 @@ import statistics
 import sys
 import tempfile
 import time
+from contextlib import nullcontext
 from pathlib import Path
 
 # bench/ itself off the path: its queue.py would shadow the standard library's (torch.fx imports it).
@@ -83,6 +85,49 @@ def peak_gib(device: str) -> str:
     return f"{torch.cuda.max_memory_allocated() / 2**30:.1f}" if device.startswith("cuda") else "-"
 
 
+# SDXL's transformer blocks at 1024x1024: (blocks, heads, tokens); heads of 64 channels, text of 77 tokens.
+ATTENTION_LEVELS = ((10, 10, 4096), (60, 20, 1024))
+
+
+def attention_kernels(device: str, dtype, size: int, batch: int, repeats: int = 10) -> None:
+    """Milliseconds of one UNet step's attention (self and cross, at CFG's doubled batch) under each of
+    PyTorch's scaled-dot-product kernels; "default" is PyTorch's own choice, which the engine uses."""
+    import torch
+    from torch.nn.attention import SDPBackend, sdpa_kernel
+
+    scale = (size * size) / (1024 * 1024)
+    shapes = [(blocks, heads, max(1, int(tokens * scale))) for blocks, heads, tokens in ATTENTION_LEVELS]
+    made = torch.Generator(device="cpu").manual_seed(0)
+
+    def tensors(heads, tokens, kv_tokens):
+        q = torch.randn(2 * batch, heads, tokens, 64, generator=made).to(device, dtype)
+        k, v = (torch.randn(2 * batch, heads, kv_tokens, 64, generator=made).to(device, dtype) for _ in range(2))
+        return q, k, v
+
+    inputs = [(blocks, tensors(heads, tokens, tokens), tensors(heads, tokens, 77)) for blocks, heads, tokens in shapes]
+
+    def step():
+        for blocks, self_attention, cross_attention in inputs:
+            for _ in range(blocks):
+                torch.nn.functional.scaled_dot_product_attention(*self_attention)
+                torch.nn.functional.scaled_dot_product_attention(*cross_attention)
+
+    print(f"\n# attention of one UNet step at {size}x{size}, batch {batch} (x2 for CFG), {WORDS.get(dtype, dtype)}: each kernel of torch's SDPA")
+    print(f"{'kernel':<10} {'ms/step':>8} {'vs default':>11}")
+    kernels = {"default": None, "flash": SDPBackend.FLASH_ATTENTION, "cudnn": SDPBackend.CUDNN_ATTENTION, "efficient": SDPBackend.EFFICIENT_ATTENTION, "math": SDPBackend.MATH}
+    base = None
+    for word, kernel in kernels.items():
+        try:
+            with sdpa_kernel(kernel) if kernel is not None else nullcontext():
+                step()  # warm-up, and the first call finds out whether the kernel takes these shapes
+                ms = 1000 * statistics.median(timed(step, device) for _ in range(repeats))
+        except RuntimeError as exc:  # "No available kernel": this kernel does not run these inputs here
+            print(f"{word:<10} {'-':>8} {'-':>11}  not available: {str(exc).splitlines()[0][:80]}")
+            continue
+        base = base or ms
+        print(f"{word:<10} {ms:>8.2f} {ms / base:>10.2f}x")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--full", action="store_true", help="real SDXL architecture, random weights (needs a CUDA GPU unless --device cpu)")
@@ -96,6 +141,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--runs", type=int, help="timed runs per row after the first call; the median is reported (default 2 with --full, 3 otherwise)")
     parser.add_argument("--save", action="store_true", help="also write what is printed to bench/results-<device>.md (the results file to commit)")
     parser.add_argument("--memory-modes", default=None, help="memory modes to measure base + refiner in (default normal,medvram,lowvram on a GPU; none on the CPU)")
+    parser.add_argument("--attention", action=argparse.BooleanOptionalAction, default=None, help="time each of PyTorch's attention kernels on the UNet's attention shapes (default: on a GPU)")
     args = parser.parse_args(argv)
 
     import torch
@@ -185,7 +231,11 @@ def main(argv: list[str] | None = None) -> int:
     if turbo is not None and turbo.tuning.fp8 not in (None, "linear"):
         print(f"# note: turbo ran without fp8 linears: {turbo.tuning.fp8}")
 
-    # 4. Memory modes: base + refiner at this size, one image, a few steps (the peak does not grow with steps).
+    # 4. Attention kernels on the UNet's own shapes: which one PyTorch's choice is, and how the others compare.
+    if args.attention if args.attention is not None else gpu:
+        attention_kernels(device, quick_dtype, size, batch=1)
+
+    # 5. Memory modes: base + refiner at this size, one image, a few steps (the peak does not grow with steps).
     modes = args.memory_modes if args.memory_modes is not None else ("normal,medvram,lowvram" if gpu else "")
     modes = [m.strip() for m in modes.split(",") if m.strip()]
     if modes:
