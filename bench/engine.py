@@ -51,6 +51,22 @@ def timed(fn, device: str) -> float:
     return time.perf_counter() - start
 
 
+def versions() -> str:
+    """The libraries the figures depend on, for the results file: python, torch (and its CUDA), diffusers, transformers, torchao."""
+    import importlib.metadata as md
+    import platform
+
+    import torch
+
+    found = [f"python {platform.python_version()}", f"torch {torch.__version__}" + (f" (CUDA {torch.version.cuda})" if torch.version.cuda else "")]
+    for name in ("diffusers", "transformers", "torchao"):
+        try:
+            found.append(f"{name} {md.version(name)}")
+        except md.PackageNotFoundError:
+            found.append(f"no {name}")
+    return ", ".join(found)
+
+
 def apart(a, b) -> str:
     """The largest and mean difference of two images, in levels of 255."""
     import numpy as np
@@ -191,7 +207,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.save:
         start(results_path(torch.cuda.get_device_name() if gpu else "cpu"))
     print(f"# {'SDXL architecture, random weights' if args.full else 'tiny SDXL'} on {where}{device}, {size}x{size}, {steps} steps, CFG 7, {SAMPLER} Karras")
-    print(f"# torch {torch.__version__}, diffusers {__import__('diffusers').__version__}; stock and standard in {args.dtype if gpu else 'fp32'}, {', '.join(s for s in speeds if s != 'standard') or 'no other speed'} in {WORDS[quick_dtype]}; median of {runs} after the first call")
+    print(f"# {versions()}; stock and standard in {args.dtype if gpu else 'fp32'}, {', '.join(s for s in speeds if s != 'standard') or 'no other speed'} in {WORDS[quick_dtype]}; median of {runs} after the first call")
     print(f"{'row':<9} {'batch':>5} {'first s':>8} {'s/img':>8} {'img/s':>7} {'TFLOP/s':>8} {'peak GiB':>9} {'vs stock':>9} {'apart':>10}  how")
     scale = (size * size) / (1024 * 1024)
     tflop = (steps * UNET_STEP_TFLOP + VAE_DECODE_TFLOP) * scale  # the exact model's work per image
