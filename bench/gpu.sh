@@ -5,6 +5,10 @@
 #                              into DIR (default .whl) the wheels the benchmarks import beyond a CUDA
 #                              PyTorch image (diffusers, transformers, peft, torchao, pydantic, ...),
 #                              at the versions the tests ran with, for the GPU machine's Python.
+#   bench/gpu.sh check [OUT]   There: install DIR's wheels as run does, then the engine's GPU checks
+#                              (pytest -m gpu tests/test_gpu.py: compiled fast against standard, LoRA
+#                              changes without a recompile, fp8, memory modes, no syncs in the loop);
+#                              with OUT, their log is copied there.
 #   bench/gpu.sh run [OUT]     There, in a copy of this checkout (DIR beside it): install DIR's
 #                              wheels, if any, into a folder ahead of the machine's own packages;
 #                              run bench/engine.py --full --save, then bench/dataprep.py --full
@@ -14,13 +18,13 @@
 #
 # Environment (defaults in brackets):
 #   PYTHON [python3]                the GPU machine's Python, the one with CUDA PyTorch
-#   WHEELS [.whl]                   the wheel folder, for both verbs
+#   WHEELS [.whl]                   the wheel folder, for every verb
 #   PY_VERSION [3.12]               wheels: the GPU machine's Python version
 #   ENGINE_ARGS [--full --save]     run: bench/engine.py's arguments
 #   DATAPREP_ARGS [--rounds 1 --full --limit 4 --save]
 #                                   run: bench/dataprep.py's (4 items: 20 images at draft quality)
-#   ENGINE_LIMIT [420] DATAPREP_LIMIT [120]
-#                                   run: seconds each may take before it is stopped (SIGINT)
+#   ENGINE_LIMIT [420] DATAPREP_LIMIT [120] CHECK_LIMIT [240]
+#                                   run, check: seconds each may take before it is stopped (SIGINT)
 set -uo pipefail
 cd "$(dirname "$0")/.."
 
@@ -32,7 +36,7 @@ WHEELS=${WHEELS:-.whl}
 PACKAGES="diffusers transformers peft torchao langchain-core pydantic pydantic-core annotated-types typing-inspection typing-extensions"
 
 usage() {
-    sed -n '2,23p' "$0" | sed 's/^# \{0,1\}//'
+    sed -n '2,27p' "$0" | sed 's/^# \{0,1\}//'
 }
 
 wheels() {
@@ -95,8 +99,8 @@ step() {
     status=$(( status || code ))
 }
 
-run() {
-    local out=${1:-}
+install() {
+    # DIR's wheels, if any, into a folder ahead of the machine's own packages.
     if compgen -G "$WHEELS/*.whl" >/dev/null; then
         local site
         site=$(mktemp -d -t keyart-site-XXXX)
@@ -105,6 +109,25 @@ run() {
         echo "== $(ls "$WHEELS"/*.whl | wc -l) wheels from $WHEELS installed ahead of $PYTHON's own packages"
     fi
     export PYTHONUNBUFFERED=1 HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1
+}
+
+check() {
+    local out=${1:-} limit=${CHECK_LIMIT:-240} logs code
+    install
+    logs=$(mktemp -d -t keyart-check-XXXX)
+    echo "== pytest -m gpu tests/test_gpu.py (limit ${limit} s)"
+    timeout --signal=INT --kill-after=20 "$limit" "$PYTHON" -m pytest -m gpu tests/test_gpu.py -v -p no:cacheprovider 2>&1 | tee "$logs/check.log"
+    code=${PIPESTATUS[0]}
+    if [ -n "$out" ]; then
+        mkdir -p "$out"
+        cp "$logs/check.log" "$out"/
+    fi
+    exit "$code"
+}
+
+run() {
+    local out=${1:-}
+    install
     command -v nvidia-smi >/dev/null && nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader
     # Every import the benchmarks make, before either starts: a missing package fails here, in one line.
     "$PYTHON" - <<'EOF' || exit 1
@@ -137,6 +160,7 @@ EOF
 
 case "${1:-}" in
     wheels) shift; wheels "$@" ;;
+    check) shift; check "$@" ;;
     run) shift; run "$@" ;;
     -h | --help | help) usage ;;
     *) usage >&2; exit 2 ;;

@@ -50,25 +50,29 @@ def write_tokenizer(directory: str | Path) -> Path:
     return directory
 
 
-def _unet(cross_attention_dim: int, time_ids: int, pooled: int):
+# The UNet's two levels: (channels, attention heads, transformer layers) each, and its group norm.
+_NARROW = dict(block_out_channels=(32, 64), attention_head_dim=(2, 4), transformer_layers_per_block=(1, 2), norm_num_groups=1)
+# SDXL's first two levels as they are (320 and 640 channels, heads of 64): linears 640 wide, as the
+# fp8 filter wants, and real kernel sizes for GPU checks; about 150M parameters.
+_WIDE = dict(block_out_channels=(320, 640), attention_head_dim=(5, 10), transformer_layers_per_block=(1, 1), norm_num_groups=32)
+
+
+def _unet(cross_attention_dim: int, time_ids: int, pooled: int, wide: bool = False):
     from diffusers import UNet2DConditionModel
 
     return UNet2DConditionModel(
-        block_out_channels=(32, 64),
         layers_per_block=2,
         sample_size=32,
         in_channels=4,
         out_channels=4,
         down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"),
         up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"),
-        attention_head_dim=(2, 4),
         use_linear_projection=True,
         addition_embed_type="text_time",
         addition_time_embed_dim=_TIME_DIM,
-        transformer_layers_per_block=(1, 2),
         projection_class_embeddings_input_dim=time_ids * _TIME_DIM + pooled,
         cross_attention_dim=cross_attention_dim,
-        norm_num_groups=1,
+        **(_WIDE if wide else _NARROW),
     )
 
 
@@ -88,12 +92,13 @@ def _vae(**config):
 
 
 def tiny_sdxl(
-    directory: str | Path, *, seed: int = 0, refiner: bool = True, encoder_2: tuple[int, int, int] = (_HIDDEN, 2, _HIDDEN)
+    directory: str | Path, *, seed: int = 0, refiner: bool = True, encoder_2: tuple[int, int, int] = (_HIDDEN, 2, _HIDDEN), wide: bool = False
 ):
     """Build (base, refiner) tiny SDXL pipelines; the refiner shares text_encoder_2 and the VAE.
 
     `directory` receives the tokenizer files. Returns `(base, None)` when `refiner` is False.
     `encoder_2` is text_encoder_2's (width, layers, projection); by default it is shaped like text_encoder.
+    `wide` gives the UNets SDXL's own widths for their two levels (320 and 640 channels).
     """
     import torch
     from diffusers import EulerDiscreteScheduler, StableDiffusionXLImg2ImgPipeline, StableDiffusionXLPipeline
@@ -130,7 +135,7 @@ def tiny_sdxl(
         text_encoder_2=text_encoder_2,
         tokenizer=tokenizer,
         tokenizer_2=tokenizer,
-        unet=_unet(_HIDDEN + width_2, time_ids=6, pooled=pooled),
+        unet=_unet(_HIDDEN + width_2, time_ids=6, pooled=pooled, wide=wide),
         scheduler=scheduler,
     )
     if not refiner:
@@ -141,7 +146,7 @@ def tiny_sdxl(
         text_encoder_2=text_encoder_2,
         tokenizer=None,
         tokenizer_2=tokenizer,
-        unet=_unet(width_2, time_ids=5, pooled=pooled),
+        unet=_unet(width_2, time_ids=5, pooled=pooled, wide=wide),
         scheduler=EulerDiscreteScheduler.from_config(scheduler.config),
         requires_aesthetics_score=True,
     )

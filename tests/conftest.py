@@ -8,6 +8,7 @@ os.environ["HF_HUB_OFFLINE"] = "1"
 os.environ["TRANSFORMERS_OFFLINE"] = "1"
 os.environ.pop("KEYART_SDXL_MODEL", None)
 os.environ.pop("KEYART_SDXL_REFINER", None)
+os.environ.pop("KEYART_SDXL_VAE", None)
 os.environ.pop("KEYART_STYLES", None)
 os.environ.pop("KEYART_CONTROLNET_DIR", None)
 os.environ.pop("KEYART_IP_ADAPTER", None)
