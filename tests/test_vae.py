@@ -153,3 +153,8 @@ def test_the_a1111_api_lists_the_vae_and_its_renders_name_it(engines, vae, tmp_p
             answer = httpx.post(f"{base}/txt2img", json={"prompt": "a fox", "steps": 2, "seed": 5}, timeout=60)
             assert answer.status_code == 200, answer.text
             assert "VAE: tiny_vae.safetensors" in json.loads(answer.json()["info"])["infotexts"][0]
+
+
+def test_a_hub_vae_not_in_the_cache_is_a_clear_error_offline(tiny_model_dirs):
+    with pytest.raises(ModelNotFound, match="cannot load the VAE 'nobody/no-such-vae'.*HF_HUB_OFFLINE is set"):
+        SDXLEngine.from_pretrained(str(tiny_model_dirs[0]), vae="nobody/no-such-vae")

@@ -57,9 +57,8 @@ def locate(model: str, *, variable: str = "KEYART_SDXL_MODEL") -> ModelSource:
         if not path.is_file():
             raise ModelNotFound(f"{variable}={model}: no such file; download an SDXL checkpoint there or fix the path")
         return ModelSource("file", str(path), path.stem)
-    parts = model.split("/")
-    if len(parts) == 2 and all(parts) and not model.startswith((".", "~")):
-        return ModelSource("hub", model, parts[1])
+    if (repo := _hub_name(model)) is not None:
+        return ModelSource("hub", model, repo)
     raise ModelNotFound(
         f"{variable}={model!r} is neither a folder, a .safetensors file nor a hub id (owner/name); "
         "set it to e.g. /models/sdxl-base or stabilityai/stable-diffusion-xl-base-1.0"
@@ -87,24 +86,37 @@ def locate_vae(vae: str, *, variable: str = "KEYART_SDXL_VAE") -> ModelSource:
         if not path.is_file():
             raise ModelNotFound(f"{variable}={vae}: no such file; put an SDXL VAE there (such as sdxl_vae.safetensors) or fix the path")
         return ModelSource("file", str(path), path.name)  # A1111's "VAE:" shows the file's whole name
-    parts = vae.split("/")
-    if len(parts) == 2 and all(parts) and not vae.startswith((".", "~")):
-        return ModelSource("hub", vae, parts[1])
+    if (repo := _hub_name(vae)) is not None:
+        return ModelSource("hub", vae, repo)
     raise ModelNotFound(f"{variable}={vae!r} is neither a folder, a .safetensors file nor a hub id (owner/name); set it to e.g. madebyollin/sdxl-vae-fp16-fix")
 
 
+def _hub_name(value: str) -> str | None:
+    """The repository's name when `value` reads as a hub id (owner/name), else None."""
+    parts = value.split("/")
+    return parts[1] if len(parts) == 2 and all(parts) and not value.startswith((".", "~")) else None
+
+
 def load_vae(source: ModelSource, dtype, *, configs: str | None = None):
-    """The AutoencoderKL `source` names, in `dtype`. A single file holds weights only: its config is
-    read from `configs` (a diffusers SDXL folder's vae/), else fetched from the hub."""
+    """The AutoencoderKL `source` names, in `dtype`. A hub id is a VAE repository, or an SDXL one whose
+    vae/ is taken; a single file holds weights only: its config is read from `configs` (a diffusers
+    SDXL folder's vae/), else fetched from the hub."""
     from diffusers import AutoencoderKL
 
     try:
-        if source.kind != "file":
+        if source.kind == "file":
+            where = {"config": configs, "subfolder": "vae"} if configs else {}
+            return AutoencoderKL.from_single_file(source.location, dtype=dtype, **where)
+        try:
             return AutoencoderKL.from_pretrained(source.location, dtype=dtype)
-        where = {"config": configs, "subfolder": "vae"} if configs else {}
-        return AutoencoderKL.from_single_file(source.location, dtype=dtype, **where)
+        except OSError:
+            if source.kind != "hub":
+                raise
+            return AutoencoderKL.from_pretrained(source.location, subfolder="vae", dtype=dtype)
     except (OSError, ValueError) as exc:  # missing files and hub misses; a file whose weights do not fit the config
-        hint = "" if configs or source.kind != "file" else " A single VAE file needs SDXL's configs: offline, set KEYART_SDXL_CONFIG to a diffusers SDXL folder."
+        hint = _offline_hint()
+        if source.kind == "file" and not configs:
+            hint += " A single VAE file needs SDXL's configs: offline, set KEYART_SDXL_CONFIG to a diffusers SDXL folder."
         raise ModelNotFound(f"cannot load the VAE {source.location!r}: {exc}.{hint}") from exc
 
 
@@ -146,9 +158,7 @@ def _from_source(cls, source: ModelSource, dtype, config: str | None = None, **c
             kwargs["variant"] = "fp16"  # half-size files, when the folder has them
         return cls.from_pretrained(source.location, **kwargs)
     except OSError as exc:  # what diffusers and huggingface_hub raise for missing files and hub misses
-        # HF_HUB_OFFLINE is the hub library's own variable, not a keyart setting: read where the hub is used.
-        offline = os.environ.get("HF_HUB_OFFLINE", "") not in ("", "0")
-        hint = " HF_HUB_OFFLINE is set, so only the local cache is searched." if offline else ""
+        hint = _offline_hint()
         if source.kind == "file" and not config:
             # A single file holds weights only; diffusers fetches the pipeline's configs from the hub.
             hint += (
@@ -157,6 +167,13 @@ def _from_source(cls, source: ModelSource, dtype, config: str | None = None, **c
             )
             raise ModelNotFound(f"cannot load SDXL checkpoint {source.location!r}: {exc}.{hint}") from exc
         raise ModelNotFound(f"cannot load SDXL model {source.location!r}: {exc}.{hint} Download it first, or point KEYART_SDXL_MODEL at a local folder or file") from exc
+
+
+def _offline_hint() -> str:
+    """A load error's word on HF_HUB_OFFLINE: the hub library's own variable, not a keyart setting,
+    so it is read here, where the hub is used."""
+    offline = os.environ.get("HF_HUB_OFFLINE", "") not in ("", "0")
+    return " HF_HUB_OFFLINE is set, so only the local cache is searched." if offline else ""
 
 
 def _fp32():
