@@ -41,9 +41,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     s.add_argument("--max-queue", type=int, default=MAX_QUEUED, metavar="N", help=f"jobs that may wait; past it requests get 429 with Retry-After (default {MAX_QUEUED})")
     s.add_argument(
         "--max-batch", type=int, default=MAX_BATCH, metavar="N",
-        help=f"images per pipeline call, 1 to {BATCH_LIMIT}: a request's n and compatible queued jobs are batched up to N; a batch that runs out of "
-        f"GPU memory renders in halves, and later ones at that size stay at what fit (default {MAX_BATCH}). Larger batches raise images/s "
-        "on GPUs with the memory for them: bench/engine.py --full measures batch 8",
+        help=f"images per pipeline call, 1 to {BATCH_LIMIT} (default {MAX_BATCH}): a request's n becomes batches of up to N, and compatible "
+        "queued requests are batched up to N. A batch of several requests that runs out of GPU memory renders in halves, but one request's "
+        "batch must fit: raise N only on a GPU with the memory for N images at your sizes (bench/engine.py --full measures batch 8)",
     )  # fmt: skip
     s.add_argument("--engine", default="auto", help=f"{', '.join(ENGINES)} (default auto: {describe()[0][1]})")
     s.add_argument("--device", help="cuda, cuda:1, mps or cpu (default: the best available)")
@@ -76,7 +76,7 @@ def check(args: argparse.Namespace, settings: ImageSettings | None = None) -> st
     if args.max_queue < 1:
         raise KeyartError(f"--max-queue must be at least 1 (got {args.max_queue})")
     if not 1 <= args.max_batch <= BATCH_LIMIT:
-        raise KeyartError(f"--max-batch must be between 1 and {BATCH_LIMIT} (got {args.max_batch}), A1111's largest batch size")
+        raise KeyartError(f"--max-batch must be between 1 and {BATCH_LIMIT}, A1111's largest batch size (got {args.max_batch})")
     return key
 
 

@@ -38,7 +38,8 @@ def check_memory(speed: str | None, memory: str | None) -> None:
     """fast and turbo change the models' weights and modules (fused projections, channels_last, fp8),
     which lowvram's sequential offload keeps off the GPU, layer by layer, between calls: the new
     modules would have no weights to bring. `auto` is standard there; asking for more is refused."""
-    if memory == "lowvram" and str(speed or "auto").strip().lower() in ("fast", "turbo"):
+    speed = str(speed or "auto").strip().lower()
+    if memory == "lowvram" and speed in ("fast", "turbo"):
         raise InvalidRequest(
             f"speed {speed} cannot run with memory lowvram: its sequential offload keeps each layer's weights off the GPU "
             f"between calls, and {speed} rebuilds layers it cannot follow; use memory medvram with {speed}, or speed standard with lowvram"
@@ -79,8 +80,9 @@ def share_fused(pipe: Any) -> None:
 
     diffusers keeps both as copies: 648M more parameters in SDXL's UNet, 1.2 GiB in bf16. As views,
     fusing costs no memory, and a LoRA merged into the separate weights in place (lora.patched)
-    reaches the fused ones too. A separate weight that is no view any more (merged into a new tensor, or moved between
-    devices by offload) is copied into its rows first: the separate weights are the truth. Only each
+    reaches the fused ones too. A separate weight that is no view any more (merged into a new
+    tensor; moved between devices by medvram's offload, which moves each weight on its own, so the
+    copies return there) is copied into its rows first: the separate weights are the truth. Only each
     Parameter's data changes, never the object, so whoever holds it writes through; the fused modules
     stay the same objects, so compiled code does not recompile.
     """
