@@ -9,6 +9,7 @@ runs the parts the CPU can, to check the checks themselves.
 """
 
 import copy
+import gc
 import os
 import warnings
 from pathlib import Path
@@ -25,7 +26,9 @@ CUDA = bool(DEVICE) and DEVICE.startswith("cuda")
 pytestmark = [pytest.mark.gpu, pytest.mark.skipif(DEVICE is None, reason="needs a CUDA GPU (KEYART_TEST_DEVICE=cpu runs what the CPU can)")]
 cuda_only = pytest.mark.skipif(not CUDA, reason="a CUDA path")
 DTYPE = torch.bfloat16 if CUDA and torch.cuda.is_bf16_supported() else (torch.float16 if CUDA else torch.float32)
-TOLERANCE = 4 if CUDA else 2  # levels of 255: in bf16, fusing and compiling reorder sums that round coarser than fp32's
+# Levels of 255. In bf16 fusing and compiling reorder (and inductor upcasts) sums that round far
+# coarser than fp32's; the mean keeps the check tight where the largest difference cannot be.
+TOLERANCE, MEAN = (8, 1.0) if CUDA else (2, 0.5)
 SMALL = dict(num_inference_steps=4, width=128, height=128, seed=5, refiner="off")
 PROMPT = "a lighthouse keeper"
 
@@ -55,19 +58,26 @@ def pixels(engine: SDXLEngine, prompt: str = PROMPT, **fields) -> np.ndarray:
     return np.asarray(engine.render(RenderRequest(prompt, **(SMALL | fields)))[0].image, dtype=np.int16)
 
 
+def close(a: np.ndarray, b: np.ndarray) -> bool:
+    difference = np.abs(a - b)
+    return difference.max() <= TOLERANCE and difference.mean() <= MEAN
+
+
 def test_compiled_fast_gives_standards_image_and_a_lora_change_does_not_recompile(made, tmp_path):
     standard = engine(made, "standard")
     fast = engine(made, "fast", compile="on", compile_cache=tmp_path / "kernels")
     assert fast.tuning.compiled == "inductor"
-    assert np.abs(pixels(standard) - pixels(fast)).max() <= TOLERANCE
+    assert close(pixels(standard), pixels(fast))
     with torch.compiler.set_stance("fail_on_recompile"):
         for prompt in (f"{PROMPT} <lora:ink:1>", f"{PROMPT} <lora:pen:0.7>", PROMPT):
-            assert np.abs(pixels(standard, prompt) - pixels(fast, prompt)).max() <= TOLERANCE, prompt
+            assert close(pixels(standard, prompt), pixels(fast, prompt)), prompt
     assert np.abs(pixels(fast, f"{PROMPT} <lora:ink:1>") - pixels(fast)).mean() > 0.5  # the LoRA took effect
 
 
 @cuda_only
 def test_fused_weights_cost_no_gpu_memory(made):
+    gc.collect()  # the last test's compiled engine sits in a reference cycle: gone now, not mid-count
+    torch.cuda.empty_cache()
     torch.cuda.synchronize()
     before = torch.cuda.memory_allocated()
     standard = engine(made, "standard")
@@ -99,14 +109,14 @@ def test_turbo_runs_fp8_linears_on_fp8_gpus_and_a_lora_takes_effect_over_them(ma
 @pytest.mark.parametrize("speed", ["standard", "fast"])
 def test_medvram_gives_the_normal_image(made, speed):
     normal, offloaded = engine(made, speed, compile="off"), engine(made, speed, memory="medvram", compile="off")
-    assert np.abs(pixels(normal, f"{PROMPT} <lora:ink:1>") - pixels(offloaded, f"{PROMPT} <lora:ink:1>")).max() <= TOLERANCE
+    assert close(pixels(normal, f"{PROMPT} <lora:ink:1>"), pixels(offloaded, f"{PROMPT} <lora:ink:1>"))
 
 
 @cuda_only
 def test_lowvram_renders_in_standard(made):
     lowvram = engine(made, "auto", memory="lowvram")
     assert lowvram.speed == "standard"
-    assert np.abs(pixels(engine(made, "standard")) - pixels(lowvram)).max() <= TOLERANCE
+    assert close(pixels(engine(made, "standard")), pixels(lowvram))
 
 
 @cuda_only
@@ -120,12 +130,14 @@ def test_keyarts_code_adds_no_synchronisation_to_the_denoising_loop(made, speed)
     def progress(done: int, total: int) -> None:
         torch.cuda.set_sync_debug_mode("warn" if done < total else "default")
 
-    package = str(Path(__file__).resolve().parents[1] / "imagegen")
+    package = os.path.realpath(Path(__file__).parents[1] / "imagegen")
     with warnings.catch_warnings(record=True) as seen:
         warnings.simplefilter("always")
         try:
             quick.render(RenderRequest(f"[{PROMPT}:a storm:0.5] <lora:ink:1>", **(SMALL | dict(num_inference_steps=steps))), progress=progress)
         finally:
             torch.cuda.set_sync_debug_mode("default")
-    ours = [f"{w.filename}:{w.lineno}" for w in seen if "synchroniz" in str(w.message) and w.filename.startswith(package)]
+    syncs = [f"{os.path.realpath(w.filename)}:{w.lineno}" for w in seen if "synchroniz" in str(w.message)]
+    print(f"{speed}: {len(syncs)} synchronising call(s) in the loop", *sorted(set(syncs)), sep="\n  ")  # for the log: diffusers' own, if any
+    ours = [where for where in syncs if where.startswith(package + os.sep)]
     assert ours == [], ours

@@ -98,10 +98,13 @@ def test_fused_projections_cost_no_memory_and_stay_the_same_through_a_lora_and_a
     poster = tmp_path / "poster.png"
     Image.new("RGB", (80, 80), (200, 40, 30)).save(poster)
     before = {name: _fused(m)[0] for name, m in fused.items()}
+    processors = {name: id(p) for name, p in fast.base.unet.attn_processors.items()}
     pixels(fast, "a lighthouse keeper <lora:ink:1>", refiner="off")
     pixels(fast, "a lighthouse keeper", reference=str(poster), reference_scale=0.8, refiner="off")
-    # The same fused modules, and every separate weight still a view of its rows.
+    # The same fused modules and processors (nothing for compiled code to recompile for), and
+    # every separate weight still a view of its rows.
     assert {name: _fused(m)[0] for name, m in fused_modules(fast.base.unet).items()} == before
+    assert {name: id(p) for name, p in fast.base.unet.attn_processors.items()} == processors
     for module in fused.values():
         whole, parts = _fused(module)
         offsets = np.cumsum([0] + [p.weight.shape[0] for p in parts[:-1]])
@@ -223,6 +226,17 @@ class HostReads(TorchDispatchMode):
     def __torch_dispatch__(self, func, types, args=(), kwargs=None):
         self.count += str(func.overloadpacket) in self.READS
         return func(*args, **(kwargs or {}))
+
+
+def test_weighing_a_prompt_reads_nothing_back():
+    from imagegen.engines.sdxl_prompt import weigh
+
+    hidden = torch.randn(1, 5, 8)
+    for weights in ([1.0] * 5, [1.0, 1.3, 1.0, 0.8, 1.0]):
+        mode = HostReads()
+        with mode:
+            weigh(hidden, weights)
+        assert mode.count == 0, weights
 
 
 def test_no_step_of_the_denoising_loop_reads_a_tensor_on_the_host(engines, tmp_path):
