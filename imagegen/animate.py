@@ -57,7 +57,7 @@ def animate(
     """Render `request` into `folder` with `engine` (resuming frames already there for this same request)."""
     from PIL import Image
 
-    from .metadata import write_png
+    from .png_files import write_png
 
     folder = Path(folder)
     request = _resumable(folder, request, engine)

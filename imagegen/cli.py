@@ -209,7 +209,7 @@ def _schedule(args: argparse.Namespace, _settings: ImageSettings) -> int:
 
 
 def _info(args: argparse.Namespace) -> int:
-    from .metadata import read_png
+    from .png_files import read_png
 
     meta = read_png(args.file)
     if args.json:
@@ -237,7 +237,7 @@ def _request(args: argparse.Namespace) -> tuple[RenderRequest, int | None]:
         request = RenderRequest(**sized(overrides))  # an init image's own size when none is given
         check_belongs(request, modes)
         return request, None
-    from .metadata import request_from_png
+    from .png_files import request_from_png
 
     original, index = request_from_png(args.from_png, init_image=modes.get("init_image"), mask=modes.get("mask"), controls=modes.get("controls"), reference=modes.get("reference"))
     seed = original.seeds()[index]
@@ -253,7 +253,7 @@ def _request(args: argparse.Namespace) -> tuple[RenderRequest, int | None]:
 
 def _render(args: argparse.Namespace, settings: ImageSettings) -> int:
     from .engines import check_request, choose, create_engine
-    from .metadata import save_png, writable_folder
+    from .png_files import save_png, writable_folder
 
     # 1. Validate everything before loading a model or writing a file (flags for sdxl asked of preview too).
     request, keep = _request(args)

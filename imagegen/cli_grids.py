@@ -92,7 +92,7 @@ def _run(args: argparse.Namespace, plan, settings: ImageSettings) -> int:
     from .grids import run_grid, save_grid
 
     # 1. Every cell is valid (the plan built them); now the output folder and the engine, still before loading or writing.
-    from .metadata import writable_folder
+    from .png_files import writable_folder
 
     writable_folder(args.output)
     choice = choose(args.engine, settings, **engine_options(args))

@@ -176,7 +176,7 @@ def run_upscale(args: argparse.Namespace, settings: ImageSettings) -> int:
     """`upscale`: Lanczos, then an SDXL img2img pass when --strength is given; `settings` are main's."""
     from .cli import echo, engine_options, step_bar
     from .engines import MODEL_ENV, choose, create_engine
-    from .metadata import save_png, writable_folder
+    from .png_files import save_png, writable_folder
     from .upscale import lanczos, plan
 
     # 1. Validate everything (file, scale, output folder, engine) before loading a model or writing a file.

@@ -243,7 +243,7 @@ def save_grid(grid: RenderedImage, images: Sequence[RenderedImage], directory: s
 
     The grid's lineage lists the cells' file names; every file is written atomically.
     """
-    from .metadata import save_png, write_png
+    from .png_files import save_png, write_png
 
     directory = Path(directory)
     paths = [save_png(image, directory) for image in images]

@@ -16,7 +16,7 @@ from collections.abc import Callable
 from typing import Any
 
 from .errors import KeyartError, storage_error
-from .metadata import write_png
+from .png_files import write_png
 from .queue_store import Job
 from .request import RenderedImage
 

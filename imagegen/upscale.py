@@ -120,7 +120,8 @@ def lanczos(job: Upscale) -> RenderedImage:
 
 def _source_settings(source: str) -> tuple[str | None, dict[str, Any]]:
     """The source's A1111 parameters and the settings a refinement reuses: prompt, negative, sampler, CFG, seed."""
-    from .metadata import NUMBER_FIELDS, TEXT_FIELDS, parse_infotext, parse_number, read_png
+    from .metadata import NUMBER_FIELDS, TEXT_FIELDS, parse_infotext, parse_number
+    from .png_files import read_png
 
     try:
         infotext = read_png(source).infotext

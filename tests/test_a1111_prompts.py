@@ -4,7 +4,8 @@ import numpy as np
 import pytest
 
 from imagegen import InvalidRequest, RenderRequest
-from imagegen.metadata import parse_infotext, request_from_png, save_png
+from imagegen.metadata import parse_infotext
+from imagegen.png_files import request_from_png, save_png
 
 SMALL = dict(width=64, height=64, num_inference_steps=2, seed=7, refiner="off")
 # About 150 CLIP tokens: two chunks of 75, as A1111 counts them.

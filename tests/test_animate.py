@@ -15,7 +15,8 @@ from imagegen.animation import AnimationRequest, prompt_schedule, value_schedule
 from imagegen.cli import main
 from imagegen.engines.preview import PreviewEngine
 from imagegen.errors import InvalidRequest
-from imagegen.metadata import parse_infotext, read_png
+from imagegen.metadata import parse_infotext
+from imagegen.png_files import read_png
 
 PROMPTS = "0: a calm harbour at dusk | 6: the same harbour in a storm"
 TINY = {"num_inference_steps": 4, "refiner": "off"}

@@ -48,7 +48,7 @@ def test_what_a_blend_cannot_take_is_refused_first(engine):
 
 def test_an_animation_blends_between_its_keyframes(engine, tmp_path):
     from imagegen.animate import animate
-    from imagegen.metadata import read_png
+    from imagegen.png_files import read_png
 
     request = AnimationRequest(
         "0: a calm harbour at dusk | 4: a lighthouse in a storm", frames=6, width=64, height=64, seed=3, prompt_mode="blend",

@@ -26,7 +26,7 @@ from assistant.workflows import stages
 from assistant.workflows.campaign import CampaignError, Tools, brief_from, load, load_brief, new_campaign, run
 from assistant.workflows.plan import RenderSettings, Selection, catalog_seed, plan_prompts
 from fake_openai import FakeOpenAI, delay, reply_json
-from imagegen.metadata import read_png
+from imagegen.png_files import read_png
 
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLE_BRIEF = ROOT / "data" / "briefs" / "gullhaven-s01e03.yaml"

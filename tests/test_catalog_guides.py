@@ -26,7 +26,7 @@ from fake_openai import FakeOpenAI, reply_json, tool_call
 from imagegen import styles
 from imagegen.engines.preview import UNDERLAY
 from imagegen.hashes import file_sha256
-from imagegen.metadata import read_png
+from imagegen.png_files import read_png
 from imagegen.settings import ImageSettings
 
 CATALOG = load_catalog()

@@ -14,7 +14,8 @@ from imagegen import RenderRequest
 from imagegen.cli import main
 from imagegen.engines.sdxl import SDXLEngine
 from imagegen.errors import InvalidRequest, ModelNotFound
-from imagegen.metadata import parse_infotext, read_png, request_from_infotext, save_png
+from imagegen.metadata import parse_infotext, request_from_infotext
+from imagegen.png_files import read_png, save_png
 
 SMALL = dict(num_inference_steps=10, width=64, height=64, seed=11, refiner="off")
 

@@ -252,7 +252,7 @@ def test_more_like_this_shows_the_catalog_images_that_look_alike_and_says_how(ho
 
 
 def test_regenerate_with_a_new_seed_keeps_the_catalog_image_until_adopted(home, monkeypatch):
-    from imagegen.metadata import read_png
+    from imagegen.png_files import read_png
 
     at = open_app(home, monkeypatch)
     rid = "gullhaven-s01-e01-anime"
@@ -278,7 +278,7 @@ def test_regenerate_with_a_new_seed_keeps_the_catalog_image_until_adopted(home, 
 
 
 def test_regenerate_with_an_edited_prompt_records_it(home, monkeypatch):
-    from imagegen.metadata import read_png
+    from imagegen.png_files import read_png
 
     at = open_app(home, monkeypatch)
     rid = "gullhaven-s01-e01-anime"
@@ -302,7 +302,7 @@ def test_the_download_button_carries_the_png_with_its_metadata(home, monkeypatch
     from streamlit.runtime.media_file_manager import MediaFileManager
     from streamlit.runtime.memory_media_file_storage import MemoryMediaFileStorage
 
-    from imagegen.metadata import read_png
+    from imagegen.png_files import read_png
 
     saved: dict[str, bytes] = {}
     original = MemoryMediaFileStorage.load_and_get_id
@@ -353,7 +353,7 @@ def test_seasons_show_every_style_side_by_side_and_the_self_ask(home, monkeypatc
 
 
 def test_regenerate_one_season_style(home, monkeypatch):
-    from imagegen.metadata import read_png
+    from imagegen.png_files import read_png
 
     at = open_app(home, monkeypatch)
     at.selectbox(key="se-style-1").set_value("watercolor").run()

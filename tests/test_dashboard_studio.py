@@ -17,7 +17,8 @@ import pytest
 from PIL import Image
 from streamlit.testing.v1 import AppTest
 
-from imagegen.metadata import parse_infotext, read_png
+from imagegen.metadata import parse_infotext
+from imagegen.png_files import read_png
 
 ROOT = Path(__file__).resolve().parents[1]
 STUDIO = """
@@ -277,7 +278,7 @@ def test_ab_without_prompt_b_says_so(app, home):
 def _rendered_png(tmp_path: Path, **fields) -> bytes:
     from imagegen import RenderRequest
     from imagegen.engines.preview import PreviewEngine
-    from imagegen.metadata import save_png
+    from imagegen.png_files import save_png
 
     images = PreviewEngine().render(RenderRequest(**fields))
     return save_png(images[-1], tmp_path / "made").read_bytes()  # the last of a batch: its own seed, not the batch's

@@ -12,7 +12,7 @@ from assistant.store import Store
 from assistant.workflows import stages
 from assistant.workflows.plan import RenderSettings, Selection, catalog_seed, plan_prompts
 from assistant.workflows.service import RenderService
-from imagegen.metadata import read_png
+from imagegen.png_files import read_png
 
 SAMPLE_IMAGES = (14 + 2) * 5  # 14 episodes and 2 seasons, five styles each
 TINY = {"width": 64, "height": 64, "num_inference_steps": 2}
@@ -191,7 +191,7 @@ def test_render_failures_are_recorded_with_their_reason(tmp_path, tiny_pipes):
 
 
 def test_tiny_sdxl_renders_real_images_with_lineage_and_reproduces(tmp_path, engine):
-    from imagegen.metadata import request_from_png
+    from imagegen.png_files import request_from_png
 
     store = Store(tmp_path / "home")
     items = plan_prompts(load_catalog(), OfflineModel(), Selection(season=2, episodes=(4,), styles=("cinematic",)))
@@ -213,7 +213,7 @@ def test_without_batching_the_next_image_waits_in_the_queue_while_one_is_saved(t
     write, and never batched: each image is the one a single render makes."""
     from PIL import Image
 
-    from imagegen.metadata import request_from_png
+    from imagegen.png_files import request_from_png
 
     store, model = Store(tmp_path / "home"), OfflineModel()
     items = plan_prompts(load_catalog(), model, Selection(season=2, episodes=(4,), styles=("cinematic", "anime")))

@@ -24,7 +24,8 @@ from imagegen.grids import (
     seed_hunt,
     xy_requests,
 )
-from imagegen.metadata import parse_infotext, read_png, request_from_png
+from imagegen.metadata import parse_infotext
+from imagegen.png_files import read_png, request_from_png
 from imagegen.request import MAX_SEED
 
 SMALL = ["--width", "64", "--height", "64", "--steps", "2"]

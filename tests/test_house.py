@@ -8,7 +8,7 @@ IMAGEGEN_PRIVATE on the image side), so a new file is a decision, not a gap.
 Patterns: "a.b" is that name exactly; "a.b.*" is anything below it; "a.b_*" (a trailing star without a
 dot) is any name starting with "a.b_". A pattern is matched against the module an import resolves to
 and against the imported name (`from imagegen.metadata import write_png` is module `imagegen.metadata`,
-name `imagegen.metadata.write_png`). Only static imports are seen: `importlib.import_module` is not.
+name `imagegen.png_files.write_png`). Only static imports are seen: `importlib.import_module` is not.
 """
 
 from __future__ import annotations
@@ -69,8 +69,8 @@ IMAGEGEN_RUNS = (  # what renders or writes images: engines, the queue, and the 
     "imagegen.describe_*",
     "imagegen.depth",  # runs the depth-estimation model for depth control units
     "imagegen.animate",  # renders an animation's frames and writes its video
-    "imagegen.metadata.write_png",  # metadata is public for reading; these two write the image files
-    "imagegen.metadata.save_png",
+    "imagegen.png_files.write_png",  # png_files is public for reading; these two write the image files
+    "imagegen.png_files.save_png",
 )
 IMAGEGEN_PUBLIC = (  # what a front end may import: the request vocabulary, errors, and reading PNGs
     "imagegen",  # the package: RenderRequest, RenderedImage, KeyartError and kin, prompt_schedule
@@ -80,7 +80,8 @@ IMAGEGEN_PUBLIC = (  # what a front end may import: the request vocabulary, erro
     "imagegen.presets",
     "imagegen.styles",
     "imagegen.settings",  # the image side's half of the one settings table
-    "imagegen.metadata",  # read_png, request_from_png, infotext (write_png/save_png are in IMAGEGEN_RUNS)
+    "imagegen.metadata",  # the infotext and lineage: formatted and parsed
+    "imagegen.png_files",  # read_png, request_from_png, writable_folder (write_png/save_png are in IMAGEGEN_RUNS)
     "imagegen.prompt_schedule",
     "imagegen.prompt_syntax",
     "imagegen.axes",  # parses X/Y plot axes; running the plot is imagegen.grids
@@ -411,13 +412,13 @@ def write(root: Path, files: dict[str, str]) -> None:
 SYNTHETIC = {
     "imagegen/__init__.py": "from .request import RenderRequest\n",
     "imagegen/request.py": "class RenderRequest: ...\n",
-    "imagegen/metadata.py": "def read_png(p): ...\ndef write_png(r, p): ...\n",
+    "imagegen/png_files.py": "def read_png(p): ...\ndef write_png(r, p): ...\n",
     "imagegen/engines/__init__.py": "class Progress: ...\n",
     "imagegen/engines/lora.py": "",
     "imagegen/engines/sdxl.py": (
         "from . import lora\n"
         "from . import Progress\n"
-        "from .. import metadata\n"
+        "from .. import png_files\n"
         "from ..request import RenderRequest\n"
         "def load():\n"
         "    import torch\n"
@@ -434,14 +435,14 @@ SYNTHETIC = {
     "assistant/ui/__init__.py": "",
     "assistant/ui/studio.py": (
         "from ..store import Store\n"
-        "from imagegen.metadata import read_png\n"  # fine: reading
+        "from imagegen.png_files import read_png\n"  # fine: reading
         "class Tab:\n"
         "    def render(self):\n"
         "        from imagegen.engines.sdxl import load\n"  # breaks rules 3 and 4
-        "        from imagegen.metadata import write_png\n"  # breaks rule 3
+        "        from imagegen.png_files import write_png\n"  # breaks rule 3
     ),
     "assistant/workflows/__init__.py": "",
-    "assistant/workflows/render.py": "from imagegen.engines import Progress\nfrom imagegen.metadata import write_png\n",
+    "assistant/workflows/render.py": "from imagegen.engines import Progress\nfrom imagegen.png_files import write_png\n",
 }
 
 
@@ -463,8 +464,8 @@ def test_the_checker_catches_violations(tmp_path):
     assert lines("5-heavy-libraries-load-late") == ["assistant/catalog.py:2"]  # sdxl's torch is in a function
     assert not any(found[r] for r in ("6-server-talks-to-the-queue", "7-core-points-down", "8-workflows-serve-every-front-end"))
     message = found["3-only-workflows-render"][1]
-    assert "assistant/ui/studio.py:6: `from imagegen.metadata import write_png` (in def render" in message
-    assert "imagegen.metadata.write_png" in message and "only assistant.workflows meets" in message
+    assert "assistant/ui/studio.py:6: `from imagegen.png_files import write_png` (in def render" in message
+    assert "imagegen.png_files.write_png" in message and "only assistant.workflows meets" in message
 
 
 def test_the_server_rules_catch_an_engine_import(tmp_path):
@@ -496,7 +497,7 @@ def test_relative_and_function_level_imports_are_resolved(tmp_path):
     assert sdxl == {
         (1, "imagegen.engines.lora", "imagegen.engines.lora", "top level", True),  # `from . import lora`: a module
         (2, "imagegen.engines", "imagegen.engines.Progress", "top level", True),  # `from . import Progress`: a name
-        (3, "imagegen.metadata", "imagegen.metadata", "top level", True),  # `from .. import metadata`
+        (3, "imagegen.png_files", "imagegen.png_files", "top level", True),  # `from .. import png_files`
         (4, "imagegen.request", "imagegen.request.RenderRequest", "top level", True),
         (6, "torch", "torch", "in def load", False),
         (7, "assistant.store", "assistant.store.Store", "in def load", False),

@@ -22,7 +22,7 @@ from assistant.workflows.plan import RenderSettings, catalog_seed
 from assistant.workflows.service import RenderService
 from fake_openai import FakeOpenAI, Reply, reply, reply_json, status, tool_call
 from imagegen import styles
-from imagegen.metadata import read_png
+from imagegen.png_files import read_png
 
 STYLES = styles.names()
 CATALOG = load_catalog()

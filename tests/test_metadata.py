@@ -11,18 +11,8 @@ from PIL.PngImagePlugin import PngInfo
 
 import imagegen
 from imagegen.errors import InvalidRequest, MetadataError
-from imagegen.metadata import (
-    format_infotext,
-    infotext_for,
-    lineage_for,
-    parameter_pairs,
-    parse_infotext,
-    read_png,
-    request_from_infotext,
-    request_from_png,
-    save_png,
-    write_png,
-)
+from imagegen.metadata import format_infotext, infotext_for, lineage_for, parameter_pairs, parse_infotext, request_from_infotext
+from imagegen.png_files import read_png, request_from_png, save_png, write_png
 from imagegen.request import RenderedImage, RenderRequest
 
 V = imagegen.__version__
@@ -291,10 +281,10 @@ def test_naming_increments_and_never_overwrites(tmp_path):
 
 
 def test_taken_name_moves_to_the_next_number(tmp_path, monkeypatch):
-    import imagegen.metadata as metadata
+    import imagegen.png_files as png_files
 
     (tmp_path / "00002-5.png").write_bytes(b"other writer")
-    monkeypatch.setattr(metadata, "_next_number", lambda d: 2)  # a writer that scanned before the other one published
+    monkeypatch.setattr(png_files, "_next_number", lambda d: 2)  # a writer that scanned before the other one published
     path = save_png(rendered(seed=5), tmp_path)
     assert path.name == "00003-5.png" and (tmp_path / "00002-5.png").read_bytes() == b"other writer"
 

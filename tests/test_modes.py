@@ -9,7 +9,8 @@ from PIL import Image, ImageDraw, ImageFilter
 
 from imagegen import InvalidRequest, MetadataError, RenderRequest, canvas
 from imagegen.engines.preview import PreviewEngine
-from imagegen.metadata import infotext_for, request_from_infotext, request_from_png, save_png
+from imagegen.metadata import infotext_for, request_from_infotext
+from imagegen.png_files import request_from_png, save_png
 from imagegen.request import MODE_DEFAULTS
 
 # -- fixtures -----------------------------------------------------------------------------------

@@ -6,7 +6,8 @@ import torch
 
 from imagegen import InvalidRequest, RenderRequest
 from imagegen.engines.sdxl_prompt import encode
-from imagegen.metadata import parse_infotext, request_from_png, save_png
+from imagegen.metadata import parse_infotext
+from imagegen.png_files import request_from_png, save_png
 
 SMALL = dict(width=64, height=64, num_inference_steps=10, seed=11, refiner="off")
 

@@ -27,7 +27,7 @@ from hypothesis import HealthCheck, Phase, example, given, settings  # noqa: E40
 from hypothesis import strategies as st  # noqa: E402
 from pydantic import ValidationError  # noqa: E402
 
-from imagegen import canvas, metadata, prompt_syntax, samplers, styles  # noqa: E402
+from imagegen import canvas, metadata, png_files, prompt_syntax, samplers, styles  # noqa: E402
 from imagegen.axes import KINDS, Axis, parse_axis  # noqa: E402
 from imagegen.errors import KeyartError  # noqa: E402
 from imagegen.prompt_schedule import is_scheduled, loras, prompt_schedule, render  # noqa: E402
@@ -394,11 +394,11 @@ def crafted_pngs(draw) -> bytes:
 
 
 def read_back(path: Path) -> None:
-    meta = allowed(lambda: metadata.read_png(path))
+    meta = allowed(lambda: png_files.read_png(path))
     if meta is not None:
         assert meta.infotext is not None or meta.lineage is not None
         assert meta.lineage is None or isinstance(meta.lineage, dict)
-    found = allowed(lambda: metadata.request_from_png(path))
+    found = allowed(lambda: png_files.request_from_png(path))
     if found is not None:
         request, index = found
         assert isinstance(request, RenderRequest) and 0 <= index < request.batch_size * request.batch_count
@@ -445,7 +445,7 @@ def test_png_text_chunks(workdir, infotext, lineage, how):
             info.add_text(key, value) if how == "text" else info.add_itxt(key, value)
     path = fresh(workdir) / "image.png"
     Image.new("RGB", (8, 8)).save(path, pnginfo=info)
-    meta = allowed(lambda: metadata.read_png(path))
+    meta = allowed(lambda: png_files.read_png(path))
     if meta is not None:
         assert meta.infotext == infotext  # the chunk reads back as written
         assert json.dumps(meta.lineage) == json.dumps(None if lineage is None else json.loads(lineage))

@@ -10,7 +10,7 @@ import pytest
 
 from imagegen import InvalidRequest, RenderRequest
 from imagegen.engines.preview import PreviewEngine
-from imagegen.metadata import read_png
+from imagegen.png_files import read_png
 from imagegen.queue import JobNotFound, NotYourJob, QueueClosed, QueueFull, QueueInUse, RenderQueue, batch_key
 
 ROOT = Path(__file__).resolve().parents[1]

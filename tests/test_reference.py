@@ -11,7 +11,8 @@ from imagegen import RenderRequest
 from imagegen.cli import main
 from imagegen.engines.sdxl import SDXLEngine
 from imagegen.errors import InvalidRequest, ModelNotFound
-from imagegen.metadata import parse_infotext, read_png
+from imagegen.metadata import parse_infotext
+from imagegen.png_files import read_png
 
 SMALL = dict(num_inference_steps=6, width=64, height=64, seed=21, refiner="off")
 

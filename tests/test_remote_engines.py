@@ -261,7 +261,7 @@ def test_openai_key_falls_back_to_openai_api_key():
 
 def test_dataprep_run_with_the_a1111_engine_fills_a_catalog_from_a_served_keyart(keyart, tmp_path, monkeypatch, capsys):
     import dataprep
-    from imagegen.metadata import read_png
+    from imagegen.png_files import read_png
 
     monkeypatch.setenv("KEYART_A1111_URL", keyart)
     monkeypatch.setenv("KEYART_A1111_API_KEY", "sk-box")

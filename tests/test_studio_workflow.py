@@ -18,7 +18,8 @@ from assistant.workflows import studio
 from assistant.workflows.service import Cancelled, RenderService
 from imagegen import InvalidRequest, RenderRequest
 from imagegen.engines.preview import PreviewEngine
-from imagegen.metadata import parse_infotext, read_png
+from imagegen.metadata import parse_infotext
+from imagegen.png_files import read_png
 from imagegen.request import DEFAULTS
 
 WAIT_S = 20  # the longest a test waits for a queue event before failing (tiny SDXL renders take under a second)

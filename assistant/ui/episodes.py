@@ -216,7 +216,7 @@ def parameters_view(row: dict[str, Any], path: Path | None, request: dict[str, A
     ]
     st.markdown("\n".join(["| | |", "|---|---|", *[f"| {k} | {common.plain(str(v))} |" for k, v in lines]]))
     if path is not None:
-        from imagegen.metadata import read_png
+        from imagegen.png_files import read_png
 
         try:
             infotext = read_png(path).infotext

@@ -266,7 +266,8 @@ def build_request(fields_of: Callable[[], dict[str, Any]], home: Path) -> tuple[
 
 def _load_png(home: str) -> None:
     """Read an uploaded PNG's parameters into the controls (a callback: it runs before the widgets)."""
-    from imagegen.metadata import read_png, request_from_infotext, request_from_png
+    from imagegen.metadata import request_from_infotext
+    from imagegen.png_files import read_png, request_from_png
 
     state = st.session_state
     upload = state.get(K + "png_upload")

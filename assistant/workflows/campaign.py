@@ -56,7 +56,7 @@ def check_ready(campaign: Campaign, catalog: Catalog, home: str | Path | None, f
     check_home(resolve_home(home))
     brief_reference(campaign.brief, catalog, resolve_home(home))  # a catalog image to keep that is not rendered yet
     if folder is not None:
-        from imagegen.metadata import writable_folder
+        from imagegen.png_files import writable_folder
 
         writable_folder(folder, "--output", "the campaign")  # a file in its way, a read-only folder: said now, nothing left behind
 

@@ -281,7 +281,7 @@ def _grounding(session: Session, data: dict[str, Any], _: str | None) -> tuple[G
 
 def _render(session: Session, data: dict[str, Any], platform: str) -> tuple[PostImage, None, list[str]]:
     """The post's image at the platform's size, on the catalog seed, written with its lineage."""
-    from imagegen.metadata import write_png
+    from imagegen.png_files import write_png
 
     c, slot = session.campaign, session.tools.slot
     overrides = {k: v for k, v in data.get("overrides", {}).items() if k not in ("width", "height")}  # the platform's size wins

@@ -125,7 +125,7 @@ def export(store: Store, output: str | Path, fmt: str = "csv", *, show: str | No
         raise CatalogError(f"--output {output} is a folder; give the table's file name, such as {output / ('catalog.' + fmt)}")
     if output.suffix.lower() != f".{fmt}":
         output = output.with_name(output.name + f".{fmt}") if output.suffix == "" else output
-    from imagegen.metadata import writable_folder
+    from imagegen.png_files import writable_folder
 
     writable_folder(output.parent, "--output")  # a file in the way, a read-only folder: said before anything is written
     output.parent.mkdir(parents=True, exist_ok=True)

@@ -266,7 +266,7 @@ class Illustrator:
         return None
 
     def _render(self, conversation: str, number: int, work: _Work, author: str, fallback: str | None) -> RenderRequest:
-        from imagegen.metadata import write_png
+        from imagegen.png_files import write_png
 
         state = work.state
         request = request_for(state, self.settings)

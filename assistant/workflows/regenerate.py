@@ -34,7 +34,7 @@ def regenerate(store, slot, row: dict[str, Any], *, prompt: str, negative_prompt
     The PNG is written beside the catalog's images, under its own key, with the lineage saying
     what it was regenerated from. The catalog keeps its image: this is an alternative until `adopt`.
     """
-    from imagegen.metadata import write_png
+    from imagegen.png_files import write_png
 
     from ..store import IMAGES
     from .plan import RenderSettings, image_key, image_path
@@ -57,7 +57,7 @@ def regenerate(store, slot, row: dict[str, Any], *, prompt: str, negative_prompt
 
 def adopt(store, row: dict[str, Any], path: Path) -> None:
     """Make the PNG at `path` (keyart-rendered, with its lineage) the entry's image in the catalog."""
-    from imagegen.metadata import read_png
+    from imagegen.png_files import read_png
 
     from ..errors import CatalogError
 
@@ -91,7 +91,7 @@ def rendered_request(store, row: dict[str, Any]) -> dict[str, Any]:
 
 def lineage_of(path: Path) -> dict[str, Any]:
     """The keyart lineage JSON of the PNG at `path` ({} when it has none or cannot be read)."""
-    from imagegen.metadata import read_png
+    from imagegen.png_files import read_png
 
     try:
         return read_png(path).lineage or {}

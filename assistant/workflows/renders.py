@@ -97,7 +97,7 @@ class Renders:
 
     def finish(self, render: Render) -> None:
         """Wait for one image, write its file atomically, then record it."""
-        from imagegen.metadata import write_png
+        from imagegen.png_files import write_png
 
         try:
             [image] = self.slot.wait(render.job)

@@ -217,7 +217,7 @@ def _where(plan, i: int, j: int) -> dict[str, Any]:
 
 
 def _save(image: RenderedImage, folder: Path, caption: str) -> dict[str, Any]:
-    from imagegen.metadata import save_png
+    from imagegen.png_files import save_png
 
     return _record(image, save_png(image, folder), caption)
 

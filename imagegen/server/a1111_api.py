@@ -24,7 +24,8 @@ from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
 
 from ..errors import MetadataError
-from ..metadata import PARAMETERS_KEY, read_png
+from ..metadata import PARAMETERS_KEY
+from ..png_files import read_png
 from ..request import RenderRequest
 from . import a1111_controlnet as controlnet
 from . import jobs
