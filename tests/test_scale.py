@@ -253,43 +253,25 @@ def test_a_replica_killed_mid_job_loses_and_duplicates_nothing(cluster, tmp_path
 
 
 def test_serve_ray_from_the_cli_answers_an_a1111_client_and_cleans_up(cluster, tmp_path):
-    import signal
-    import socket
-
     import httpx
     from ray import serve
 
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    from tests.serve_cli import serving_cli
+
     env = {k: v for k, v in os.environ.items() if not k.startswith(("KEYART_", "OPENAI_")) and k != "RAY_AUTH_MODE"}
     env |= {"HF_HUB_OFFLINE": "1", "RAY_ADDRESS": cluster}
     # The preview engine on the replicas: the server renders its own sizes (SDXL's, 1024x1024 and kin),
     # which the tiny SDXL would take minutes for on a CPU; the wiring is the same.
-    cmd = [sys.executable, "-m", "imagegen", "serve", "--ray", "--replicas", "2", "--engine", "preview", "--port", str(port), "--home", str(tmp_path / "serve")]
-    server = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline and server.poll() is None:
-            try:
-                if httpx.get(f"{url}/health", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                time.sleep(0.2)
-        assert server.poll() is None, server.communicate()[1]
+    with serving_cli(["--ray", "--replicas", "2", "--engine", "preview", "--home", str(tmp_path / "serve")], env, ready_s=120) as served:
         # An A1111 client's body; the answer came from a replica.
         body = {"prompt": "a quay at dawn", "negative_prompt": "", "width": 1024, "height": 1024, "steps": 2, "cfg_scale": 7, "seed": 5, "batch_size": 1, "n_iter": 1, "sampler_name": "Euler a"}
-        answer = httpx.post(f"{url}/sdapi/v1/txt2img", json=body, timeout=120)
+        answer = httpx.post(f"{served.url}/sdapi/v1/txt2img", json=body, timeout=120)
         assert answer.status_code == 200, answer.text
         lineage = _lineage(base64.b64decode(answer.json()["images"][0]))
-        assert lineage["lineage"]["ray"]["replica"].startswith(f"SERVE_REPLICA::keyart-serve-{port}#")
-    finally:
-        server.send_signal(signal.SIGINT)
-        out, err = server.communicate(timeout=60)
-    assert server.returncode == 0, err
-    assert "ray: 2 replica(s) on 1 CPU each" in err
-    assert f"keyart-serve-{port}" not in serve.status().applications  # the replicas are gone with the server
+        assert lineage["lineage"]["ray"]["replica"].startswith(f"SERVE_REPLICA::keyart-serve-{served.port}#")
+    assert served.returncode == 0, served.err
+    assert "ray: 2 replica(s) on 1 CPU each" in served.err
+    assert f"keyart-serve-{served.port}" not in serve.status().applications  # the replicas are gone with the server
 
 
 def test_what_the_cluster_cannot_hold_or_start_is_said_in_one_line(cluster, tmp_path):

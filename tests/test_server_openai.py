@@ -214,36 +214,15 @@ def test_serve_batches_up_to_max_batch_for_the_openai_sdk(tmp_path):
     # The real command on a free port: n=8 is one pipeline call of 8 with --max-batch 8 (the default
     # 4 makes it two of 4). The preview engine: SDXL's own sizes would take the tiny model minutes here.
     import os
-    import signal
-    import socket
-    import subprocess
-    import sys
-    from pathlib import Path
 
     from imagegen.metadata import parse_infotext
+    from tests.serve_cli import serving_cli
 
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
     env = {k: v for k, v in os.environ.items() if not k.startswith(("KEYART_", "OPENAI_"))} | {"HF_HUB_OFFLINE": "1"}
-    cmd = [sys.executable, "-m", "imagegen", "serve", "--engine", "preview", "--port", str(port), "--home", str(tmp_path), "--max-batch", "8"]
-    server = subprocess.Popen(cmd, cwd=Path(__file__).parents[1], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline and server.poll() is None:
-            try:
-                if httpx.get(f"{url}/health", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                time.sleep(0.1)
-        assert server.poll() is None, server.communicate()[1]
-        answer = openai.OpenAI(base_url=f"{url}/v1", api_key="unused", max_retries=0).images.generate(
+    with serving_cli(["--engine", "preview", "--home", str(tmp_path), "--max-batch", "8"], env) as served:
+        answer = openai.OpenAI(base_url=f"{served.url}/v1", api_key="unused", max_retries=0).images.generate(
             model="keyart-sdxl", prompt="a quay at dawn", n=8, size="1024x1024", response_format="b64_json", timeout=120
         )
-    finally:
-        server.send_signal(signal.SIGINT)
-        _, err = server.communicate(timeout=60)
-    assert server.returncode == 0, err
+    assert served.returncode == 0, served.err
     fields = [parse_infotext(decode(item.b64_json).text["parameters"])[2] for item in answer.data]
     assert [(f["Batch size"], f["Batch pos"]) for f in fields] == [("8", str(i)) for i in range(8)]
