@@ -15,7 +15,7 @@ from functools import cached_property
 from .catalog import Catalog
 from .errors import CatalogError
 from .models import offline_rules as rules
-from .models.offline import Reading
+from .models.offline_reading import Reading
 from .schemas import Episode
 
 NUMBER_WORDS = {w: n for n, w in enumerate(("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten", "eleven", "twelve"))}

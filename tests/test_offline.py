@@ -125,7 +125,7 @@ def test_a_season_without_episodes_text_still_gets_a_prompt():
 
 
 def test_titles_with_a_stop_and_possessive_places_are_read_whole():
-    from assistant.models.offline import Reading
+    from assistant.models.offline_reading import Reading
 
     text = ("Mrs. Agnes Pruitt waits outside St. Aldhelm's Church while Dr. Halvard Ångström studies the map. "
             "Later they reach Aradne's Hollow, where Tobias Wren's daughter Pia keeps watch.")  # fmt: skip
@@ -136,7 +136,8 @@ def test_titles_with_a_stop_and_possessive_places_are_read_whole():
 
 
 def test_a_space_opera_gets_its_own_looks_light_and_costumes():
-    from assistant.models.offline import OfflineModel, world_of
+    from assistant.models.offline import OfflineModel
+    from assistant.models.offline_reading import world_of
     from assistant.schemas import Episode
 
     text = ("Captain Amara Vale docks the starship Halcyon at Kessler Station as the fleet gathers in orbit. "
@@ -159,3 +160,26 @@ def test_the_key_object_is_the_prop_the_summary_comes_back_to_and_reaches_every_
     assert key_object(text) == "brass key" and key_object("Nobody names a prop here.") == ""
     reply = OfflineModel().episode_reply(Episode(show="Brassmoor", season=1, episode=2, title="Key", summary=text), list(style_specs(None)))
     assert all("key" in p.prompt for p in reply.prompts), [p.prompt for p in reply.prompts]
+
+
+def test_the_catalog_prompt_keys_cover_every_offline_rules_module_the_model_reads():
+    # A change to any rule that writes offline prompts must make a rerun write them again.
+    import ast
+    from pathlib import Path
+
+    from assistant.workflows.plan import offline_rule_modules
+
+    folder = Path(__file__).resolve().parents[1] / "assistant" / "models"
+    found, todo = set(), ["offline"]
+    while todo:
+        name = todo.pop()
+        if name in found:
+            continue
+        found.add(name)
+        tree = ast.parse((folder / f"{name}.py").read_text())
+        for node in ast.walk(tree):
+            if isinstance(node, ast.ImportFrom) and node.level == 1:
+                names = [node.module] if node.module else [a.name for a in node.names]
+                todo += [n for n in names if n and n.startswith("offline")]
+    covered = {m.__name__.rsplit(".", 1)[-1] for m in offline_rule_modules()}
+    assert found == covered, f"imported by the offline model but not in the prompt keys: {sorted(found - covered)}"

@@ -9,7 +9,8 @@ import pytest
 
 from assistant.catalog import load_catalog
 from assistant.models import offline_campaign
-from assistant.models.offline import OfflineModel, Reading
+from assistant.models.offline import OfflineModel
+from assistant.models.offline_reading import Reading
 from assistant.platforms import PLATFORMS, hashtag, post_text
 from assistant.workflows.campaign import Tools, load_brief, new_campaign, run
 from assistant.workflows.campaign_steps import BRIEF_FIELDS, source_of

@@ -13,8 +13,9 @@ from ..prompting.campaign import ImageBrief, Strategy, hashtags
 from ..prompting.clean import CLIP_BUDGET, clip_tokens
 from ..schemas import SceneBrief, StylePrompt, StyleSpec
 from . import offline_rules as rules
-from .offline import OfflineModel, Reading, tweak_for
-from .offline_copy import PRONOUNS, _and, _article, _sentence, _texts, copy  # noqa: F401 -- copy: the chain's entry
+from .offline import OfflineModel, tweak_for
+from .offline_reading import Reading
+from .offline_copy import PRONOUNS, _article, _texts, copy  # noqa: F401 -- copy: the chain's entry
 
 # Phrases of a catalog prompt that frame the catalog's shape; a post's frame replaces them.
 _FRAMING = re.compile(r"\b(shot|composition|rule of thirds|close-up|framing|frame|widescreen|silhouette)\b", re.IGNORECASE)

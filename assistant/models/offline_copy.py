@@ -14,7 +14,7 @@ from typing import Any
 from ..platforms import PLATFORMS, hashtag, post_text, shorten
 from ..prompting.campaign import PostCopy, Strategy, avoided, hashtags, missing_words
 from . import offline_rules as rules
-from .offline import Reading, _and
+from .offline_reading import Reading, and_join
 
 PRONOUNS = ("he", "she", "they", "it", "his", "her", "their")
 
@@ -286,7 +286,7 @@ def _x(s: _Story) -> tuple[list[_Part], int]:
 def _instagram(s: _Story) -> tuple[list[_Part], int]:
     hook = f"All eyes on {s.places[0]}." if s.places else f"All eyes on {s.lead}."
     name = ", ".join(p for p in (s.show, s.called) if p) + (f": {s.title}." if s.title else ".")
-    cast = f"With {_and(s.people)}{', ' + _where(s.places) if s.places else ''}." if s.people else ""
+    cast = f"With {and_join(s.people)}{', ' + _where(s.places) if s.places else ''}." if s.people else ""
     mood = f"{_cap(s.a_tone())} for {s.audience}." if s.audience else ""
     told = [s.moment, *s.after[:1]] if s.moment else s.lines[:2]  # the moment and what follows; TikTok tells the rest
     story = [_Part(p.text, 2 + i, p.rank, p.cut) for i, p in enumerate(_story_parts(2, told))]  # a line each: captions read in short lines
@@ -312,8 +312,8 @@ def _linkedin(s: _Story) -> tuple[list[_Part], int]:
         what = f"{s.title}, {place}," if s.title else _cap(place)
     study = f"{what} is a study in {s.tone} storytelling." if s.tone else f"Introducing {what.rstrip(',')}."
     scene = f"The {s.unit} is built around one scene: {s.scene}" if s.scene else ""
-    centre = f"At its centre {'is' if len(s.people) == 1 else 'are'} {_and(s.people[:3])}" if s.people else ""
-    ground = f"{_and(s.places[:2])} {'gives' if len(s.places) == 1 else 'give'} it a real sense of place" if s.places else ""
+    centre = f"At its centre {'is' if len(s.people) == 1 else 'are'} {and_join(s.people[:3])}" if s.people else ""
+    ground = f"{and_join(s.places[:2])} {'gives' if len(s.places) == 1 else 'give'} it a real sense of place" if s.places else ""
     craft = _cap("; ".join(p for p in (centre, ground) if p) + ".") if centre or ground else ""
     made = f"We made it for {s.audience}, and it shows in every scene." if s.audience else ""
     thanks = "Congratulations to the whole cast and crew who brought it to the screen."
@@ -328,7 +328,7 @@ def _tiktok(s: _Story) -> tuple[list[_Part], int]:
     lines = [*s.lines[:-1], "And then?", s.lines[-1]] if len(s.lines) >= 2 else s.lines
     setup = [_Part("Here's the setup.", 1), *_story_parts(1, lines)] if lines else []
     ending = "As for the ending? No spoilers here. You'll have to watch it for yourself." if s.held else ""
-    watch = f"Keep an eye on {_and(s.people[:3])}, trust us." if s.people else ""
+    watch = f"Keep an eye on {and_join(s.people[:3])}, trust us." if s.people else ""
     around = f"It all plays out {_where(s.places)}." if s.places else ""
     fans = _fans(s)
     if fans:

@@ -12,6 +12,7 @@ import inspect
 import re
 from dataclasses import dataclass, field
 from functools import lru_cache
+from types import ModuleType
 from typing import Any
 
 from imagegen import RenderRequest
@@ -170,13 +171,19 @@ def catalog_seed(show: str, season: int, episode: int, style: str) -> int:
     return hashed_seed(show, season, episode, style)
 
 
+def offline_rule_modules() -> list[ModuleType]:
+    """The offline model's rules behind catalog prompts: `offline` and every rules module it imports."""
+    from ..models import offline, offline_actions, offline_reading, offline_rules, offline_season, offline_words
+
+    return [offline, offline_reading, offline_season, offline_rules, offline_actions, offline_words]
+
+
 @lru_cache(maxsize=None)
 def _technique_fingerprint(offline: bool) -> str:
     """What the prompts depend on besides the data: the templates, or for the offline model its rules."""
-    from ..models import offline, offline_actions, offline_rules, offline_words
     from ..prompting import clean, meta_prompt, self_ask
 
-    modules = [clean, meta_prompt, self_ask] + ([offline, offline_rules, offline_actions, offline_words] if offline else [])
+    modules = [clean, meta_prompt, self_ask] + (offline_rule_modules() if offline else [])
     return _digest([inspect.getsource(m) for m in modules])[:16]
 
 
