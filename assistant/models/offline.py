@@ -210,8 +210,6 @@ def _setting_noun(text: str) -> str:
     return min(found)[1] if found else ""
 
 
-
-
 def _framing(text: str, people: int, weight: int, lighting: str) -> tuple[str, str]:
     crowd = any(rules.has_stem(text, c.replace(" ", "_")) >= 0 for c in lexicon.CROWD)
     if crowd or people == 0:

@@ -14,8 +14,9 @@ from ..prompting.clean import CLIP_BUDGET, clip_tokens
 from ..schemas import SceneBrief, StylePrompt, StyleSpec
 from . import offline_rules as rules
 from .offline import OfflineModel, tweak_for
+from .offline_copy import copy  # noqa: F401 -- copy: the chain's entry
 from .offline_reading import Reading
-from .offline_copy import PRONOUNS, _article, _texts, copy  # noqa: F401 -- copy: the chain's entry
+from .offline_story import PRONOUNS, article, summaries
 
 # Phrases of a catalog prompt that frame the catalog's shape; a post's frame replaces them.
 _FRAMING = re.compile(r"\b(shot|composition|rule of thirds|close-up|framing|frame|widescreen|silhouette)\b", re.IGNORECASE)
@@ -31,7 +32,7 @@ def _tease(text: str, moment_sentence: str) -> str:
 def strategy(data: dict[str, Any]) -> Strategy:
     """The angle from the key moment: who does what, where, in the brief's tone, for its audience."""
     brief, source = data["brief"], data["source"]
-    show, texts = source["show"], _texts(source)
+    show, texts = source["show"], summaries(source)
     main = source.get("summary") or texts[-1]
     # 1. Who and where, named as the summary names them.
     reading = Reading(texts)
@@ -44,7 +45,7 @@ def strategy(data: dict[str, Any]) -> Strategy:
     lead = " ".join([reading.person(action.subjects[0], look=False), action.phrase]) if action else (cast[0] if cast else show)
     where = next((p for p in places if p.lower().removeprefix("the ") not in lead.lower()), "")
     unit = "episode" if source["kind"] == "episode" else "season"
-    a_tone = f"{_article(brief['tone']).lower()} {brief['tone']}"
+    a_tone = f"{article(brief['tone']).lower()} {brief['tone']}"
     angle = f"Lead with {lead}{', with ' + where + ' behind it' if where else ''}: {a_tone} {unit} for {brief['audience']}."
     pillars = [p for p in (f"{cast[0]}'s story" if cast else "", f"{places[0]} as the stage" if places else "", f"{a_tone} mood") if p]
     tags = hashtags([show, *cast, *places], brief["avoid_words"])

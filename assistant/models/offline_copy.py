@@ -7,30 +7,13 @@ count, the brief's use_words said in sentences and never an avoid_word. Determin
 from __future__ import annotations
 
 import re
-import zlib
 from dataclasses import dataclass
 from typing import Any
 
 from ..platforms import PLATFORMS, hashtag, post_text, shorten
 from ..prompting.campaign import PostCopy, Strategy, avoided, hashtags, missing_words
-from . import offline_rules as rules
-from .offline_reading import Reading, and_join
-
-PRONOUNS = ("he", "she", "they", "it", "his", "her", "their")
-
-
-def _sentence(text: str) -> str:
-    text = text.strip()
-    return text if not text or text[-1] in ".!?…" else text + "."
-
-
-def _article(word: str) -> str:
-    return "An" if word[:1].lower() in "aeiou" else "A"
-
-
-def _texts(source: dict[str, Any]) -> list[str]:
-    return [t for t in [source.get("summary", ""), *(e["summary"] for e in source.get("episodes", []))] if t.strip()]
-
+from .offline_reading import and_join
+from .offline_story import Story, cap, ordinal, possessive, read_story
 
 
 @dataclass(frozen=True)
@@ -53,9 +36,6 @@ VOICES = {
     # TikTok: a long, talky caption, yet well within 2,200: 1,200 keeps it to one screen of reading.
     "tiktok": Voice(1200, "\n\n", ("And keep your eyes on {the}{w}.", "Whatever you do, watch {the}{w}.")),
 }
-_PRONOUN = re.compile(r"\b(he|she|they|him|her|his|their|them)\b", re.IGNORECASE)
-# Where a long clause breaks into short sentences: "... as the worst storm hits", ", while X ...", ", and Wren ...".
-_BEAT = re.compile(r",? as (?=(?:the|a|an|his|her|their) )|, while |, and (?=[A-ZÀ-Þ])|; ")
 
 
 @dataclass
@@ -68,194 +48,7 @@ class _Part:
     cut: bool = False  # shortened at a clause break when the kept parts alone are over the limit
 
 
-@dataclass(frozen=True)
-class _Story:
-    """What a post can say about the episode (or season), each piece free of avoided words."""
-
-    show: str
-    kind: str  # "episode" | "season"
-    season: int
-    episode: int | None
-    title: str  # "“The Keeper's Lamp”", or ""
-    tone: str
-    audience: str
-    cta: str
-    lead: str  # the key moment's main character, by name
-    scene: str  # who does what at the key moment, the person named with their role, ready to follow a colon
-    beats: list[str]  # the same, by name only, in short sentences
-    lines: list[str]  # the summary's sentences a post may tell, in order
-    moment: str  # the line that tells the key moment ("" when none does)
-    after: list[str]  # the lines that follow it
-    held: bool  # the summary's last sentence is held back (the ending is the episode's)
-    people: list[str]  # "lighthouse keeper Mara Quill"
-    places: list[str]  # "the Gullhaven Lighthouse"
-    variant: int  # picks among phrasings, the same for the same episode
-
-    @property
-    def unit(self) -> str:
-        return self.kind
-
-    @property
-    def code(self) -> str:
-        return f"S{self.season}E{self.episode}" if self.kind == "episode" else f"season {self.season}"
-
-    @property
-    def called(self) -> str:
-        return f"season {self.season}, episode {self.episode}" if self.kind == "episode" else f"season {self.season}"
-
-    def a_tone(self) -> str:
-        """"a suspenseful episode"; "an episode" without a tone."""
-        word = self.tone or self.unit
-        return f"{_article(word).lower()} {self.tone + ' ' if self.tone else ''}{self.unit}"
-
-    def pick(self, options: list[str]) -> str:
-        return options[self.variant % len(options)]
-
-
-def _cap(text: str) -> str:
-    return text[:1].upper() + text[1:]
-
-
-ORDINALS = ("first", "second", "third", "fourth", "fifth", "sixth", "seventh", "eighth", "ninth", "tenth", "eleventh", "twelfth")
-
-
-def _ordinal(n: int | None, unit: str, the: str = "the ") -> str:
-    """"the third episode" ("third episode" with `the=""`); "episode 14" past the twelfth."""
-    return f"{the}{ORDINALS[n - 1]} {unit}" if n and 1 <= n <= len(ORDINALS) else f"{unit} {n}"
-
-
-def _possessive(name: str) -> str:
-    return f"{name}'" if name.endswith("s") else f"{name}'s"
-
-
-def _plain(text: str) -> str:
-    """A summary sentence as a post says it: braces (catalog markup such as "{SM-12}") and doubled spaces go."""
-    text = re.sub(r"\s+", " ", re.sub(r"[{}]", "", text)).strip()
-    return text if re.search(r"[.!?…][\"”’']$", text) else _sentence(text)
-
-
-def _leans(sentence: str, reading: Reading) -> bool:
-    """True when a pronoun comes before any named character: the sentence needs the one before it."""
-    first = min((s.start for s in reading.spans(sentence) if s.entity.kind == "character"), default=len(sentence))
-    return bool(_PRONOUN.search(sentence[:first]))
-
-
-def _clause(reading: Reading, sentence: str, who: rules.Entity | None, use: list[str]) -> tuple[str, str]:
-    """(with role, by name): the key sentence from its subject's name on, without a clause that only leads into it
-    ("Forbidden from the tower by ..., "); the whole sentence when what leads in has its own subject or a use_word;
-    ("", "") when the name is not the sentence's subject."""
-    if who is None or not sentence:
-        return "", ""
-    spans = [s for s in reading.spans(sentence) if s.entity.name == who.name]
-    if not spans:
-        return "", ""
-    head, rest = sentence[: spans[0].start].rstrip(), sentence[spans[0].end :]
-    role = reading.roles.get(who.name, "")
-    if role and head.lower().endswith(role.lower()):
-        head = head[: -len(role)].rstrip()
-    if rest.startswith(("'", "’")) or (head and not head.endswith((",", ":", ";", " and"))):  # the name is not the subject
-        return "", ""
-    if head and (head.endswith((":", ";", " and")) or len(missing_words(head, use)) < len([w for w in use if w.strip()])):
-        return sentence, sentence
-    person = who.name if role and role.lower() in rest.lower() else reading.person(who, look=False)
-    return person + rest, who.name + rest
-
-
-def _beats(clause: str) -> list[str]:
-    """A long clause as short sentences, broken where a new subject starts; parts under three words stay joined."""
-    parts, start = [], 0
-    for m in _BEAT.finditer(clause):
-        if len(clause[start : m.start()].split()) >= 3 and len(clause[m.end() :].split()) >= 3:
-            parts.append(clause[start : m.start()])
-            start = m.end()
-    parts.append(clause[start:])
-    return [_sentence(_cap(p.strip().rstrip(".,;:"))) for p in parts if p.strip()]
-
-
-def _sentences(summary: str) -> list[str]:
-    """The summary's sentences as a post says them; a quotation that runs over a full stop stays one sentence."""
-    out: list[str] = []
-    for a, b in rules.sentences(summary) if summary.strip() else []:
-        piece = summary[a:b].strip()
-        if out and (out[-1].count('"') % 2 or out[-1].count("“") > out[-1].count("”")):
-            out[-1] = f"{out[-1]} {piece}"
-        else:
-            out.append(piece)
-    return [_plain(s) for s in out]
-
-
-def _subject(reading: Reading, sentence: str) -> str:
-    moment = reading.key_moment(sentence)
-    return moment.primary.subjects[0].name if moment.primary and moment.primary.subjects else ""
-
-
-def _named(sentence: str, reading: Reading, name: str) -> str:
-    """The sentence with its leading "he"/"she" (or "his"/"him") named, when the sentence that said who went; "" if it cannot be."""
-    found = _PRONOUN.search(sentence)
-    first = min((s.start for s in reading.spans(sentence) if s.entity.kind == "character"), default=len(sentence))
-    word = found.group(0).lower() if found and found.start() < first else ""
-    said = {"he": name, "she": name, "him": name, "his": _possessive(name)}.get(word, "")  # "her", "they": which, or how many, is unclear
-    if not name or not said:
-        return ""
-    said = _cap(said) if found.start() == 0 else said
-    return sentence[: found.start()] + said + sentence[found.end() :]
-
-
-def _read(data: dict[str, Any]) -> _Story:
-    """The story a post tells, from the summary and the strategy, without the brief's avoided words."""
-    brief, source, strat = data["brief"], data["source"], Strategy(**data["strategy"])
-    avoid, summary = brief["avoid_words"], source.get("summary", "") or ""
-    clean = lambda text: "" if avoided(text, avoid) else text.strip()  # noqa: E731
-    reading = Reading([t for t in (summary, strat.key_message) if t.strip()])
-    said = _sentences(summary)
-    # 1. The key moment, and who leads it.
-    moment = reading.key_moment(summary) if said else reading.key_moment(strat.key_message)
-    action = moment.primary if moment.primary and moment.primary.subjects else None
-    names = [n for n in strat.characters if n.strip() and not avoided(n, avoid)]
-    lead = action.subjects[0].name if action and not avoided(action.subjects[0].name, avoid) else (names[0] if names else source["show"])
-    key = _plain(moment.sentence) if moment.sentence else ""
-    key = next((s for s in said if key.rstrip(".") in s), key)
-    # 2. An edited (or model-written) key message leads in place of the summary's own sentence.
-    message = _plain(strat.key_message) if strat.key_message.strip() else ""
-    if message and message not in said and not avoided(message, avoid):
-        key, said = message, [message, *said]
-    # 3. The sentences a post may tell: the last is held back unless it is the key moment; none with an avoided word;
-    # one that leans on a pronoun after a dropped sentence names whom it means, or goes too.
-    held = len(said) >= 3 and said[-1] != key
-    lines, kept, who = [], True, ""
-    for sentence in said[:-1] if held else said:
-        told = sentence if not avoided(sentence, avoid) else ""
-        if told and not kept and _leans(told, reading):
-            told = clean(_named(told, reading, who))
-        if told:
-            lines.append(told)
-            key = told if sentence == key else key
-        elif subject := _subject(reading, sentence):
-            who = "" if avoided(subject, avoid) else subject
-        kept = bool(told)
-    # 4. Who does what: the key sentence from the name on; else the first line that stands alone; else the lead's action.
-    full, named = _clause(reading, key, action.subjects[0] if action else None, brief["use_words"])
-    scene = full
-    if not full or avoided(full, avoid):
-        key = next((s for s in lines if not _leans(s, reading)), "")
-        phrase = action.phrase if action and not avoided(action.phrase, avoid) else ""
-        scene = key or (f"{reading.person(action.subjects[0], look=False)} {phrase}" if phrase and lead == action.subjects[0].name else "")
-        full = named = key or (f"It all starts with {lead} {phrase}." if scene else "")
-    if scene and not any(scene.startswith(s.entity.name) for s in reading.spans(scene)):
-        scene = scene[:1].lower() + scene[1:]  # it follows a colon
-    after = lines[lines.index(key) + 1 :] if key in lines else []
-    people = {e.name: reading.person(e, look=False) for e in reading.entities if e.kind == "character"}
-    return _Story(
-        show=source["show"], kind=source["kind"], season=source["season"], episode=source.get("episode"),
-        title=clean(f"“{source['title']}”") if source.get("title") else "", tone=clean(brief["tone"]), audience=clean(brief["audience"]),
-        cta=_sentence(brief["call_to_action"]), lead=lead, scene=_sentence(scene) if scene else "", beats=_beats(named) if named else [],
-        lines=lines or ([_sentence(_cap(full))] if full else []), moment=key if key in lines else "", after=after, held=held,
-        people=[clean(people.get(n, n)) for n in names if clean(people.get(n, n))], places=[p for p in strat.places if clean(p)],
-        variant=zlib.crc32(f"{source['show']}|{source['season']}|{source.get('episode')}".encode()),
-    )  # fmt: skip
-
-
-def _fans(s: _Story) -> str:
+def _fans(s: Story) -> str:
     """What the audience loves, when the brief says "fans of ...": "coastal mysteries and slow-burn drama"; else ""."""
     found = re.match(r"(?:the\s+)?fans\s+of\s+(.+)", s.audience, re.IGNORECASE)
     if not found:
@@ -276,45 +69,45 @@ def _story_parts(para: int, lines: list[str], *, rank: int = 3) -> list[_Part]:
     return [_Part(line, para, 0 if i == 0 else rank + i, cut=i == 0) for i, line in enumerate(lines)]
 
 
-def _x(s: _Story) -> tuple[list[_Part], int]:
+def _x(s: Story) -> tuple[list[_Part], int]:
     beats = s.beats or s.lines[:1]
     punch = f"{s.show} {s.code} is as {s.tone} as it gets." if s.tone else (f"{s.show} {s.code}: {s.title}." if s.title else "")
     parts = [_Part(beats[0], 0, cut=True) if beats else _Part("", 0), *(_Part(b, 0, 1) for b in beats[1:]), _Part(punch, 1, 2), _Part(s.cta, 3)]
     return parts, 2
 
 
-def _instagram(s: _Story) -> tuple[list[_Part], int]:
+def _instagram(s: Story) -> tuple[list[_Part], int]:
     hook = f"All eyes on {s.places[0]}." if s.places else f"All eyes on {s.lead}."
     name = ", ".join(p for p in (s.show, s.called) if p) + (f": {s.title}." if s.title else ".")
     cast = f"With {and_join(s.people)}{', ' + _where(s.places) if s.places else ''}." if s.people else ""
-    mood = f"{_cap(s.a_tone())} for {s.audience}." if s.audience else ""
+    mood = f"{cap(s.a_tone())} for {s.audience}." if s.audience else ""
     told = [s.moment, *s.after[:1]] if s.moment else s.lines[:2]  # the moment and what follows; TikTok tells the rest
     story = [_Part(p.text, 2 + i, p.rank, p.cut) for i, p in enumerate(_story_parts(2, told))]  # a line each: captions read in short lines
     parts = [_Part(hook, 0), _Part(name, 1, 1), *story, _Part(cast, 20, 8), _Part(mood, 21, 2), _Part(s.cta, 22)]
     return parts, 21
 
 
-def _facebook(s: _Story) -> tuple[list[_Part], int]:
+def _facebook(s: Story) -> tuple[list[_Part], int]:
     if s.kind == "episode":
         opening = f"Pull up a chair for {s.title}, {s.a_tone()} of {s.show}." if s.title else f"Pull up a chair for {s.a_tone()} of {s.show}."
     else:
         opening = f"Pull up a chair for season {s.season} of {s.show}{', ' + s.title if s.title else ''}."
-    welcome = f"{_cap(s.audience)}, this one is for you." if s.audience else ""
+    welcome = f"{cap(s.audience)}, this one is for you." if s.audience else ""
     parts = [_Part(opening, 0), *_story_parts(1, s.lines, rank=2), _Part(welcome, 2, 1), _Part(s.cta, 3)]
     return parts, 2
 
 
-def _linkedin(s: _Story) -> tuple[list[_Part], int]:
-    place = f"{_ordinal(s.episode, 'episode')} of {_possessive(s.show)} {_ordinal(s.season, 'season', '')}" if s.kind == "episode" else ""
+def _linkedin(s: Story) -> tuple[list[_Part], int]:
+    place = f"{ordinal(s.episode, 'episode')} of {possessive(s.show)} {ordinal(s.season, 'season', '')}" if s.kind == "episode" else ""
     if s.kind == "season":
-        what = f"{_cap(_ordinal(s.season, 'season'))} of {s.show}{', ' + s.title + ',' if s.title else ''}"
+        what = f"{cap(ordinal(s.season, 'season'))} of {s.show}{', ' + s.title + ',' if s.title else ''}"
     else:
-        what = f"{s.title}, {place}," if s.title else _cap(place)
+        what = f"{s.title}, {place}," if s.title else cap(place)
     study = f"{what} is a study in {s.tone} storytelling." if s.tone else f"Introducing {what.rstrip(',')}."
     scene = f"The {s.unit} is built around one scene: {s.scene}" if s.scene else ""
     centre = f"At its centre {'is' if len(s.people) == 1 else 'are'} {and_join(s.people[:3])}" if s.people else ""
     ground = f"{and_join(s.places[:2])} {'gives' if len(s.places) == 1 else 'give'} it a real sense of place" if s.places else ""
-    craft = _cap("; ".join(p for p in (centre, ground) if p) + ".") if centre or ground else ""
+    craft = cap("; ".join(p for p in (centre, ground) if p) + ".") if centre or ground else ""
     made = f"We made it for {s.audience}, and it shows in every scene." if s.audience else ""
     thanks = "Congratulations to the whole cast and crew who brought it to the screen."
     parts = [_Part(study, 0), _Part(scene, 1, cut=True), *(_Part(line, 1, 4) for line in s.after[:1]),
@@ -322,7 +115,7 @@ def _linkedin(s: _Story) -> tuple[list[_Part], int]:
     return parts, 2
 
 
-def _tiktok(s: _Story) -> tuple[list[_Part], int]:
+def _tiktok(s: Story) -> tuple[list[_Part], int]:
     about = f"{s.unit} {s.episode if s.kind == 'episode' else s.season}"
     opening = f"Okay, {s.show} fans, we need to talk about {about}{': ' + s.title if s.title else ''}."
     lines = [*s.lines[:-1], "And then?", s.lines[-1]] if len(s.lines) >= 2 else s.lines
@@ -336,7 +129,7 @@ def _tiktok(s: _Story) -> tuple[list[_Part], int]:
     else:
         loves = f"Made for {s.audience}, and yes, it is every bit as {s.tone} as it sounds." if s.audience and s.tone else ""
     question = s.pick([
-        f"So tell us: what would you do in {_possessive(s.lead)} place?",
+        f"So tell us: what would you do in {possessive(s.lead)} place?",
         f"Real talk: would you have done what {s.lead} did?",
         f"So, who do you trust in {s.show} right now?",
     ]) + " Drop it in the comments."  # fmt: skip
@@ -370,7 +163,7 @@ def _frames(missing: list[str], voice: Voice, avoid: list[str]) -> list[str]:
         for frame in voice.frames[i % len(voice.frames) :] + voice.frames[: i % len(voice.frames)]:
             said = frame.format(w=word.strip(), the="" if word.strip()[:1].isupper() else "the ")
             if not avoided(said.replace(word.strip(), ""), avoid):
-                out.append(_cap(said))
+                out.append(cap(said))
                 break
     return out
 
@@ -419,7 +212,7 @@ def _compose(parts: list[_Part], words_at: int, data: dict[str, Any], tags: list
 
 def copy(data: dict[str, Any]) -> PostCopy:
     """A post written for its platform: the story in the platform's voice, the use_words said, within its limits."""
-    story = _read(data)
+    story = read_story(data)
     name = data["platform"]["name"]
     tags = _tags(Strategy(**data["strategy"]), data["source"], story.lead, data["brief"]["avoid_words"], name)
     parts, words_at = WRITERS[name](story)

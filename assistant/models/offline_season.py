@@ -52,7 +52,6 @@ def summary(season: Season, episodes: list[Episode]) -> str:
     return " ".join([*said, tone])
 
 
-
 def _arc(season: Season, episodes: list[Episode]) -> str:
     if season.summary.strip():
         start, end = rules.sentences(season.summary)[0]
