@@ -112,9 +112,13 @@ def serve(args: argparse.Namespace, settings: ImageSettings) -> int:
             return create_engine(choice.name, settings)
 
     app = create_app(lambda: RenderQueue(engines, home, max_queued=args.max_queue, max_batch=args.max_batch), api_key=key)
-    # What the A1111 routes list before the engine loads: the served model's name, the LoRA folder and the VAE.
+    # What the A1111 routes list before the engine loads: the served model's name, the LoRA and embeddings folders and the VAE.
     app.state.model_name = Path(settings.sdxl_model).name if choice.name == "sdxl" and settings.sdxl_model else "keyart-preview"
     app.state.lora_dir = settings.lora_dir
+    if choice.name == "sdxl" and settings.embeddings_dir:  # /sdapi/v1/embeddings: the textual inversions prompts may name
+        from .engines.embeddings import Embeddings
+
+        app.state.embeddings = Embeddings(settings.embeddings_dir)
     if choice.name == "sdxl" and settings.sdxl_vae:  # /sdapi/v1/sd-vae and the sd_vae option: the VAE in place of the model's own
         from .engines.sdxl_load import locate_vae
 

@@ -39,6 +39,7 @@ VARIABLES: tuple[Variable, ...] = (
     Variable("KEYART_SDXL_VAE", "sdxl_vae", "the model's own VAE", "a replacement SDXL VAE (A1111's SD VAE): a diffusers folder, a .safetensors file or a hub id; an fp16-safe one (madebyollin/sdxl-vae-fp16-fix) decodes fp16 renders without an fp32 upcast"),
     Variable("KEYART_SDXL_CONFIG", "sdxl_config", "configs from the hub", "a diffusers SDXL folder whose configs a single .safetensors file loads with offline"),
     Variable("KEYART_LORA_DIR", "lora_dir", "no LoRAs", "the folder of LoRA .safetensors files that <lora:name:weight> names (A1111's models/Lora works)"),
+    Variable("KEYART_EMBEDDINGS_DIR", "embeddings_dir", "no embeddings", "the folder of SDXL textual-inversion .safetensors files (clip_l and clip_g) that prompts name by file name (A1111's embeddings folder works)"),
     Variable("KEYART_CONTROLNET_DIR", "controlnet_dir", "no ControlNet", "the folder of SDXL ControlNets, one per control type: canny/, softedge/, lineart/, depth/, pose/ (diffusers folders) or canny.safetensors..."),
     Variable("KEYART_IP_ADAPTER", "ip_adapter", "no reference images", "an SDXL IP-Adapter .safetensors file (--reference), its CLIP image encoder in the image_encoder/ folder beside it (h94/IP-Adapter's sdxl_models)"),
     Variable("KEYART_DEPTH_MODEL", "depth_model", "depth units take ready maps", "a depth-estimation model (a transformers folder or hub id: Depth Anything, DPT) that makes the maps of depth control units"),
@@ -78,6 +79,7 @@ class ImageSettings:
     sdxl_vae: str | None = None  # a VAE in place of the model's own (KEYART_SDXL_VAE)
     sdxl_config: str | None = None
     lora_dir: str | None = None
+    embeddings_dir: str | None = None  # textual inversions named in prompts (KEYART_EMBEDDINGS_DIR)
     controlnet_dir: str | None = None  # ControlNet models by type (KEYART_CONTROLNET_DIR)
     ip_adapter: str | None = None  # the IP-Adapter weights file (KEYART_IP_ADAPTER)
     depth_model: str | None = None  # depth units' map maker (KEYART_DEPTH_MODEL)

@@ -144,7 +144,7 @@ def engine(name: str) -> None:
         else:
             where = {"folder": "a diffusers folder", "file": "a single .safetensors file", "hub": "a hub id (downloaded on first use, or read from the hub cache)"}[source.kind]
             st.markdown(f"{OK} {what}: `{source.name}`, {where}. Loaded once, on the first render.")
-    _var_table(["KEYART_ENGINE", MODEL_ENV, REFINER_ENV, VAE_ENV, "KEYART_SDXL_CONFIG", "KEYART_LORA_DIR", "KEYART_CONTROLNET_DIR", "KEYART_IP_ADAPTER", "KEYART_DEPTH_MODEL", "KEYART_CAPTION_MODEL", "KEYART_CLIP_MODEL", "KEYART_DEVICE", "KEYART_DTYPE", "KEYART_MEMORY", "KEYART_SPEED", "KEYART_COMPILE", "KEYART_CACHE", "KEYART_API_KEY", *REMOTE, "RAY_ADDRESS"])
+    _var_table(["KEYART_ENGINE", MODEL_ENV, REFINER_ENV, VAE_ENV, "KEYART_SDXL_CONFIG", "KEYART_LORA_DIR", "KEYART_EMBEDDINGS_DIR", "KEYART_CONTROLNET_DIR", "KEYART_IP_ADAPTER", "KEYART_DEPTH_MODEL", "KEYART_CAPTION_MODEL", "KEYART_CLIP_MODEL", "KEYART_DEVICE", "KEYART_DTYPE", "KEYART_MEMORY", "KEYART_SPEED", "KEYART_COMPILE", "KEYART_CACHE", "KEYART_API_KEY", *REMOTE, "RAY_ADDRESS"])
 
 
 def _probe_gpu() -> dict[str, Any]:

@@ -28,6 +28,7 @@ from . import sdxl_modes as modes
 from . import sdxl_reference as reference
 from . import sdxl_record as record
 from . import sdxl_speed as speedups
+from .embeddings import Embeddings
 from .sdxl_prompt import chunk_count
 from .sdxl_schedule import BlendedPrompts, PassPrompts, RenderPrompts
 from .sdxl_load import keep_vae_safe, load_pipelines, pick_device, pick_dtype, place
@@ -59,6 +60,7 @@ class SDXLEngine:
         vae_hash: str | None = None,
         memory: str = "normal",
         lora_dir: str | Path | None = None,
+        embeddings_dir: str | Path | None = None,
         controlnet_dir: str | Path | None = None,
         ip_adapter: str | Path | None = None,
         depth_model: str | None = None,
@@ -77,6 +79,7 @@ class SDXLEngine:
         self.vae_hash = vae_hash  # its short SHA-256, when it is a file
         self.memory = memory
         self.lora_dir = lora_dir  # where <lora:...> tags are looked up (KEYART_LORA_DIR); None: LoRA tags are an error
+        self.embeddings = Embeddings(embeddings_dir)  # textual inversions named in prompts (KEYART_EMBEDDINGS_DIR); None: none
         self.controlnets = control.ControlNets(controlnet_dir)  # by type, from KEYART_CONTROLNET_DIR, loaded on first use
         self.adapter = reference.Adapter(ip_adapter)  # KEYART_IP_ADAPTER, read on the first reference render
         self.depth = DepthEstimator(depth_model, device=self.device) if depth_model else None  # KEYART_DEPTH_MODEL: depth units' maps
@@ -116,6 +119,7 @@ class SDXLEngine:
         config: str | None = None,
         vae: str | None = None,
         lora_dir: str | Path | None = None,
+        embeddings_dir: str | Path | None = None,
         controlnet_dir: str | Path | None = None,
         ip_adapter: str | Path | None = None,
         depth_model: str | None = None,
@@ -128,7 +132,7 @@ class SDXLEngine:
         device None: the best available; dtype None: auto (fp16 on GPUs, fp32 on the CPU); memory
         None: normal. `config` is the diffusers folder a single file reads its configs from offline; `vae`
         a VAE (folder, file or hub id) in place of the model's own;
-        `lora_dir` is where the prompts' LoRA tags are found, `controlnet_dir` the control units' models, `ip_adapter` the reference images' adapter, `depth_model` the depth units' estimator;
+        `lora_dir` is where the prompts' LoRA tags are found, `embeddings_dir` their textual inversions, `controlnet_dir` the control units' models, `ip_adapter` the reference images' adapter, `depth_model` the depth units' estimator;
         `speed` and `compile` as KEYART_SPEED and KEYART_COMPILE say, compiled kernels kept in `compile_cache`.
         """
         # 1. Where and in which precision (fast takes bf16 on GPUs that have it, when the dtype is auto).
@@ -154,6 +158,7 @@ class SDXLEngine:
             vae_hash=vae_source.hash if vae_source else None,
             memory=memory,
             lora_dir=lora_dir,
+            embeddings_dir=embeddings_dir,
             controlnet_dir=controlnet_dir,
             ip_adapter=ip_adapter,
             depth_model=depth_model,
@@ -182,6 +187,7 @@ class SDXLEngine:
             config=settings.sdxl_config,
             vae=settings.sdxl_vae,
             lora_dir=settings.lora_dir,
+            embeddings_dir=settings.embeddings_dir,
             controlnet_dir=settings.controlnet_dir,
             ip_adapter=settings.ip_adapter,
             depth_model=settings.depth_model,
@@ -234,6 +240,7 @@ class SDXLEngine:
         requests = [r.with_seed() for r in requests]
         request = requests[0]  # the call's settings: the same for every request here
         use_refiner = self._use_refiner(request)
+        self.embeddings.refresh()  # a file added to the embeddings folder since the last render counts
         self.tuning.start()
         self.base.scheduler = self._scheduler(self.base, request, self._scheduler_config)
         if use_refiner:
@@ -278,9 +285,9 @@ class SDXLEngine:
             def prompts_of(pipe, trees, refiner=False):
                 if blended is not None:  # each image's blend prompt beside its prompt, encoded at one length
                     both = [*trees, *((parse(blended), negative) for _, negative in trees)]
-                    make = lambda steps: BlendedPrompts(PassPrompts(pipe, both, steps, refiner=refiner), len(trees), request.blend)  # noqa: E731
+                    make = lambda steps: BlendedPrompts(PassPrompts(pipe, both, steps, refiner=refiner, embeddings=self.embeddings), len(trees), request.blend)  # noqa: E731
                 else:
-                    make = lambda steps: PassPrompts(pipe, trees, steps, refiner=refiner)  # noqa: E731
+                    make = lambda steps: PassPrompts(pipe, trees, steps, refiner=refiner, embeddings=self.embeddings)  # noqa: E731
                 return make(first_steps), make(hires_steps) if hires else None
 
             refiner_prompts = {key: prompts_of(self.refiner, trees, True) if use_refiner else (None, None) for key, trees in calls_of.items()}
@@ -345,7 +352,7 @@ class SDXLEngine:
         by_length: dict[int, list] = {}
         for row in rows:
             texts = [segment.runs for tree in row[3] for steps in (first_steps, hires_steps) if steps for segment in schedule(tree, steps)]
-            by_length.setdefault(chunk_count(self.base, texts), []).append(row)
+            by_length.setdefault(chunk_count(self.base, texts, self.embeddings), []).append(row)
         return list(by_length.values())
 
     def pipe(self, kind: str, request: RenderRequest, guidance: control.Guidance | None = None):

@@ -7,19 +7,32 @@ its last comma when that comma is among its last 20 tokens, BREAK starts a chunk
 through every text encoder, and weights scale each token's embedding with the chunk's mean kept
 (A1111's "Original" emphasis). A plain short prompt gives exactly what diffusers computes from
 `prompt=`. `encode` serves one fixed prompt; `encode_runs` encodes many texts at one length, for
-prompts that change during a render (sdxl_schedule).
+prompts that change during a render (sdxl_schedule). Textual-inversion embeddings named in a text
+(see `embeddings`) take their vectors' places in its chunk, each in place of a token.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from ..errors import ModelNotFound
 from ..prompt_schedule import Runs, attention_runs
+from .embeddings import Embedding, Embeddings
 
 CHUNK = 75  # CLIP sees 77 positions: BOS + 75 tokens + EOS
 COMMA_WINDOW = 20  # a full chunk may end early at a comma this close to its end, as A1111 documents
-Chunk = list[tuple[int, float]]  # (token id, weight), at most CHUNK of them
+
+
+@dataclass(frozen=True)
+class Vector:
+    """A chunk place that an embedding's vector `index` takes, in place of a token."""
+
+    embedding: Embedding
+    index: int
+
+
+Chunk = list[tuple["int | Vector", float]]  # (token id or embedding vector, weight), at most CHUNK of them
 
 
 def encode(
@@ -30,6 +43,7 @@ def encode(
     refiner: bool | None = None,
     device: Any = None,
     num_images_per_prompt: int = 1,
+    embeddings: Embeddings | None = None,
 ) -> dict[str, Any]:
     """The four embedding kwargs of an SDXL pipeline call for one prompt and its negative (no edits).
 
@@ -39,7 +53,7 @@ def encode(
     or in the pipeline call, not both: the pipeline repeats the embeddings it is given once more.
     """
     zero = not negative and zeros_for_empty(pipe)
-    hidden, pooled = encode_runs(pipe, [attention_runs(prompt), attention_runs(negative)], refiner=refiner, device=device)
+    hidden, pooled = encode_runs(pipe, [attention_runs(prompt), attention_runs(negative)], refiner=refiner, device=device, embeddings=embeddings)
     if zero:
         hidden[1], pooled[1] = 0, 0
     n = num_images_per_prompt
@@ -56,7 +70,7 @@ def zeros_for_empty(pipe) -> bool:
     return bool(getattr(pipe.config, "force_zeros_for_empty_prompt", False))
 
 
-def encode_runs(pipe, texts: list[Runs], *, refiner: bool | None = None, device: Any = None):
+def encode_runs(pipe, texts: list[Runs], *, refiner: bool | None = None, device: Any = None, embeddings: Embeddings | None = None):
     """Hidden states (len(texts), 77 x chunks, widths summed) and pooled vectors (len(texts), width).
 
     Every text gets the same number of chunks (the most any needs; the rest are encodings of ""),
@@ -70,17 +84,18 @@ def encode_runs(pipe, texts: list[Runs], *, refiner: bool | None = None, device:
     encoders = _encoders(pipe, refiner)
     device = device if device is not None else pipe._execution_device
     # 2. Chunk every text with every tokenizer; pad all of them to one chunk count.
-    chunked = [[chunk_tokens(tokenizer, runs) for runs in texts] for tokenizer, _ in encoders]
+    chunked = [[chunk_tokens(tokenizer, runs, embeddings) for runs in texts] for tokenizer, _, _ in encoders]
     count = max(len(chunks) for per_encoder in chunked for chunks in per_encoder)
     # 3. Encode chunk by chunk (the same arithmetic as diffusers' own single-chunk call); identical
     #    chunks, such as the padding, are encoded once.
     with torch.no_grad():
         widths, pooled = [], None
-        for (tokenizer, encoder), per_text in zip(encoders, chunked):
+        for (tokenizer, encoder, which), per_text in zip(encoders, chunked):
             seen: dict[tuple, Any] = {}
-            rows = [torch.cat([_hidden(tokenizer, encoder, chunk, seen)[0] for chunk in _padded(chunks, count)], dim=1) for chunks in per_text]
+            hidden_of = lambda chunk: _hidden(tokenizer, encoder, chunk, seen, which, embeddings)  # noqa: E731
+            rows = [torch.cat([hidden_of(chunk)[0] for chunk in _padded(chunks, count)], dim=1) for chunks in per_text]
             widths.append(torch.cat(rows, dim=0))
-            firsts = [_hidden(tokenizer, encoder, chunks[0] if chunks else [], seen)[1] for chunks in per_text]
+            firsts = [hidden_of(chunks[0] if chunks else [])[1] for chunks in per_text]
             if all(first is not None for first in firsts):
                 pooled = torch.cat(firsts, dim=0)
     if pooled is None:
@@ -91,26 +106,29 @@ def encode_runs(pipe, texts: list[Runs], *, refiner: bool | None = None, device:
     return hidden.to(dtype=dtype, device=device), pooled.to(dtype=dtype, device=device)
 
 
-def chunk_count(pipe, texts: list[Runs]) -> int:
+def chunk_count(pipe, texts: list[Runs], embeddings: Embeddings | None = None) -> int:
     """How many 75-token chunks the longest of `texts` takes on `pipe`'s tokenizers (no encoding)."""
-    return max(len(chunk_tokens(tokenizer, runs)) for tokenizer, _ in _encoders(pipe, None) for runs in texts)
+    return max(len(chunk_tokens(tokenizer, runs, embeddings)) for tokenizer, _, _ in _encoders(pipe, None) for runs in texts)
 
 
-def _encoders(pipe, refiner: bool | None) -> list[tuple[Any, Any]]:
-    pairs = [(pipe.tokenizer, pipe.text_encoder), (pipe.tokenizer_2, pipe.text_encoder_2)]
+def _encoders(pipe, refiner: bool | None) -> list[tuple[Any, Any, str]]:
+    """(tokenizer, text encoder, its key in an SDXL embedding file) for each encoder the prompt goes through."""
+    pairs = [(pipe.tokenizer, pipe.text_encoder, "clip_l"), (pipe.tokenizer_2, pipe.text_encoder_2, "clip_g")]
     if refiner:
         pairs = pairs[1:]
-    pairs = [(t, e) for t, e in pairs if t is not None and e is not None]
+    pairs = [(t, e, k) for t, e, k in pairs if t is not None and e is not None]
     if not pairs or pipe.text_encoder_2 is None:
         raise ModelNotFound("an SDXL pipeline needs text_encoder_2 and tokenizer_2 to encode prompts")
     return pairs
 
 
-def chunk_tokens(tokenizer, runs: Runs) -> list[Chunk]:
+def chunk_tokens(tokenizer, runs: Runs, embeddings: Embeddings | None = None) -> list[Chunk]:
     """Weighted token ids in chunks of at most 75: a new chunk at each BREAK and when one fills up.
 
     A full chunk whose last comma is among its last 20 tokens ends after that comma, and the words
     after it open the next chunk, so a phrase is not cut in two. A trailing BREAK adds no empty chunk.
+    An embedding named in a run takes one place per vector, with the run's weight; one that does not
+    fit in what is left of a chunk opens the next, as A1111 places them.
     """
     comma = tokenizer.convert_tokens_to_ids(",</w>")  # one lookup, not the whole vocab as a dict
     if comma == tokenizer.unk_token_id:
@@ -119,10 +137,19 @@ def chunk_tokens(tokenizer, runs: Runs) -> list[Chunk]:
     for part in runs:
         current: Chunk = []
         chunks.append(current)
-        # Each run is tokenized apart (verbose=False: the ids may run past 77; the chunks keep CLIP within it).
-        ids = tokenizer([text for text, _ in part], add_special_tokens=False, truncation=False, verbose=False)["input_ids"]
-        for (_, weight), run_ids in zip(part, ids):
-            for token in run_ids:
+        # Each run is tokenized apart (verbose=False: the ids may run past 77; the chunks keep CLIP within it),
+        # its text in pieces around the embeddings it names.
+        pieces = [(piece, weight) for text, weight in part for piece in (embeddings.split(text) if embeddings is not None else [text])]
+        words = [piece for piece, _ in pieces if isinstance(piece, str)]
+        ids = iter(tokenizer(words, add_special_tokens=False, truncation=False, verbose=False)["input_ids"] if words else [])
+        for piece, weight in pieces:
+            if not isinstance(piece, str):
+                if len(current) + piece.vectors > CHUNK:
+                    current = []
+                    chunks.append(current)
+                current += [(Vector(piece, k), weight) for k in range(piece.vectors)]
+                continue
+            for token in next(ids):
                 if len(current) == CHUNK:
                     current = _overflow(current, token, comma)
                     chunks.append(current)
@@ -149,9 +176,12 @@ def _padded(chunks: list[Chunk], count: int) -> list[Chunk]:
     return chunks + [[] for _ in range(count - len(chunks))]
 
 
-def _hidden(tokenizer, encoder, chunk: Chunk, seen: dict):
+def _hidden(tokenizer, encoder, chunk: Chunk, seen: dict, which: str = "clip_l", embeddings: Embeddings | None = None):
     """One chunk through one encoder: (1, 77, width) weighted penultimate hidden states, and the
-    pooled (1, width) vector when the encoder has a projection (text_encoder_2), else None."""
+    pooled (1, width) vector when the encoder has a projection (text_encoder_2), else None.
+
+    An embedding's vector goes in at the token-embedding layer, in its place (before the position
+    embedding is added); the encoder sees an ordinary token id there, so pooling still finds EOS."""
     import torch
     from diffusers.utils.torch_utils import get_module_execution_device
 
@@ -163,10 +193,17 @@ def _hidden(tokenizer, encoder, chunk: Chunk, seen: dict):
     eos = tokenizer.eos_token_id
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else eos
     fill = CHUNK - len(chunk)
-    ids = [tokenizer.bos_token_id, *(token for token, _ in chunk), eos, *[pad] * fill]
+    stand_in = next(i for i in range(3) if i not in (tokenizer.bos_token_id, eos, pad))  # any ordinary id: its embedding is replaced
+    ids = [tokenizer.bos_token_id, *(stand_in if isinstance(token, Vector) else token for token, _ in chunk), eos, *[pad] * fill]
     weights = [1.0, *(weight for _, weight in chunk), 1.0, *[1.0] * fill]
     on = get_module_execution_device(encoder)
-    out = encoder(torch.tensor([ids], device=on), output_hidden_states=True)
+    places = [(1 + at, token) for at, (token, _) in enumerate(chunk) if isinstance(token, Vector)]
+    swap = _vectors_in(encoder, places, which, embeddings) if places else None
+    try:
+        out = encoder(torch.tensor([ids], device=on), output_hidden_states=True)
+    finally:
+        if swap is not None:
+            swap.remove()
     hidden = weigh(out.hidden_states[-2], weights)  # SDXL reads the penultimate layer
     pooled = out[0] if out[0].ndim == 2 else None  # CLIPTextModelWithProjection's text_embeds
     seen[key] = (hidden, pooled)
@@ -183,3 +220,20 @@ def weigh(hidden, weights: list[float]):
         return hidden
     scaled = hidden * torch.tensor([weights], device=hidden.device).to(hidden.dtype).unsqueeze(-1)
     return scaled * (hidden.mean() / scaled.mean())
+
+
+def _vectors_in(encoder, places: list[tuple[int, Vector]], key: str, embeddings: Embeddings | None):
+    """A hook (remove it after the call) that puts each embedding vector at its place in the encoder's token embeddings."""
+    import torch
+
+    assert embeddings is not None, "a chunk holds embedding vectors only when embeddings split its text"
+    width = encoder.get_input_embeddings().embedding_dim
+    rows = torch.stack([embeddings.vectors(v.embedding, key, width)[v.index] for _, v in places])
+    at = [position for position, _ in places]
+
+    def put(module, args, output):
+        output = output.clone()
+        output[:, at] = rows.to(device=output.device, dtype=output.dtype)
+        return output
+
+    return encoder.get_input_embeddings().register_forward_hook(put)

@@ -1,4 +1,4 @@
-"""What each SDXL image carries: its A1111 infotext (the refiner, LoRA hashes, ControlNet units,
+"""What each SDXL image carries: its A1111 infotext (the refiner, LoRA and TI hashes, ControlNet units,
 IP-Adapter and how the engine ran) and its keyart lineage (device, dtype, memory, speed, prompt
 schedule, reference and control records)."""
 
@@ -21,6 +21,8 @@ def rendered(engine, request, image, seed, index, use_refiner, lineage, loras=No
         refiner = f"{engine.refiner_name} [{engine.refiner_hash}]" if engine.refiner_hash else engine.refiner_name
         extra |= {"Refiner": refiner, "Refiner switch at": request.refiner_switch_at}
     extra |= loras or {}  # A1111's "Lora hashes", after the refiner's fields
+    texts = [*request.styled, request.styled_blend or ""]  # the texts encoded: the embeddings they name
+    extra |= engine.embeddings.infotext(texts)  # A1111's "TI hashes"
     if guidance is not None:  # A1111's ControlNet fields, with the models' own names
         extra |= control_fields(request, guidance.model_names())
     if request.reference is not None:
@@ -36,6 +38,8 @@ def rendered(engine, request, image, seed, index, use_refiner, lineage, loras=No
     }
     if engine.vae_name:
         details["vae"] = {"name": engine.vae_name, "hash": engine.vae_hash}
+    if embeddings := engine.embeddings.lineage(texts):
+        details["embeddings"] = embeddings
     if schedule is not None:  # the prompt changed during the render: which text each step ran with
         details["prompt_schedule"] = schedule
     if request.reference is not None:

@@ -23,7 +23,7 @@ TENSOR_INPUTS = ["latents", "prompt_embeds", "add_text_embeds"]  # what the step
 class PassPrompts:
     """Per-step conditioning for one pass of a batch: `prompts[i]` is image i's (prompt, negative) trees."""
 
-    def __init__(self, pipe, prompts: Sequence[tuple[tuple, tuple]], steps: int, *, refiner: bool = False):
+    def __init__(self, pipe, prompts: Sequence[tuple[tuple, tuple]], steps: int, *, refiner: bool = False, embeddings: Any = None):
         # 1. Each image's schedules over this pass's steps.
         self.steps = steps
         zero_empty = zeros_for_empty(pipe)
@@ -54,7 +54,7 @@ class PassPrompts:
                     cursor[1] += 1
                 row.append((key(positive[cursor[0]], False), key(negative[cursor[1]], True)))
             self.per_step.append(tuple(row))
-        hidden, pooled = encode_runs(pipe, runs, refiner=refiner)
+        hidden, pooled = encode_runs(pipe, runs, refiner=refiner, embeddings=embeddings)  # embeddings: the engine's textual inversions
         self._hidden, self._pooled = hidden, pooled
         self._assembled: dict[tuple, dict[str, Any]] = {}
         self.used: dict[int, tuple[tuple[int, int], ...]] = {}  # step (1-based) -> the texts it ran with

@@ -293,6 +293,24 @@ async def loras(http: Request) -> list[dict[str, Any]]:
     return [{"name": p.stem, "alias": p.stem, "path": str(p), "metadata": {}} for p in sorted(Path(folder).glob("*.safetensors"))]
 
 
+@router.get("/embeddings")
+async def embeddings(http: Request) -> dict[str, Any]:
+    """A1111's embeddings list: the SDXL textual inversions in KEYART_EMBEDDINGS_DIR, and the files skipped, with why."""
+    found = getattr(http.app.state, "embeddings", None)  # the served engine's folder, read by the serve command
+    if found is None:
+        return {"loaded": {}, "skipped": {}}
+    return {"loaded": {name: e.describe() for name, e in found.usable().items()}, "skipped": {name: {"reason": why} for name, why in found.skipped().items()}}
+
+
+@router.post("/refresh-embeddings")
+async def refresh_embeddings(http: Request) -> dict[str, Any]:
+    """A1111's refresh: the folder is read again whenever it changes, so this only reads it now."""
+    found = getattr(http.app.state, "embeddings", None)
+    if found is not None:
+        found.usable()
+    return {}
+
+
 @router.get("/sd-vae")
 async def sd_vae(http: Request) -> list[dict[str, Any]]:
     vae = getattr(http.app.state, "vae", None)  # KEYART_SDXL_VAE's source, when the served engine has one
