@@ -133,3 +133,9 @@ def tiny_depth(tmp_path_factory):
     from imagegen.tiny_guides import save_tiny_depth
 
     return save_tiny_depth(tmp_path_factory.mktemp("tiny-depth"))
+
+
+@pytest.fixture(scope="module")
+def workdir(tmp_path_factory):
+    """A folder for a property test module's files (tests/properties.py's `fresh` makes one per example)."""
+    return tmp_path_factory.mktemp("properties")
