@@ -15,6 +15,7 @@ import traceback
 from pathlib import Path
 
 import pytest
+
 from tests.edge_setups import ERROR_LINE_LIMIT, REAL_CONNECT, REPO, SUBPROCESS_TIMEOUT, Case, Ctx
 
 # -- running a case ------------------------------------------------------------------------------

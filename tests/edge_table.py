@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import errno
 import json
+
 from tests.edge_setups import BRIEF_X, CSV_HEAD, GOOD_ROW, LATIN1_CSV, SMALL, bomb_png, both, Case, deny_writes, disk_full_on_fsync, files, folders, home_with, jpeg, parquet, parquet_uint64, png, sqlite_full
 
 

@@ -29,6 +29,7 @@ import time
 from pathlib import Path
 
 import pytest
+
 from tests.edge_runner import clean_environment, check_case, debris
 from tests.edge_setups import REAL_CONNECT, REPO, SMALL, Case, Ctx, home_with, png
 from tests.edge_table import CASES, IMG
