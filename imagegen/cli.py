@@ -48,10 +48,12 @@ def engine_options(args: argparse.Namespace) -> dict[str, str]:
 
 
 def explicit_fields(args: argparse.Namespace) -> dict[str, Any]:
-    """RenderRequest fields from the options the user gave (diffusers' names inside), --refiner as on/off."""
+    """RenderRequest fields from the options the user gave (diffusers' names inside), --refiner and --tiling as on/off."""
     given = {field: getattr(args, option) for option, field in FIELDS.items() if getattr(args, option, None) is not None}
     if getattr(args, "refiner", None) is not None:
         given["refiner"] = "on" if args.refiner else "off"
+    if getattr(args, "tiling", None) is not None:
+        given["tiling"] = "on" if args.tiling else "off"
     return given
 
 
@@ -137,6 +139,7 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--refiner-switch-at", type=float, help="fraction of the steps the base runs before the refiner (default 0.8)")
     r.add_argument("--subseed", type=int, help="A1111's variation seed (-1 random); used when --subseed-strength > 0")
     r.add_argument("--subseed-strength", type=float, help="0..1: how far the starting noise moves toward the variation seed's (0.05-0.3: close variations)")
+    r.add_argument("--tiling", action=argparse.BooleanOptionalAction, help="A1111's Tiling: the image repeats seamlessly both ways (textures, patterns, backdrops)")
     r.add_argument("--engine", default="auto", help=f"{', '.join(name for name, _ in _engine_rows())} (default auto; see engines below)")
     r.add_argument("--device", help="cuda, cuda:1, mps or cpu (default: the best available)")
     r.add_argument("--dtype", help="auto, fp16, bf16 or fp32 (default: fp16 on GPUs, fp32 on the CPU)")

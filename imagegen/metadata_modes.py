@@ -48,6 +48,8 @@ def infotext_fields(request: RenderRequest) -> tuple[dict[str, object], dict[str
         if request.hr_second_pass_steps:
             tail["Hires steps"] = request.hr_second_pass_steps
         tail["Hires upscaler"] = UPSCALER_NAMES[request.hr_upscaler]
+    if request.tiling == "on":  # A1111 writes it among its core fields, only when on
+        head["Tiling"] = True
     tail |= control_fields(request)
     if request.reference is not None:  # keyart's own (A1111 writes an IP-Adapter as a ControlNet unit)
         tail["IP-Adapter scale"] = request.reference_scale
@@ -141,6 +143,9 @@ def request_fields(fields: dict[str, str], number) -> dict[str, Any]:
         options |= {"blend": number(fields["Prompt blend"]), "blend_prompt": fields["Blend prompt"]}
     if "Upscaler for img2img" in fields:
         options["init_upscaler"] = _upscaler(fields["Upscaler for img2img"], "Upscaler for img2img")
+    if "Tiling" in fields:  # "True" as A1111 writes it; another word goes on to RenderRequest's own error
+        said = fields["Tiling"].strip()
+        options["tiling"] = {"true": "on", "on": "on", "false": "off", "off": "off"}.get(said.lower(), said)
     return options
 
 

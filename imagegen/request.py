@@ -26,12 +26,13 @@ MAX_BATCH_SIZE = 8  # A1111's largest batch size (its slider's end)
 REFINER_MODES = ("auto", "on", "off")
 INPAINT_AREAS = ("whole", "masked")  # A1111's "Whole picture" and "Only masked"
 HR_UPSCALERS = ("latent", "lanczos")  # A1111's "Latent" (bilinear on latents) and "Lanczos" (on pixels)
+TILINGS = ("off", "on")  # A1111's Tiling: "on" makes the image repeat seamlessly both ways
 # Image-mode fields: left out of to_dict() at their defaults, so a text-to-image request serialises
 # as it did before they existed (catalog image keys and old lineage stay the same).
 MODE_FIELDS = (
     "init_image", "init_upscaler", "strength", "mask", "mask_blur", "inpaint_area", "masked_padding", "outpaint",
     "outpaint_pixels", "hr_scale", "hr_upscaler", "hr_second_pass_steps", "denoising_strength", "subseed",
-    "subseed_strength", "controls", "reference", "reference_scale", "blend_prompt", "blend",
+    "subseed_strength", "controls", "reference", "reference_scale", "blend_prompt", "blend", "tiling",
 )  # fmt: skip
 # The fields that name one input file each; control units name theirs in `controls` (unit.image).
 FILE_FIELDS = ("init_image", "mask", "reference")
@@ -83,6 +84,8 @@ class RenderRequest:
     # Interpolated conditioning: the prompt's encoding mixed (1 - blend) : blend with blend_prompt's (styled alike).
     blend_prompt: str | None = None
     blend: float = 0.0
+    # A1111's Tiling: every convolution of the UNet and VAE wraps around the edges, so the image tiles seamlessly.
+    tiling: str = "off"
 
     def __post_init__(self) -> None:
         set_ = lambda name, value: object.__setattr__(self, name, value)  # noqa: E731 (frozen)
@@ -124,6 +127,8 @@ class RenderRequest:
             set_(name, value)
         if self.refiner not in REFINER_MODES:
             raise InvalidRequest(f"refiner must be one of {', '.join(REFINER_MODES)} (got {self.refiner!r})")
+        if self.tiling not in TILINGS:
+            raise InvalidRequest(f"tiling must be off or on (got {self.tiling!r}); on makes the image repeat seamlessly, as A1111's Tiling")
         switch = _number("refiner switch at", self.refiner_switch_at)
         if not 0.0 < switch < 1.0:
             raise InvalidRequest(f"refiner switch at must be between 0 and 1, exclusive (got {switch:g}); 0.8 is usual")

@@ -108,7 +108,7 @@ INFOTEXT_KEYS = [
     "Steps", "Sampler", "Schedule type", "CFG scale", "Seed", "Size", "Model", "Model hash", "Denoising strength", "Hires upscale",
     "Hires steps", "Hires upscaler", "Mask blur", "Inpaint area", "Masked area padding", "Outpaint", "Outpaint pixels",
     "Upscaler for img2img", "Variation seed", "Variation seed strength", "Refiner", "Refiner switch at", "Batch size", "Batch pos",
-    "Version",
+    "Tiling", "Version",
 ]  # fmt: skip
 sizes_text = st.one_of(
     st.builds(lambda w, h: f"{w}x{h}", st.integers(-10, 5000), st.integers(-10, 5000)),
@@ -155,6 +155,7 @@ TEXT_OPTIONS = {
     "hr_upscaler": st.sampled_from(["latent", "lanczos", "Lanczos ", "nope"]),
     "init_upscaler": st.sampled_from(["latent", "lanczos", "nope"]),
     "outpaint": st.sampled_from([None, "left", "left,down", "up down", "", ",", "sideways"]),
+    "tiling": st.sampled_from(["off", "on", "On", "True", ""]),
     "init_image": st.one_of(st.none(), st.text(max_size=10)),
     "mask": st.one_of(st.none(), st.text(max_size=10)),
 }
@@ -189,6 +190,7 @@ def txt2img_requests(draw) -> dict:
         "hr_upscaler": draw(st.sampled_from(["latent", "lanczos"])),
         "hr_second_pass_steps": draw(st.integers(0, 150)),
         "denoising_strength": draw(st.floats(0.1, 1.0)),
+        "tiling": draw(st.sampled_from(["off", "on"])),
     }
 
 

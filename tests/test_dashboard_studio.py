@@ -61,6 +61,7 @@ def test_every_control_reaches_the_request(app, home):
         denoising_strength=0.4,
         subseed=99,
         subseed_strength=0.2,
+        tiling="on",
     )
     go(app)
     assert not app.error
@@ -76,6 +77,7 @@ def test_every_control_reaches_the_request(app, home):
         assert fields["Hires upscale"] == "1.5" and fields["Hires steps"] == "6" and fields["Hires upscaler"] == "Lanczos"
         assert fields["Denoising strength"] == "0.4"
         assert fields["Variation seed"] == str(99 + i) and fields["Variation seed strength"] == "0.2"
+        assert fields["Tiling"] == "True"
         request = read_png(path).lineage["request"]
         assert request["style"] == "watercolor" and request["refiner"] == "off" and request["refiner_switch_at"] == 0.7
         assert request["batch_count"] == 2

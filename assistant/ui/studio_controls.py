@@ -17,7 +17,7 @@ import streamlit as st
 
 from imagegen import InvalidRequest, KeyartError, RenderRequest, presets, samplers, styles
 from imagegen.canvas import DIRECTIONS, default_size, hires_size
-from imagegen.request import HR_UPSCALERS, INPAINT_AREAS, MAX_SEED, REFINER_MODES, SDXL_SIZES
+from imagegen.request import HR_UPSCALERS, INPAINT_AREAS, MAX_SEED, REFINER_MODES, SDXL_SIZES, TILINGS
 
 from . import studio_guides as guides
 
@@ -30,7 +30,7 @@ FIELDS = {f.name: f.default for f in dataclasses.fields(RenderRequest) if f.defa
 # The controls that always reach the request; the hires fix, img2img and inpaint fields join when their mode is on.
 BASE = (
     "prompt", "negative_prompt", "sampler", "schedule_type", "num_inference_steps", "guidance_scale", "width", "height",
-    "seed", "batch_size", "batch_count", "refiner", "refiner_switch_at", "subseed", "subseed_strength",
+    "seed", "batch_size", "batch_count", "refiner", "refiner_switch_at", "subseed", "subseed_strength", "tiling",
 )  # fmt: skip
 HIRES = ("hr_scale", "hr_upscaler", "hr_second_pass_steps", "denoising_strength")
 IMG2IMG = ("strength", "init_upscaler")
@@ -50,6 +50,7 @@ DEFAULTS: dict[str, Any] = FIELDS | {
 UPSCALER_LABELS = {"latent": "Latent", "lanczos": "Lanczos"}
 AREA_LABELS = {"whole": "Whole picture", "masked": "Only masked"}
 REFINER_LABELS = {"auto": "Auto (when configured)", "on": "On", "off": "Off"}
+TILING_LABELS = {"off": "Off", "on": "On"}
 # A1111's Generate button is the size of the prompt box beside it; this one is as tall as two lines of it.
 BIG_BUTTON = "<style>.st-key-studio_go button { min-height: 4.5rem; font-size: 1.15rem; }</style>"
 PLACEHOLDER = "A lighthouse keeper on a storm-lashed cliff at dusk, lantern raised, cinematic key art"
@@ -133,7 +134,9 @@ def controls(home: Path, service) -> None:
     a, b = st.columns(2)
     a.slider("Batch count", 1, 100, key=K + "batch_count", help="Batches, one after another")
     b.slider("Batch size", 1, 8, key=K + "batch_size", help="Images per batch; image i uses seed+i")
-    st.slider("CFG Scale", 1.0, 30.0, step=0.5, key=K + "guidance_scale", help="5-8 suits SDXL")
+    a, b = st.columns([3, 1])
+    a.slider("CFG Scale", 1.0, 30.0, step=0.5, key=K + "guidance_scale", help="5-8 suits SDXL")
+    b.radio("Tiling", TILINGS, key=K + "tiling", format_func=TILING_LABELS.get, horizontal=True, help="On: the image repeats seamlessly both ways (A1111's Tiling)")
     a, b, c = st.columns([8, 1, 1], vertical_alignment="bottom")
     a.number_input("Seed", -1, MAX_SEED, step=1, key=K + "seed", help="-1 is random; the seed used is recorded in the PNG")
     b.button("", key=K + "random_seed", icon=":material/casino:", on_click=_set_seed, args=(-1,), help="Random seed (-1)")

@@ -166,6 +166,8 @@ def txt2img_body(request: RenderRequest) -> dict[str, Any]:
     }  # fmt: skip
     if request.subseed_strength > 0:
         body |= {"subseed": request.subseed, "subseed_strength": request.subseed_strength}
+    if request.tiling == "on":
+        body["tiling"] = True
     if request.hr_scale > 1 and request.init_image is None:
         body |= {
             "enable_hr": True, "hr_scale": request.hr_scale, "hr_upscaler": UPSCALERS[request.hr_upscaler],

@@ -54,6 +54,7 @@ class Txt2ImgFields(BaseModel):
     denoising_strength: float | None = None
     refiner_checkpoint: str | None = None
     refiner_switch_at: float | None = None
+    tiling: bool = False  # A1111's Tiling: the image repeats seamlessly
     override_settings: dict[str, Any] | None = None
     send_images: bool = True
     save_images: bool = False
@@ -109,7 +110,7 @@ def request_values(fields: Txt2ImgFields, limits: Limits, *, like: tuple[int, in
         "prompt": fields.prompt, "negative_prompt": fields.negative_prompt or "", "style": _style(fields.styles),
         "seed": fields.seed, "subseed": fields.subseed, "subseed_strength": fields.subseed_strength,
         "batch_size": fields.batch_size, "batch_count": fields.n_iter, "num_inference_steps": steps,
-        "width": width, "height": height,
+        "width": width, "height": height, "tiling": "on" if fields.tiling else "off",
     }  # fmt: skip
     sampler = fields.sampler_name or fields.sampler_index
     if sampler:
