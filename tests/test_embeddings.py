@@ -189,3 +189,12 @@ def test_the_serve_command_lists_the_folder_it_is_given(tiny_model_dirs, folder,
         listed = httpx.get(f"{served.url}/sdapi/v1/embeddings", timeout=30).json()
     assert served.returncode == 0, served.err
     assert sorted(listed["loaded"]) == ["glow", "mystorm"] and sorted(listed["skipped"]) == ["broken", "old-sd15", "uneven"]
+
+
+def test_a_file_removed_after_the_folder_was_read_is_a_clear_error(tiny_pipes, tmp_path):
+    save_file(word_vectors(tiny_pipes[0], "storm"), str(tmp_path / "mystorm.safetensors"))
+    found = Embeddings(tmp_path)
+    assert "mystorm" in found.usable()
+    (tmp_path / "mystorm.safetensors").unlink()
+    with pytest.raises(InvalidRequest, match="embedding mystorm .* can no longer be read"):
+        encode(tiny_pipes[0], "a mystorm", embeddings=found)

@@ -128,13 +128,17 @@ class Embeddings:
 
     def vectors(self, embedding: Embedding, key: str, width: int):
         """`embedding`'s (vectors, width) tensor for one text encoder (`key`: clip_l or clip_g), checked against its width."""
+        from safetensors import SafetensorError
         from safetensors.torch import load_file
 
-        stamp = (embedding.path, *_stamp(embedding.path))
-        if stamp not in self._tensors:
-            self._tensors = {k: v for k, v in self._tensors.items() if k[0] != embedding.path}
-            self._tensors[stamp] = load_file(str(embedding.path))
-        table = self._tensors[stamp][key]
+        try:
+            stamp = (embedding.path, *_stamp(embedding.path))
+            if stamp not in self._tensors:
+                self._tensors = {k: v for k, v in self._tensors.items() if k[0] != embedding.path}
+                self._tensors[stamp] = load_file(str(embedding.path))
+            table = self._tensors[stamp][key]
+        except (OSError, SafetensorError, KeyError) as exc:  # changed or removed since the folder was read
+            raise InvalidRequest(f"embedding {embedding.name} ({embedding.path}) can no longer be read ({exc}); render again to read the folder anew") from exc
         if table.shape[-1] != width:
             raise InvalidRequest(
                 f"embedding {embedding.name}'s {key} vectors are {table.shape[-1]} wide, but this model's text encoder is {width} wide: "
@@ -142,16 +146,14 @@ class Embeddings:
             )
         return table
 
-    def infotext(self, texts: list[str]) -> dict[str, str]:
-        """A1111's `TI hashes` field for the embeddings `texts` name ({} for none); unquoted, as lora_infotext."""
-        used = self.used(texts)
+    def records(self, texts: list[str]) -> tuple[dict[str, str], list[dict[str, Any]]]:
+        """What an image records of the embeddings `texts` name: A1111's `TI hashes` field ({} for none;
+        unquoted, as lora_infotext) and the lineage's list (name, file, vectors, hash)."""
+        used = [(e, hashes.file_sha256(e.path)[:SHORT]) for e in self.used(texts)]
         if not used:
-            return {}
-        return {"TI hashes": ", ".join(f"{e.name.translate(str.maketrans('', '', ':,'))}: {hashes.file_sha256(e.path)[:SHORT]}" for e in used)}
-
-    def lineage(self, texts: list[str]) -> list[dict[str, Any]]:
-        """The embeddings `texts` name, for the keyart lineage: name, file, vectors and hash."""
-        return [{"name": e.name, "file": e.path.name, "vectors": e.vectors, "hash": hashes.file_sha256(e.path)[:SHORT]} for e in self.used(texts)]
+            return {}, []
+        field = ", ".join(f"{e.name.translate(str.maketrans('', '', ':,'))}: {short}" for e, short in used)
+        return {"TI hashes": field}, [{"name": e.name, "file": e.path.name, "vectors": e.vectors, "hash": short} for e, short in used]
 
 
 def _stamp(path: Path) -> tuple[int, int]:

@@ -21,8 +21,8 @@ def rendered(engine, request, image, seed, index, use_refiner, lineage, loras=No
         refiner = f"{engine.refiner_name} [{engine.refiner_hash}]" if engine.refiner_hash else engine.refiner_name
         extra |= {"Refiner": refiner, "Refiner switch at": request.refiner_switch_at}
     extra |= loras or {}  # A1111's "Lora hashes", after the refiner's fields
-    texts = [*request.styled, request.styled_blend or ""]  # the texts encoded: the embeddings they name
-    extra |= engine.embeddings.infotext(texts)  # A1111's "TI hashes"
+    ti_hashes, embeddings = engine.embeddings.records([*request.styled, request.styled_blend or ""])  # the embeddings the texts name
+    extra |= ti_hashes  # A1111's "TI hashes"
     if guidance is not None:  # A1111's ControlNet fields, with the models' own names
         extra |= control_fields(request, guidance.model_names())
     if request.reference is not None:
@@ -38,7 +38,7 @@ def rendered(engine, request, image, seed, index, use_refiner, lineage, loras=No
     }
     if engine.vae_name:
         details["vae"] = {"name": engine.vae_name, "hash": engine.vae_hash}
-    if embeddings := engine.embeddings.lineage(texts):
+    if embeddings:
         details["embeddings"] = embeddings
     if schedule is not None:  # the prompt changed during the render: which text each step ran with
         details["prompt_schedule"] = schedule
