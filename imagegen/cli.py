@@ -39,6 +39,7 @@ FIELDS = {
     "refiner_switch_at": "refiner_switch_at",
     "subseed": "subseed",
     "subseed_strength": "subseed_strength",
+    "freeu": "freeu",
 }
 
 
@@ -140,6 +141,11 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--subseed", type=int, help="A1111's variation seed (-1 random); used when --subseed-strength > 0")
     r.add_argument("--subseed-strength", type=float, help="0..1: how far the starting noise moves toward the variation seed's (0.05-0.3: close variations)")
     r.add_argument("--tiling", action=argparse.BooleanOptionalAction, help="A1111's Tiling: the image repeats seamlessly both ways (textures, patterns, backdrops)")
+    r.add_argument(
+        "--freeu", nargs="?", const="on", metavar="FACTORS",
+        help="FreeU: reweigh the UNet's deepest up blocks (more structure and colour, less smoothing); alone, the SDXL values "
+        "b1=1.3,b2=1.4,s1=0.9,s2=0.2, or any of them as name=value",
+    )  # fmt: skip
     r.add_argument("--engine", default="auto", help=f"{', '.join(name for name, _ in _engine_rows())} (default auto; see engines below)")
     r.add_argument("--device", help="cuda, cuda:1, mps or cpu (default: the best available)")
     r.add_argument("--dtype", help="auto, fp16, bf16 or fp32 (default: fp16 on GPUs, fp32 on the CPU)")

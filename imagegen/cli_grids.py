@@ -14,7 +14,7 @@ from .settings import ImageSettings
 # render's options that a grid cell uses; the batch, --from and image-to-image options are render's own.
 SHARED = (
     "negative_prompt", "style", "quality", "sampler", "schedule_type", "steps", "cfg_scale", "width", "height",
-    "seed", "subseed", "subseed_strength", "refiner", "refiner_switch_at", "tiling", "engine", "device", "dtype", "memory", "output",
+    "seed", "subseed", "subseed_strength", "refiner", "refiner_switch_at", "tiling", "freeu", "engine", "device", "dtype", "memory", "output",
 )  # fmt: skip
 OUTPUT_HELP = (
     "Prints one line per cell ('PATH  seed N'), then the grid ('PATH  grid ROWSxCOLUMNS');\n"

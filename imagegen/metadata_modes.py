@@ -55,6 +55,8 @@ def infotext_fields(request: RenderRequest) -> tuple[dict[str, object], dict[str
         tail["IP-Adapter scale"] = request.reference_scale
     if request.styled_blend is not None:  # keyart's own: A1111 has no interpolated conditioning
         tail |= {"Prompt blend": request.blend, "Blend prompt": request.blend_prompt}
+    if request.freeu != "off":  # keyart's own: A1111 has no FreeU (Forge and ComfyUI name it their own ways)
+        tail["FreeU"] = request.freeu
     return head, tail
 
 
@@ -146,6 +148,8 @@ def request_fields(fields: dict[str, str], number) -> dict[str, Any]:
     if "Tiling" in fields:  # "True" as A1111 writes it; another word goes on to RenderRequest's own error
         said = fields["Tiling"].strip()
         options["tiling"] = {"true": "on", "on": "on", "false": "off", "off": "off"}.get(said.lower(), said)
+    if "FreeU" in fields:
+        options["freeu"] = fields["FreeU"]
     return options
 
 

@@ -39,7 +39,7 @@ def batch_key(request: RenderRequest) -> tuple | None:
     """What must match for requests to share one pipeline call; None for a request never batched.
 
     Text to image only, one batch each (batch_count 1), no variation seed or control units. Size, steps, sampler,
-    schedule, CFG, refiner, hires fix and tiling are the call's; the prompts, negative prompts, styles and
+    schedule, CFG, refiner, hires fix, tiling and FreeU are the call's; the prompts, negative prompts, styles and
     seeds are per image. `<lora:...>` tags must match too: a LoRA is loaded for the whole call.
     """
     if not isinstance(request, RenderRequest):  # an animation: one job, frame after frame
@@ -56,7 +56,7 @@ def batch_key(request: RenderRequest) -> tuple | None:
         hires = (request.hr_scale, request.hr_upscaler, second, request.denoising_strength)
     return (
         "txt2img", request.width, request.height, request.num_inference_steps, request.sampler, request.schedule,
-        request.guidance_scale, request.refiner, request.refiner_switch_at, hires, loras, request.tiling,
+        request.guidance_scale, request.refiner, request.refiner_switch_at, hires, loras, request.tiling, request.freeu,
     )  # fmt: skip
 
 

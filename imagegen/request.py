@@ -15,7 +15,7 @@ import secrets
 from dataclasses import dataclass, field
 from typing import Any
 
-from . import control, prompt_syntax, samplers, styles
+from . import control, freeu, prompt_syntax, samplers, styles
 from .errors import InvalidRequest
 
 # The sizes SDXL was trained on (aspect buckets around one megapixel).
@@ -32,7 +32,7 @@ TILINGS = ("off", "on")  # A1111's Tiling: "on" makes the image repeat seamlessl
 MODE_FIELDS = (
     "init_image", "init_upscaler", "strength", "mask", "mask_blur", "inpaint_area", "masked_padding", "outpaint",
     "outpaint_pixels", "hr_scale", "hr_upscaler", "hr_second_pass_steps", "denoising_strength", "subseed",
-    "subseed_strength", "controls", "reference", "reference_scale", "blend_prompt", "blend", "tiling",
+    "subseed_strength", "controls", "reference", "reference_scale", "blend_prompt", "blend", "tiling", "freeu",
 )  # fmt: skip
 # The fields that name one input file each; control units name theirs in `controls` (unit.image).
 FILE_FIELDS = ("init_image", "mask", "reference")
@@ -86,6 +86,8 @@ class RenderRequest:
     blend: float = 0.0
     # A1111's Tiling: every convolution of the UNet and VAE wraps around the edges, so the image tiles seamlessly.
     tiling: str = "off"
+    # FreeU: the UNet's deepest up blocks reweighed (imagegen.freeu): "off", "on" (the SDXL values) or "b1=1.3,b2=1.4,s1=0.9,s2=0.2".
+    freeu: str = "off"
 
     def __post_init__(self) -> None:
         set_ = lambda name, value: object.__setattr__(self, name, value)  # noqa: E731 (frozen)
@@ -129,6 +131,7 @@ class RenderRequest:
             raise InvalidRequest(f"refiner must be one of {', '.join(REFINER_MODES)} (got {self.refiner!r})")
         if self.tiling not in TILINGS:
             raise InvalidRequest(f"tiling must be off or on (got {self.tiling!r}); on makes the image repeat seamlessly, as A1111's Tiling")
+        set_("freeu", freeu.text(freeu.parse(self.freeu)))  # one spelling: "off", or all four factors
         switch = _number("refiner switch at", self.refiner_switch_at)
         if not 0.0 < switch < 1.0:
             raise InvalidRequest(f"refiner switch at must be between 0 and 1, exclusive (got {switch:g}); 0.8 is usual")

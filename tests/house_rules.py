@@ -76,6 +76,7 @@ IMAGEGEN_PUBLIC = (  # what a front end may import: the request vocabulary, erro
     "imagegen",  # the package: RenderRequest, RenderedImage, KeyartError and kin, prompt_schedule
     "imagegen.errors",
     "imagegen.request",
+    "imagegen.freeu",  # FreeU's factors as a request names them (RenderRequest.freeu)
     "imagegen.samplers",
     "imagegen.presets",
     "imagegen.styles",

@@ -108,7 +108,7 @@ INFOTEXT_KEYS = [
     "Steps", "Sampler", "Schedule type", "CFG scale", "Seed", "Size", "Model", "Model hash", "Denoising strength", "Hires upscale",
     "Hires steps", "Hires upscaler", "Mask blur", "Inpaint area", "Masked area padding", "Outpaint", "Outpaint pixels",
     "Upscaler for img2img", "Variation seed", "Variation seed strength", "Refiner", "Refiner switch at", "Batch size", "Batch pos",
-    "Tiling", "Version",
+    "Tiling", "FreeU", "Version",
 ]  # fmt: skip
 sizes_text = st.one_of(
     st.builds(lambda w, h: f"{w}x{h}", st.integers(-10, 5000), st.integers(-10, 5000)),
@@ -156,6 +156,7 @@ TEXT_OPTIONS = {
     "init_upscaler": st.sampled_from(["latent", "lanczos", "nope"]),
     "outpaint": st.sampled_from([None, "left", "left,down", "up down", "", ",", "sideways"]),
     "tiling": st.sampled_from(["off", "on", "On", "True", ""]),
+    "freeu": st.one_of(st.sampled_from(["off", "on", "b1=1.1", "s2=0", "b1=1e999", "b9=1", "b1", "b1=1,,"]), st.text(max_size=12)),
     "init_image": st.one_of(st.none(), st.text(max_size=10)),
     "mask": st.one_of(st.none(), st.text(max_size=10)),
 }
@@ -191,6 +192,7 @@ def txt2img_requests(draw) -> dict:
         "hr_second_pass_steps": draw(st.integers(0, 150)),
         "denoising_strength": draw(st.floats(0.1, 1.0)),
         "tiling": draw(st.sampled_from(["off", "on"])),
+        "freeu": draw(st.one_of(st.just("off"), st.builds(lambda b, s: f"b1={b},s2={s}", st.floats(0.05, 3.0), st.floats(0.05, 3.0)))),
     }
 
 

@@ -62,6 +62,8 @@ def test_every_control_reaches_the_request(app, home):
         subseed=99,
         subseed_strength=0.2,
         tiling="on",
+        freeu_on=True,
+        freeu_s2=0.4,
     )
     go(app)
     assert not app.error
@@ -77,7 +79,7 @@ def test_every_control_reaches_the_request(app, home):
         assert fields["Hires upscale"] == "1.5" and fields["Hires steps"] == "6" and fields["Hires upscaler"] == "Lanczos"
         assert fields["Denoising strength"] == "0.4"
         assert fields["Variation seed"] == str(99 + i) and fields["Variation seed strength"] == "0.2"
-        assert fields["Tiling"] == "True"
+        assert fields["Tiling"] == "True" and fields["FreeU"] == "b1=1.3,b2=1.4,s1=0.9,s2=0.4"
         request = read_png(path).lineage["request"]
         assert request["style"] == "watercolor" and request["refiner"] == "off" and request["refiner_switch_at"] == 0.7
         assert request["batch_count"] == 2
@@ -228,7 +230,7 @@ def test_load_from_png_fills_the_controls(app, tmp_path):
     data = _rendered_png(
         tmp_path, prompt="a lighthouse keeper", negative_prompt="text", style="anime", sampler="Euler a", schedule_type="Simple",
         num_inference_steps=22, guidance_scale=4.5, width=192, height=128, seed=77, batch_size=2, refiner="off",
-        hr_scale=1.5, hr_upscaler="lanczos", denoising_strength=0.45, subseed=5, subseed_strength=0.1,
+        hr_scale=1.5, hr_upscaler="lanczos", denoising_strength=0.45, subseed=5, subseed_strength=0.1, tiling="on", freeu="b1=1.2",
     )  # fmt: skip
     load(app, "keeper.png", data)
     state = app.session_state
@@ -236,7 +238,7 @@ def test_load_from_png_fills_the_controls(app, tmp_path):
         "prompt": "a lighthouse keeper", "negative_prompt": "text", "style": "anime", "sampler": "Euler a", "schedule_type": "Simple",
         "num_inference_steps": 22, "guidance_scale": 4.5, "width": 192, "height": 128, "seed": 78, "batch_size": 1, "batch_count": 1,
         "refiner": "off", "hires": True, "hr_scale": 1.5, "hr_upscaler": "lanczos", "denoising_strength": 0.45, "subseed": 6,
-        "subseed_strength": 0.1,
+        "subseed_strength": 0.1, "tiling": "on", "freeu_on": True, "freeu_b1": 1.2, "freeu_b2": 1.4, "freeu_s1": 0.9, "freeu_s2": 0.2,
     }  # fmt: skip
     assert {k: state[f"studio_{k}"] for k in expected} == expected
     assert app.slider(key="studio_num_inference_steps").value == 22 and app.text_area(key="studio_prompt").value == "a lighthouse keeper"
@@ -246,6 +248,7 @@ def test_load_from_png_fills_the_controls(app, tmp_path):
     go(app)
     _, _, fields = parse_infotext(app.code[0].value)
     assert fields["Seed"] == "78" and fields["Steps"] == "22" and fields["Hires upscale"] == "1.5"
+    assert fields["Tiling"] == "True" and fields["FreeU"] == "b1=1.2,b2=1.4,s1=0.9,s2=0.2"
 
 
 def test_load_an_a1111_png(app):

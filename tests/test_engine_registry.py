@@ -67,6 +67,7 @@ def moded(files):
         "control": RenderRequest("a quay", controls=[f"canny:{files['init']}:0.8"], **SMALL),
         "reference": RenderRequest("a quay", reference=files["init"], **SMALL),
         "tiling": RenderRequest("a quay", tiling="on", **SMALL),
+        "freeu": RenderRequest("a quay", freeu="on", **SMALL),
     }
 
 
@@ -199,9 +200,9 @@ def test_sdxl_supports_every_feature_and_preview_accepts_every_request_as_a_labe
         check_request("auto", request)
     assert spec("sdxl").recorded_only == frozenset()
     # What preview.py draws: the init image (faded, on the outpainted canvas) and each mode's final
-    # size; the mask, variation seeds, the refiner, LoRAs, control units, references, blends and tiling are only written into the PNG.
+    # size; the mask, variation seeds, the refiner, LoRAs, control units, references, blends, tiling and FreeU are only written into the PNG.
     assert spec("preview").renders == {"img2img", "outpaint", "hires"}
-    assert spec("preview").recorded_only == {"inpaint", "variation", "refiner", "lora", "control", "reference", "blend", "tiling"}
+    assert spec("preview").recorded_only == {"inpaint", "variation", "refiner", "lora", "control", "reference", "blend", "tiling", "freeu"}
 
 
 def test_an_unsupported_feature_fails_before_the_engine_draws_anything(moded, monkeypatch, no_model):

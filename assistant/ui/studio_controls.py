@@ -15,7 +15,7 @@ from typing import Any
 
 import streamlit as st
 
-from imagegen import InvalidRequest, KeyartError, RenderRequest, presets, samplers, styles
+from imagegen import InvalidRequest, KeyartError, RenderRequest, freeu, presets, samplers, styles
 from imagegen.canvas import DIRECTIONS, default_size, hires_size
 from imagegen.request import HR_UPSCALERS, INPAINT_AREAS, MAX_SEED, REFINER_MODES, SDXL_SIZES, TILINGS
 
@@ -46,6 +46,8 @@ DEFAULTS: dict[str, Any] = FIELDS | {
     "ab_prompt": "",
     "hunt_count": 9,  # a 3x3 grid
     "size_preset": None,
+    "freeu_on": False,
+    **{f"freeu_{name}": value for name, value in freeu.SDXL.items()},  # what the sliders show when FreeU is switched on
 }
 UPSCALER_LABELS = {"latent": "Latent", "lanczos": "Lanczos"}
 AREA_LABELS = {"whole": "Whole picture", "masked": "Only masked"}
@@ -123,6 +125,11 @@ def controls(home: Path, service) -> None:
         b.slider("Switch at", 0.01, 0.99, step=0.01, key=K + "refiner_switch_at", help="The share of the steps the base model runs; 0.8 is usual")
         configured = getattr(service, "refiner", None)
         st.caption(f"Refiner: {configured}" if configured else "No refiner is configured (KEYART_SDXL_REFINER): Auto runs without one, On is an error.")
+    with st.expander("FreeU", icon=":material/tune:", expanded=state[K + "freeu_on"]):
+        st.toggle("Reweigh the UNet's deepest blocks", key=K + "freeu_on", help="FreeU: more structure and colour, less over-smoothing; no extra time")
+        a, b = st.columns(2)
+        for column, name, what in ((a, "b1", "Backbone"), (b, "b2", "Backbone"), (a, "s1", "Skip"), (b, "s2", "Skip")):
+            column.slider(f"{what} {name}", 0.05, 3.0, step=0.01, key=K + "freeu_" + name, help=f"The SDXL value is {freeu.SDXL[name]:g}")
     a, b, c, d = st.columns([3, 3, 4, 1], vertical_alignment="bottom")
     a.number_input("Width", 64, 2048, step=8, key=K + "width")
     b.number_input("Height", 64, 2048, step=8, key=K + "height")
@@ -208,6 +215,8 @@ def control_fields(*, hires: bool = True) -> dict[str, Any]:
     fields["style"] = None if style == styles.NO_STYLE else style
     if hires and state[K + "hires"]:
         fields |= {name: state[K + name] for name in HIRES}
+    if state[K + "freeu_on"]:
+        fields["freeu"] = freeu.text({name: state[K + "freeu_" + name] for name in freeu.FACTORS})
     return fields
 
 
@@ -319,5 +328,7 @@ def _control_values(request: RenderRequest, index: int) -> dict[str, Any]:
         "hires": request.hr_scale > 1,
         "hr_scale": request.hr_scale if request.hr_scale > 1 else DEFAULTS["hr_scale"],
         "outpaint": request.outpaint.split(",") if request.outpaint else [],
+        "freeu_on": request.freeu != "off",
+        **{f"freeu_{name}": value for name, value in (freeu.parse(request.freeu) or freeu.SDXL).items()},
     }
     return {name: float(v) if isinstance(DEFAULTS[name], float) else v for name, v in values.items()}

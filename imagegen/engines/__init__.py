@@ -37,7 +37,7 @@ class Engine(Protocol):
 
 # The table. `auto` is the rule over it: the first engine with auto=True that is configured, in this
 # order. What each engine supports was read from its render(): sdxl honours every feature; a1111
-# every one but the refiner (it needs a checkpoint name on the remote), ControlNet and IP-Adapter; openai edits (img2img,
+# every one but the refiner (it needs a checkpoint name on the remote), ControlNet, IP-Adapter, blends and FreeU (A1111 has none); openai edits (img2img,
 # inpaint, outpaint) but has no hires fix, variation seed, refiner or LoRA; preview accepts every
 # request sdxl does (a stand-in while no model is set: tests pin that it previews each mode) and
 # draws only the init image and each mode's final size, recording the rest in the PNG. openai is
@@ -64,7 +64,7 @@ ENGINE_SPECS: tuple[EngineSpec, ...] = (
         name="a1111",
         factory="imagegen.engines.a1111:A1111Engine.from_settings",
         description=f"a server with A1111's API (A1111, Forge, SD.Next, keyart) at {A1111_ENV}: all but the refiner",
-        supports=ALL_FEATURES - {"refiner", "control", "reference", "blend"},
+        supports=ALL_FEATURES - {"refiner", "control", "reference", "blend", "freeu"},
         needs=A1111_ENV,
         takes_settings=True,
         check="imagegen.engines.remote_http:check_a1111",

@@ -51,6 +51,7 @@ FEATURES: tuple[Feature, ...] = (
     Feature("reference", "reference images (IP-Adapter)", "reference (--reference)", ("reference", "reference_scale"), lambda r: r.reference is not None),
     Feature("blend", "blended prompts (interpolated conditioning)", "blend_prompt", ("blend_prompt", "blend"), lambda r: r.styled_blend is not None),
     Feature("tiling", "seamless tiling", "tiling='on' (--tiling)", ("tiling",), lambda r: r.tiling == "on"),
+    Feature("freeu", "FreeU", "freeu (--freeu)", ("freeu",), lambda r: r.freeu != "off"),
     Feature("lora", "LoRAs", "<lora:...> in the prompt", ("prompt", "negative_prompt"), lambda r: any(prompt_syntax.extract_loras(t)[1] for t in r.styled)),
 )  # fmt: skip
 ALL_FEATURES = frozenset(f.name for f in FEATURES)

@@ -27,8 +27,8 @@ from . import sdxl_control as control
 from . import sdxl_modes as modes
 from . import sdxl_reference as reference
 from . import sdxl_record as record
+from . import sdxl_freeu, sdxl_tiling
 from . import sdxl_speed as speedups
-from . import sdxl_tiling
 from .embeddings import Embeddings
 from .sdxl_prompt import chunk_count
 from .sdxl_schedule import BlendedPrompts, PassPrompts, RenderPrompts
@@ -41,7 +41,7 @@ log = logging.getLogger(__name__)
 # negatives, styles and seeds are per image.
 BATCHED_BY = (
     "width", "height", "num_inference_steps", "sampler", "schedule", "guidance_scale", "refiner", "refiner_switch_at",
-    "hr_scale", "hr_upscaler", "hr_second_pass_steps", "denoising_strength", "tiling",
+    "hr_scale", "hr_upscaler", "hr_second_pass_steps", "denoising_strength", "tiling", "freeu",
 )  # fmt: skip
 
 
@@ -295,8 +295,10 @@ class SDXLEngine:
             referenced = self.adapter.applied(self.base, request.reference, request.reference_scale, request.batch_size) if request.reference else nullcontext()
             # The IP-Adapter uses the attention's own q/k/v: fused projections step aside while it is in.
             lora_block = self.tuning.loras(self.base, tags or [], self.lora_dir)
-            tiling = sdxl_tiling.tiled([self.base.unet, self.base.vae, *([self.refiner.unet] if use_refiner else [])], request.tiling == "on")
-            with self.tuning.referenced(self.base, request.reference is not None), lora_block as lora_paths, referenced as embeds, tiling:
+            unets = [self.base.unet, *([self.refiner.unet] if use_refiner else [])]
+            tiling = sdxl_tiling.tiled([*unets, self.base.vae], request.tiling == "on")
+            reweighed = sdxl_freeu.applied(unets, request.freeu)
+            with self.tuning.referenced(self.base, request.reference is not None), lora_block as lora_paths, referenced as embeds, tiling, reweighed:
                 loras_used = lora.lora_infotext(tags or [], lora_paths)
                 # Inside: a LoRA's text-encoder part counts.
                 call_prompts = {}
