@@ -50,6 +50,28 @@ def test_fast_gives_the_standard_image_in_every_mode(engines, tmp_path):
     assert fast.base.unet.attn_processors and all(type(p).__name__.startswith("Fused") for p in fast.base.unet.attn_processors.values())
 
 
+def test_fast_gives_the_standard_image_with_tiling_freeu_and_an_embedding(engines, tmp_path):
+    # channels_last and fused projections under circular padding, FreeU's reweighed blocks and an
+    # embedding's vectors in the text encoders: the same image as standard.
+    from safetensors.torch import save_file
+
+    from imagegen.engines.embeddings import Embeddings
+
+    standard, fast = engines
+    widths = (standard.base.text_encoder.config.hidden_size, standard.base.text_encoder_2.config.hidden_size)
+    generator = torch.Generator().manual_seed(4)
+    save_file({key: torch.randn(2, w, generator=generator) for key, w in zip(("clip_l", "clip_g"), widths)}, str(tmp_path / "glow.safetensors"))
+    for engine in engines:
+        engine.embeddings = Embeddings(tmp_path)
+    try:
+        cases = (("a lighthouse keeper", dict(tiling="on")), ("a lighthouse keeper", dict(freeu="on", refiner="on")), ("a glow keeper", dict(negative_prompt="glow")))
+        for prompt, fields in cases:
+            assert np.abs(pixels(standard, prompt, **fields) - pixels(fast, prompt, **fields)).max() <= TOLERANCE, fields
+    finally:
+        for engine in engines:
+            engine.embeddings = Embeddings(None)
+
+
 def test_a_lora_is_merged_for_its_render_and_a_reference_runs_unfused(engines, tmp_path):
     standard, fast = engines
     before = {name: p.detach().clone() for name, p in fast.base.unet.named_parameters()}
