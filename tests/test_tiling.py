@@ -1,5 +1,5 @@
 """Seamless tiling (A1111's Tiling, `tiling="on"`, --tiling) on the tiny SDXL: the render is the
-same picture on a torus, recorded as A1111 writes it, taken from A1111's API body, and gone again
+same picture on a torus, recorded as A1111 writes it, read from A1111's API body, and gone again
 after the render."""
 
 import json

@@ -60,6 +60,7 @@ class Embeddings:
         self._pattern: re.Pattern | None = None
         self._headers: dict[tuple, Any] = {}  # (path, size, mtime) -> what _read_header found
         self._tensors: dict[tuple[Path, int, int], dict[str, Any]] = {}
+        self._hashes: dict[tuple[Path, int, int], str] = {}  # (path, size, mtime) -> short SHA-256
 
     # -- the folder ---------------------------------------------------------------------------
 
@@ -149,11 +150,20 @@ class Embeddings:
     def records(self, texts: list[str]) -> tuple[dict[str, str], list[dict[str, Any]]]:
         """What an image records of the embeddings `texts` name: A1111's `TI hashes` field ({} for none;
         unquoted, as lora_infotext) and the lineage's list (name, file, vectors, hash)."""
-        used = [(e, hashes.file_sha256(e.path)[:SHORT]) for e in self.used(texts)]
+        used = [(e, self._short_hash(e)) for e in self.used(texts)]
         if not used:
             return {}, []
         field = ", ".join(f"{e.name.translate(str.maketrans('', '', ':,'))}: {short}" for e, short in used)
         return {"TI hashes": field}, [{"name": e.name, "file": e.path.name, "vectors": e.vectors, "hash": short} for e, short in used]
+
+
+    def _short_hash(self, embedding: Embedding) -> str:
+        """The file's short SHA-256: read from the hash cache once per version of the file, then kept here."""
+        stamp = (embedding.path, *_stamp(embedding.path))
+        if stamp not in self._hashes:
+            self._hashes = {k: v for k, v in self._hashes.items() if k[0] != embedding.path}
+            self._hashes[stamp] = hashes.file_sha256(embedding.path)[:SHORT]
+        return self._hashes[stamp]
 
 
 def _stamp(path: Path) -> tuple[int, int]:
